@@ -1,0 +1,212 @@
+// Package index owns the fdfsfs namespace: inodes, directory entries, the
+// content each file name points at (a FastDFS file ID), and the journal of
+// FastDFS files that must be deleted unless a name claims them.
+//
+// The namespace is engine-neutral: Index is the one interface the FUSE layer
+// sees. Badger (one host) implements it in badger.go; a shared engine such as
+// Redis implements the same contract so that several mount hosts see one tree.
+//
+// Index must never talk to FastDFS: file IDs are opaque strings here. Deleting
+// FastDFS files is the caller's job; the index only records which ones are due.
+package index
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Ino is an inode number. It is allocated by the index, never reused, and
+// stable across remounts.
+type Ino uint64
+
+// RootIno is the mount root. Its children are the FastDFS group directories.
+const RootIno Ino = 1
+
+// Kind is what an inode holds.
+type Kind uint8
+
+const (
+	KindFile Kind = iota + 1
+	KindDir
+	KindSymlink
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindFile:
+		return "file"
+	case KindDir:
+		return "dir"
+	case KindSymlink:
+		return "symlink"
+	}
+	return "unknown"
+}
+
+// Attr is everything the index keeps about one inode.
+type Attr struct {
+	Ino   Ino
+	Kind  Kind
+	Mode  uint32 // permission bits only (07777); the type comes from Kind
+	Uid   uint32
+	Gid   uint32
+	Nlink uint32
+	Size  int64
+	Atime time.Time
+	Mtime time.Time
+	Ctime time.Time
+
+	// FileID is the FastDFS file holding the content ("" for an empty file,
+	// a directory or a symlink). Appender is true when FileID is a FastDFS
+	// appender file, which can be appended to, modified and truncated in place.
+	FileID   string
+	Appender bool
+	// Gen is bumped on every content change (including in-place changes to an
+	// appender file, whose FileID stays the same). Caches key on (FileID, Gen).
+	Gen uint64
+
+	// Target is the symlink target (KindSymlink only).
+	Target string
+}
+
+// Entry is one directory entry with the attributes of the inode it names, as
+// a directory scan returns it (readdirplus needs both).
+type Entry struct {
+	Name string
+	Attr Attr
+}
+
+// SetAttrIn says which attributes SetAttr changes: a nil field is left alone.
+// Size here changes only the recorded size; content changes go through
+// SetContent.
+type SetAttrIn struct {
+	Mode  *uint32
+	Uid   *uint32
+	Gid   *uint32
+	Atime *time.Time
+	Mtime *time.Time
+	Ctime *time.Time
+}
+
+// Content is a new content version for a file.
+type Content struct {
+	FileID   string
+	Appender bool
+	Size     int64
+	Mtime    time.Time
+}
+
+// PendingReason says why a FastDFS file is in the journal.
+type PendingReason uint8
+
+const (
+	// PendingUpload: uploaded (or being uploaded), not yet claimed by a name.
+	// SetContent with this file ID removes the entry in the same transaction.
+	PendingUpload PendingReason = iota + 1
+	// PendingDelete: no longer referenced; delete it from FastDFS.
+	PendingDelete
+)
+
+// Pending is one journal entry: a FastDFS file that must be deleted unless a
+// name claims it.
+type Pending struct {
+	FileID  string
+	Reason  PendingReason
+	Session string // the mount session that wrote it (shared engines)
+	Since   time.Time
+}
+
+// Rename flags, as in renameat2(2).
+const (
+	RenameNoReplace uint32 = 1 << 0
+	RenameExchange  uint32 = 1 << 1
+)
+
+// Errors the index returns. The FUSE layer maps them to errnos in one place.
+var (
+	ErrNotFound = errors.New("index: not found")  // ENOENT
+	ErrExists   = errors.New("index: exists")     // EEXIST
+	ErrNotEmpty = errors.New("index: not empty")  // ENOTEMPTY
+	ErrNotDir   = errors.New("index: not a dir")  // ENOTDIR
+	ErrIsDir    = errors.New("index: is a dir")   // EISDIR
+	ErrInvalid  = errors.New("index: invalid")    // EINVAL (e.g. rename a dir into itself)
+	ErrClosed   = errors.New("index: closed")     // EIO
+	ErrCorrupt  = errors.New("index: corrupt")    // EIO
+	ErrNameLen  = errors.New("index: name long")  // ENAMETOOLONG
+	ErrReadOnly = errors.New("index: read-only")  // EROFS
+)
+
+// MaxNameLen is the longest name accepted, in bytes, as on Linux.
+const MaxNameLen = 255
+
+// Index is the namespace. Every method that changes more than one key does so
+// atomically. Methods are safe for concurrent use.
+type Index interface {
+	// Lookup finds name in directory parent.
+	Lookup(ctx context.Context, parent Ino, name string) (Attr, error)
+	// GetAttr reads one inode. Orphaned inodes (Nlink 0, not yet purged) are
+	// still readable.
+	GetAttr(ctx context.Context, ino Ino) (Attr, error)
+	// ReadDir lists a directory in name order with each entry's attributes,
+	// from one scan. "." and ".." are not included.
+	ReadDir(ctx context.Context, parent Ino) ([]Entry, error)
+
+	// Create makes a new inode of attr.Kind named name in parent (attr.Ino
+	// and Nlink are assigned by the index; Nlink is 1, or 2 for a directory).
+	// It returns ErrExists if the name is taken.
+	Create(ctx context.Context, parent Ino, name string, attr Attr) (Attr, error)
+	// Link adds another name for a file or symlink (not a directory).
+	Link(ctx context.Context, ino Ino, newParent Ino, newName string) (Attr, error)
+	// Unlink removes a non-directory name and returns the inode as it is
+	// afterwards. When Nlink reaches 0 the inode stays as an orphan until
+	// Purge, so that open handles keep working.
+	Unlink(ctx context.Context, parent Ino, name string) (Attr, error)
+	// Rmdir removes an empty directory (ErrNotEmpty otherwise).
+	Rmdir(ctx context.Context, parent Ino, name string) error
+	// Rename moves a name, atomically. An existing target file loses that
+	// name (and becomes an orphan if it was its last); an existing target
+	// directory must be empty. The returned Attr, if not nil, is the replaced
+	// inode as it is afterwards.
+	Rename(ctx context.Context, oldParent Ino, oldName string, newParent Ino, newName string, flags uint32) (replaced *Attr, err error)
+
+	// SetAttr changes mode, owner and times.
+	SetAttr(ctx context.Context, ino Ino, in SetAttrIn) (Attr, error)
+	// SetContent points a file at new content and bumps Gen. In the same
+	// transaction: c.FileID's PendingUpload entry (if any) is removed, and the
+	// previous FileID, if different and not "", becomes PendingDelete.
+	SetContent(ctx context.Context, ino Ino, c Content) (Attr, error)
+
+	// Purge deletes an orphaned inode (Nlink 0); its FileID becomes
+	// PendingDelete in the same transaction. Purging a linked inode is a no-op.
+	Purge(ctx context.Context, ino Ino) error
+	// Orphans lists inodes with Nlink 0 (to purge after a crash).
+	Orphans(ctx context.Context) ([]Ino, error)
+
+	// AddPending records a FastDFS file that must be deleted unless claimed.
+	AddPending(ctx context.Context, p Pending) error
+	// RemovePending drops a journal entry (after the file was deleted).
+	RemovePending(ctx context.Context, fileID string) error
+	// ListPending lists the journal.
+	ListPending(ctx context.Context) ([]Pending, error)
+
+	// Dump writes the whole namespace and journal in an engine-neutral
+	// format; Load replaces an empty index with such a dump.
+	Dump(ctx context.Context, w io.Writer) error
+	Load(ctx context.Context, r io.Reader) error
+
+	// Changes delivers notices of changes made by other mount hosts (shared
+	// engines). A single-host engine returns nil.
+	Changes() <-chan Change
+
+	Close() error
+}
+
+// Change is a notice that another host changed something, so cached entries
+// and content must be dropped.
+type Change struct {
+	Parent Ino    // directory whose entry Name changed (0 if none)
+	Name   string //
+	Ino    Ino    // inode whose attributes or content changed (0 if none)
+}
