@@ -126,16 +126,16 @@ const (
 
 // Errors the index returns. The FUSE layer maps them to errnos in one place.
 var (
-	ErrNotFound = errors.New("index: not found")  // ENOENT
-	ErrExists   = errors.New("index: exists")     // EEXIST
-	ErrNotEmpty = errors.New("index: not empty")  // ENOTEMPTY
-	ErrNotDir   = errors.New("index: not a dir")  // ENOTDIR
-	ErrIsDir    = errors.New("index: is a dir")   // EISDIR
-	ErrInvalid  = errors.New("index: invalid")    // EINVAL (e.g. rename a dir into itself)
-	ErrClosed   = errors.New("index: closed")     // EIO
-	ErrCorrupt  = errors.New("index: corrupt")    // EIO
-	ErrNameLen  = errors.New("index: name long")  // ENAMETOOLONG
-	ErrReadOnly = errors.New("index: read-only")  // EROFS
+	ErrNotFound = errors.New("index: not found") // ENOENT
+	ErrExists   = errors.New("index: exists")    // EEXIST
+	ErrNotEmpty = errors.New("index: not empty") // ENOTEMPTY
+	ErrNotDir   = errors.New("index: not a dir") // ENOTDIR
+	ErrIsDir    = errors.New("index: is a dir")  // EISDIR
+	ErrInvalid  = errors.New("index: invalid")   // EINVAL (e.g. rename a dir into itself)
+	ErrClosed   = errors.New("index: closed")    // EIO
+	ErrCorrupt  = errors.New("index: corrupt")   // EIO
+	ErrNameLen  = errors.New("index: name long") // ENAMETOOLONG
+	ErrReadOnly = errors.New("index: read-only") // EROFS
 )
 
 // MaxNameLen is the longest name accepted, in bytes, as on Linux.
