@@ -1,0 +1,714 @@
+// Package cache owns fdfsfs's local data: an on-disk block cache that reads
+// objects through a caller-supplied Fetcher, per-handle readahead, and sparse
+// staging files for writes that arrive out of order.
+//
+// It never talks to FastDFS and never imports other fdfsfs packages: the only
+// way in is the Fetcher interface. It never keeps file contents in memory
+// beyond the blocks being fetched right now, and it never exits the process.
+package cache
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultBlockSize       = 1 << 20
+	DefaultMaxBytes        = 1 << 30
+	DefaultReadaheadBlocks = 16
+	DefaultMaxPrefetch     = 8
+)
+
+// touchInterval is how stale a block's mtime may get before a hit rewrites
+// it. The mtime only matters for rebuilding the LRU order at the next Open, so
+// touching at most once a minute keeps a syscall off most hits.
+const touchInterval = time.Minute
+
+// ErrClosed is returned by reads on a closed Cache.
+var ErrClosed = errors.New("cache: closed")
+
+// Options configure a Cache. The zero value of each field picks its default.
+type Options struct {
+	// MaxBytes bounds the bytes of cached blocks on disk (--cache-size).
+	// Staging files are not counted.
+	MaxBytes int64
+	// BlockSize is the unit of fetching and caching. Blocks cached with
+	// another block size are discarded at Open.
+	BlockSize int
+	// ReadaheadBlocks is the largest window a sequential Reader keeps fetched
+	// ahead of itself. Negative turns readahead off.
+	ReadaheadBlocks int
+	// MaxPrefetch bounds the readahead fetches running at once, across all
+	// Readers of the Cache.
+	MaxPrefetch int
+	// Logger receives debug and warning records; nil discards them.
+	Logger *slog.Logger
+}
+
+// Stats is a snapshot of a Cache's counters.
+type Stats struct {
+	Hits         int64 // block lookups by reads answered from disk
+	Misses       int64 // block lookups by reads that needed a fetch (or joined one)
+	Fetches      int64 // blocks fetched, by reads or readahead
+	FetchedBytes int64 // bytes those fetches brought in
+	Prefetches   int64 // fetches started by readahead
+	Evictions    int64 // blocks dropped to stay under MaxBytes
+	Bytes        int64 // bytes of blocks on disk now
+	Blocks       int64 // blocks on disk now
+	InFlight     int   // fetches under way now
+}
+
+// blockID names one block: the hash of its object's key and its index.
+type blockID struct {
+	obj string // objectID of the key
+	idx int64
+}
+
+// entry is one block on disk.
+type entry struct {
+	id      blockID
+	size    int64
+	touched time.Time // the mtime last written to the block's file
+	elem    *list.Element
+}
+
+// flight is one fetch of a block; every reader wanting the block while it is
+// under way waits on the same flight.
+type flight struct {
+	id     blockID
+	done   chan struct{} // closed once data or err is set
+	data   []byte
+	err    error
+	cancel context.CancelFunc
+
+	waiters int  // guarded by Cache.mu; the fetch is cancelled when it drops to 0
+	dropped bool // guarded by Cache.mu; set by Invalidate so the result is not kept
+}
+
+// Cache is an on-disk block cache. It is safe for concurrent use.
+//
+// Layout of dir:
+//
+//	LOCK                         flock held while open; one process per dir
+//	blocks-<blocksize>/<hh>/<objectID>.<index>   one file per block
+//	tmp/                         blocks being written, renamed into place
+//	staging/                     unlinked staging files (see Stage)
+//
+// objectID is the first 128 bits of SHA-256 of the object key in hex; hh is
+// its first two digits. A block file holds exactly the block's bytes; its
+// mtime is (roughly) its last use, which orders the LRU after a remount.
+type Cache struct {
+	dir             string
+	blockDir        string
+	tmpDir          string
+	stageDir        string
+	blockSize       int64
+	maxBytes        int64
+	readaheadBlocks int
+	prefetchSlots   chan struct{} // a semaphore bounding readahead fetches
+	log             *slog.Logger
+	lock            *os.File
+
+	ctx    context.Context // cancelled by Close; parent of every fetch
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // fetch and prefetch goroutines
+
+	hits, misses, fetches, fetchedBytes, prefetches, evictions atomic.Int64
+
+	mu      sync.Mutex
+	closed  bool                        // mu
+	lru     list.List                   // mu; *entry, most recently used first
+	blocks  map[blockID]*entry          // mu
+	objects map[string]map[int64]*entry // mu; by objectID, for Invalidate
+	flights map[blockID]*flight         // mu
+	bytes   int64                       // mu; sum of entry sizes
+}
+
+// Open opens (creating if needed) the cache in dir and rebuilds its LRU from
+// the blocks already there, oldest mtime first, evicting down to MaxBytes.
+func Open(dir string, opts Options) (*Cache, error) {
+	if opts.BlockSize < 0 || opts.MaxBytes < 0 || opts.MaxPrefetch < 0 {
+		return nil, fmt.Errorf("cache: negative option in %+v", opts)
+	}
+	c := &Cache{
+		dir:             dir,
+		blockSize:       int64(opts.BlockSize),
+		maxBytes:        opts.MaxBytes,
+		readaheadBlocks: opts.ReadaheadBlocks,
+		log:             opts.Logger,
+		blocks:          make(map[blockID]*entry),
+		objects:         make(map[string]map[int64]*entry),
+		flights:         make(map[blockID]*flight),
+	}
+	if c.blockSize == 0 {
+		c.blockSize = DefaultBlockSize
+	}
+	if c.maxBytes == 0 {
+		c.maxBytes = DefaultMaxBytes
+	}
+	if c.readaheadBlocks == 0 {
+		c.readaheadBlocks = DefaultReadaheadBlocks
+	}
+	maxPrefetch := opts.MaxPrefetch
+	if maxPrefetch == 0 {
+		maxPrefetch = DefaultMaxPrefetch
+	}
+	c.prefetchSlots = make(chan struct{}, maxPrefetch)
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.blockDir = filepath.Join(dir, "blocks-"+strconv.FormatInt(c.blockSize, 10))
+	c.tmpDir = filepath.Join(dir, "tmp")
+	c.stageDir = filepath.Join(dir, "staging")
+
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	c.lock = lock
+	if err := c.prepareDirs(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if err := c.rebuild(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.log.Info("block cache opened", "dir", dir, "blocks", len(c.blocks), "bytes", c.bytes,
+		"max_bytes", c.maxBytes, "block_size", c.blockSize)
+	return c, nil
+}
+
+// lockDir takes an exclusive flock on dir/LOCK: two processes sharing a cache
+// dir would each believe they alone account for its size.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("cache: %s is in use by another process", dir)
+		}
+		return nil, fmt.Errorf("cache: lock %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// prepareDirs clears what a previous run may have left half done and drops
+// blocks cut with a different block size.
+func (c *Cache) prepareDirs() error {
+	names, err := os.ReadDir(c.dir)
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	for _, d := range names {
+		path := filepath.Join(c.dir, d.Name())
+		if strings.HasPrefix(d.Name(), "blocks-") && path != c.blockDir {
+			c.log.Info("dropping blocks cached with another block size", "dir", path)
+			if err := os.RemoveAll(path); err != nil {
+				return fmt.Errorf("cache: %w", err)
+			}
+		}
+	}
+	for _, dir := range []string{c.tmpDir, c.stageDir} {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("cache: %w", err)
+		}
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return fmt.Errorf("cache: %w", err)
+		}
+	}
+	// The 256 subdirectories appear as blocks land in them: making them all
+	// up front costs a noticeable part of a second on some file systems.
+	if err := os.MkdirAll(c.blockDir, 0o700); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	return nil
+}
+
+// rebuild loads the blocks on disk into the LRU, least recently used last.
+func (c *Cache) rebuild() error {
+	var found []*entry
+	subs, err := os.ReadDir(c.blockDir)
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	for _, s := range subs {
+		sub := filepath.Join(c.blockDir, s.Name())
+		if !s.IsDir() || !isBlockSubdir(s.Name()) {
+			c.log.Warn("removing stray file from the block cache", "path", sub)
+			os.RemoveAll(sub)
+			continue
+		}
+		names, err := os.ReadDir(sub)
+		if err != nil {
+			return fmt.Errorf("cache: %w", err)
+		}
+		for _, d := range names {
+			path := filepath.Join(sub, d.Name())
+			id, ok := parseBlockName(d.Name())
+			info, err := d.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("cache: %w", err)
+			}
+			if !ok || id.obj[:2] != filepath.Base(sub) || !info.Mode().IsRegular() {
+				c.log.Warn("removing stray file from the block cache", "path", path)
+				os.RemoveAll(path)
+				continue
+			}
+			found = append(found, &entry{id: id, size: info.Size(), touched: info.ModTime()})
+		}
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].touched.Before(found[j].touched) })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range found {
+		c.insertLocked(e.id, e.size, e.touched)
+	}
+	c.evictLocked()
+	return nil
+}
+
+func isBlockSubdir(name string) bool {
+	return len(name) == 2 && isLowerHex(name)
+}
+
+func isLowerHex(s string) bool {
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// objectID is the name a key's blocks are stored under.
+func objectID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
+}
+
+func blockName(id blockID) string {
+	return id.obj + "." + strconv.FormatInt(id.idx, 10)
+}
+
+// parseBlockName reverses blockName; ok is false for anything else.
+func parseBlockName(name string) (id blockID, ok bool) {
+	obj, idx, found := strings.Cut(name, ".")
+	if !found || len(obj) != 32 || !isLowerHex(obj) {
+		return blockID{}, false
+	}
+	n, err := strconv.ParseInt(idx, 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != idx {
+		return blockID{}, false
+	}
+	return blockID{obj: obj, idx: n}, true
+}
+
+func (c *Cache) blockPath(id blockID) string {
+	return filepath.Join(c.blockDir, id.obj[:2], blockName(id))
+}
+
+// BlockSize is the size of every block but an object's last.
+func (c *Cache) BlockSize() int { return int(c.blockSize) }
+
+// blockLen is the length of block idx of an object of the given size.
+func (c *Cache) blockLen(size, idx int64) int64 {
+	return min(c.blockSize, size-idx*c.blockSize)
+}
+
+// Close stops every fetch, waits for their goroutines, and releases the
+// directory. Blocks stay on disk for the next Open.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	return c.lock.Close()
+}
+
+// Stats returns the current counters.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	bytes, blocks, inFlight := c.bytes, int64(len(c.blocks)), len(c.flights)
+	c.mu.Unlock()
+	return Stats{
+		Hits:         c.hits.Load(),
+		Misses:       c.misses.Load(),
+		Fetches:      c.fetches.Load(),
+		FetchedBytes: c.fetchedBytes.Load(),
+		Prefetches:   c.prefetches.Load(),
+		Evictions:    c.evictions.Load(),
+		Bytes:        bytes,
+		Blocks:       blocks,
+		InFlight:     inFlight,
+	}
+}
+
+// Invalidate drops every cached block of the object with this key, and makes
+// fetches of it under way forget their result once their readers have it.
+func (c *Cache) Invalidate(key string) {
+	obj := objectID(key)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.objects[obj] {
+		c.removeLocked(e)
+	}
+	for id, f := range c.flights {
+		if id.obj == obj {
+			f.dropped = true
+		}
+	}
+}
+
+// ReadAt reads len(p) bytes of obj at off through the cache, fetching the
+// blocks that are missing (in parallel when p spans several). Like
+// io.ReaderAt it returns io.EOF when the read reaches past obj.Size; an empty
+// object is answered without fetching anything.
+func (c *Cache) ReadAt(ctx context.Context, obj Object, p []byte, off int64) (int, error) {
+	if err := obj.validate(); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("cache: read of %q at negative offset %d", obj.Key, off)
+	}
+	if off >= obj.Size {
+		return 0, io.EOF
+	}
+	want := p
+	if rest := obj.Size - off; int64(len(want)) > rest {
+		want = want[:rest]
+	}
+	if len(want) == 0 {
+		return 0, nil
+	}
+	if err := c.readBlocks(ctx, obj, want, off); err != nil {
+		return 0, err
+	}
+	if len(want) < len(p) {
+		return len(want), io.EOF
+	}
+	return len(want), nil
+}
+
+// pendingCopy is a part of a read waiting for a block's fetch.
+type pendingCopy struct {
+	f      *flight
+	dst    []byte
+	offset int64 // of dst[0] within the block
+}
+
+// readBlocks fills want (non-empty, inside the object) from off.
+func (c *Cache) readBlocks(ctx context.Context, obj Object, want []byte, off int64) error {
+	id := objectID(obj.Key)
+	end := off + int64(len(want))
+	var pending []pendingCopy
+	defer func() {
+		for _, pc := range pending {
+			c.leave(pc.f)
+		}
+	}()
+	for idx := off / c.blockSize; idx*c.blockSize < end; idx++ {
+		start := idx * c.blockSize
+		length := c.blockLen(obj.Size, idx)
+		lo, hi := max(off, start), min(end, start+length)
+		dst := want[lo-off : hi-off]
+		bid := blockID{obj: id, idx: idx}
+		f, err := c.lookup(obj, bid, length, dst, lo-start)
+		if err != nil {
+			return err
+		}
+		if f != nil {
+			pending = append(pending, pendingCopy{f: f, dst: dst, offset: lo - start})
+		}
+	}
+	for _, pc := range pending {
+		select {
+		case <-pc.f.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if pc.f.err != nil {
+			return pc.f.err
+		}
+		copy(pc.dst, pc.f.data[pc.offset:])
+	}
+	return nil
+}
+
+// lookup fills dst from the cached block, or returns the flight that will
+// bring the block in (joined, so the caller must leave it).
+func (c *Cache) lookup(obj Object, bid blockID, length int64, dst []byte, offset int64) (*flight, error) {
+	// A block can land on disk between the miss and the join; look again
+	// then rather than fetch it twice. Each retry follows a real change, so
+	// a few suffice; the last attempt fetches regardless.
+	for attempt := 0; ; attempt++ {
+		if c.readCached(bid, length, dst, offset) {
+			c.hits.Add(1)
+			return nil, nil
+		}
+		f, err := c.join(obj, bid, length, attempt < 2)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			c.misses.Add(1)
+			return f, nil
+		}
+	}
+}
+
+// readCached fills dst from the block's file at offset if it is cached and
+// whole. A vanished or short file is dropped from the index.
+func (c *Cache) readCached(bid blockID, length int64, dst []byte, offset int64) bool {
+	c.mu.Lock()
+	e := c.blocks[bid]
+	if e == nil || c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if e.size != length {
+		c.log.Warn("dropping cached block of unexpected size", "block", blockName(bid), "size", e.size, "want", length)
+		c.removeLocked(e)
+		c.mu.Unlock()
+		return false
+	}
+	c.lru.MoveToFront(e.elem)
+	now := time.Now()
+	touch := now.Sub(e.touched) > touchInterval
+	if touch {
+		e.touched = now
+	}
+	c.mu.Unlock()
+
+	path := c.blockPath(bid)
+	file, err := os.Open(path)
+	if err == nil {
+		var n int
+		n, err = file.ReadAt(dst, offset)
+		file.Close()
+		if err == io.EOF && n == len(dst) {
+			err = nil
+		}
+	}
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.log.Warn("dropping unreadable cached block", "path", path, "err", err)
+		}
+		c.mu.Lock()
+		if c.blocks[bid] == e {
+			c.removeLocked(e)
+		}
+		c.mu.Unlock()
+		return false
+	}
+	if touch {
+		os.Chtimes(path, now, now)
+	}
+	return true
+}
+
+// join returns the flight fetching bid, starting one if there is none. When
+// mayBeCached is set and the block is on disk by now, it returns nil so the
+// caller reads it from there.
+func (c *Cache) join(obj Object, bid blockID, length int64, mayBeCached bool) (*flight, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if f := c.flights[bid]; f != nil {
+		f.waiters++
+		return f, nil
+	}
+	if mayBeCached && c.blocks[bid] != nil {
+		return nil, nil
+	}
+	return c.startLocked(obj, bid, length), nil
+}
+
+// startLocked starts fetching a block, with one waiter.
+func (c *Cache) startLocked(obj Object, bid blockID, length int64) *flight {
+	ctx, cancel := context.WithCancel(c.ctx)
+	f := &flight{id: bid, done: make(chan struct{}), cancel: cancel, waiters: 1}
+	c.flights[bid] = f
+	c.wg.Add(1)
+	go c.fetch(ctx, obj, bid, length, f)
+	return f
+}
+
+// leave drops one waiter from f. The last waiter to leave a fetch that is
+// still under way cancels it and unhooks it, so that a later reader starts
+// afresh instead of joining a doomed fetch.
+func (c *Cache) leave(f *flight) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f.waiters--
+	if f.waiters > 0 {
+		return
+	}
+	select {
+	case <-f.done:
+		return
+	default:
+	}
+	f.cancel()
+	if c.flights[f.id] == f {
+		delete(c.flights, f.id)
+	}
+}
+
+// fetch runs one flight: fetch the block, hand it to the waiters, then store
+// it on disk and in the LRU.
+func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64, f *flight) {
+	defer c.wg.Done()
+	defer f.cancel()
+	off := bid.idx * c.blockSize
+	w := &blockWriter{buf: make([]byte, length)}
+	n, err := obj.Fetch.FetchRange(ctx, off, length, w)
+	if err == nil && (n != length || w.n != int(length)) {
+		err = fmt.Errorf("fetched %d bytes, want %d: %w", w.n, length, io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		f.err = fmt.Errorf("cache: fetch %q at %d: %w", obj.Key, off, err)
+		c.mu.Lock()
+		if c.flights[bid] == f {
+			delete(c.flights, bid)
+		}
+		c.mu.Unlock()
+		close(f.done)
+		c.log.Debug("block fetch failed", "key", obj.Key, "block", bid.idx, "err", err)
+		return
+	}
+	c.fetches.Add(1)
+	c.fetchedBytes.Add(length)
+	f.data = w.buf
+	close(f.done)
+
+	// Readers of this block keep finding the flight (and its data) until the
+	// block is in the LRU, so nobody fetches it again meanwhile.
+	path, storeErr := c.writeBlock(bid, w.buf)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.flights[bid] == f {
+		delete(c.flights, bid)
+	}
+	if storeErr != nil {
+		c.log.Warn("cannot store fetched block", "key", obj.Key, "block", bid.idx, "err", storeErr)
+		return
+	}
+	if f.dropped {
+		os.Remove(path)
+		return
+	}
+	c.insertLocked(bid, length, time.Now())
+	c.evictLocked()
+}
+
+// writeBlock writes a block to a temporary file and renames it into place,
+// so a block file is always whole.
+func (c *Cache) writeBlock(bid blockID, data []byte) (string, error) {
+	tmp, err := os.CreateTemp(c.tmpDir, "block-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	path := c.blockPath(bid)
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err = os.Mkdir(filepath.Dir(path), 0o700); err == nil || errors.Is(err, fs.ErrExist) {
+				err = os.Rename(tmp.Name(), path)
+			}
+		}
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return path, nil
+}
+
+// insertLocked records a block on disk as most recently used.
+func (c *Cache) insertLocked(bid blockID, size int64, touched time.Time) {
+	if e := c.blocks[bid]; e != nil {
+		c.bytes += size - e.size
+		e.size, e.touched = size, touched
+		c.lru.MoveToFront(e.elem)
+		return
+	}
+	e := &entry{id: bid, size: size, touched: touched}
+	e.elem = c.lru.PushFront(e)
+	c.blocks[bid] = e
+	byIdx := c.objects[bid.obj]
+	if byIdx == nil {
+		byIdx = make(map[int64]*entry)
+		c.objects[bid.obj] = byIdx
+	}
+	byIdx[bid.idx] = e
+	c.bytes += size
+}
+
+// removeLocked forgets a block and deletes its file. The unlink happens under
+// the lock so that it can never remove a newer file renamed into the same
+// place.
+func (c *Cache) removeLocked(e *entry) {
+	c.lru.Remove(e.elem)
+	delete(c.blocks, e.id)
+	if byIdx := c.objects[e.id.obj]; byIdx != nil {
+		delete(byIdx, e.id.idx)
+		if len(byIdx) == 0 {
+			delete(c.objects, e.id.obj)
+		}
+	}
+	c.bytes -= e.size
+	if err := os.Remove(c.blockPath(e.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.log.Warn("cannot remove cached block", "err", err)
+	}
+}
+
+// evictLocked drops least recently used blocks until the cache fits.
+func (c *Cache) evictLocked() {
+	for c.bytes > c.maxBytes {
+		back := c.lru.Back()
+		if back == nil {
+			return
+		}
+		c.removeLocked(back.Value.(*entry))
+		c.evictions.Add(1)
+	}
+}

@@ -1,0 +1,525 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const testBlock = 4096
+
+func openTest(t *testing.T, dir string, opts Options) *Cache {
+	t.Helper()
+	if opts.BlockSize == 0 {
+		opts.BlockSize = testBlock
+	}
+	c, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// diskBlocks walks the block directories and returns the size of every block
+// file by name.
+func diskBlocks(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	found := make(map[string]int64)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if d.Type().IsRegular() && strings.HasPrefix(rel, "blocks-") {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			found[d.Name()] = info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+func diskBytes(t *testing.T, dir string) int64 {
+	var sum int64
+	for _, n := range diskBlocks(t, dir) {
+		sum += n
+	}
+	return sum
+}
+
+// settle waits until every fetch has stored its block: a read returns as
+// soon as its bytes are fetched, a moment before they are on disk.
+func settle(t *testing.T, c *Cache) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Stats().InFlight != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("fetches never settled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func mustRead(t *testing.T, c *Cache, obj Object, off, length int64) {
+	t.Helper()
+	p := make([]byte, length)
+	n, err := c.ReadAt(context.Background(), obj, p, off)
+	if err != nil && err != io.EOF {
+		t.Fatalf("ReadAt(%d, %d): %v", off, length, err)
+	}
+	if !bytes.Equal(p[:n], content(off, int64(n))) {
+		t.Fatalf("ReadAt(%d, %d): wrong bytes", off, length)
+	}
+}
+
+func TestReadAtMatchesObject(t *testing.T) {
+	const size = 5*testBlock + 1000 // the last block is short
+	tests := []struct {
+		name      string
+		off, len  int64
+		wantN     int
+		wantEOF   bool
+		wantFetch []fetchCall
+	}{
+		{"inside first block", 10, 100, 100, false, []fetchCall{{0, testBlock}}},
+		{"whole block", testBlock, testBlock, testBlock, false, []fetchCall{{testBlock, testBlock}}},
+		{"across a boundary", testBlock - 5, 10, 10, false, []fetchCall{{0, testBlock}, {testBlock, testBlock}}},
+		{"three blocks", 1, 2 * testBlock, 2 * testBlock, false,
+			[]fetchCall{{0, testBlock}, {testBlock, testBlock}, {2 * testBlock, testBlock}}},
+		{"short last block", 5 * testBlock, 1000, 1000, false, []fetchCall{{5 * testBlock, 1000}}},
+		{"past the end", size - 10, 100, 10, true, []fetchCall{{5 * testBlock, 1000}}},
+		{"at the end", size, 100, 0, true, nil},
+		{"far past the end", 10 * size, 100, 0, true, nil},
+		{"empty read", 100, 0, 0, false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := openTest(t, t.TempDir(), Options{})
+			f := newFakeFetcher(t, size)
+			p := make([]byte, tt.len)
+			n, err := c.ReadAt(context.Background(), f.object("k"), p, tt.off)
+			if n != tt.wantN || (err == io.EOF) != tt.wantEOF || (err != nil && err != io.EOF) {
+				t.Fatalf("ReadAt = %d, %v; want %d, EOF %v", n, err, tt.wantN, tt.wantEOF)
+			}
+			if !bytes.Equal(p[:n], content(tt.off, int64(n))) {
+				t.Fatal("wrong bytes")
+			}
+			calls := f.Calls()
+			if len(calls) != len(tt.wantFetch) {
+				t.Fatalf("fetches %v, want %v", calls, tt.wantFetch)
+			}
+			for _, want := range tt.wantFetch {
+				found := false
+				for _, got := range calls {
+					found = found || got == want
+				}
+				if !found {
+					t.Fatalf("fetches %v, want %v", calls, tt.wantFetch)
+				}
+			}
+			// The same read again comes from disk.
+			n2, err2 := c.ReadAt(context.Background(), f.object("k"), p, tt.off)
+			if n2 != n || err2 != err || f.Count() != len(calls) {
+				t.Fatalf("second ReadAt = %d, %v after %d fetches; want %d, %v from disk", n2, err2, f.Count(), n, err)
+			}
+		})
+	}
+}
+
+func TestEmptyObjectNeverFetches(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{})
+	obj := Object{Key: "empty", Size: 0, Fetch: FetcherFunc(func(context.Context, int64, int64, io.Writer) (int64, error) {
+		t.Error("fetch of an empty object")
+		return 0, errInvalid
+	})}
+	for _, off := range []int64{0, 1, 4096} {
+		n, err := c.ReadAt(context.Background(), obj, make([]byte, 10), off)
+		if n != 0 || err != io.EOF {
+			t.Fatalf("ReadAt(%d) = %d, %v; want 0, EOF", off, n, err)
+		}
+	}
+	// No fetcher is needed for an empty object at all.
+	if n, err := c.ReadAt(context.Background(), Object{Key: "nil"}, make([]byte, 1), 0); n != 0 || err != io.EOF {
+		t.Fatalf("ReadAt of empty object without fetcher = %d, %v", n, err)
+	}
+	r := c.NewReader(obj)
+	defer r.Close()
+	if n, err := r.ReadAt(context.Background(), make([]byte, 10), 0); n != 0 || err != io.EOF {
+		t.Fatalf("Reader.ReadAt = %d, %v; want 0, EOF", n, err)
+	}
+}
+
+func TestConcurrentReadersFetchOnce(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{})
+	f := newFakeFetcher(t, 3*testBlock)
+	f.delay = 20 * time.Millisecond
+	obj := f.object("shared")
+	const readers = 16
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for i := range readers {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			start.Wait()
+			off := int64(testBlock + i*100) // all inside block 1
+			p := make([]byte, 100)
+			if _, err := c.ReadAt(context.Background(), obj, p, off); err != nil {
+				t.Error(err)
+				return
+			}
+			if !bytes.Equal(p, content(off, 100)) {
+				t.Error("wrong bytes")
+			}
+		}()
+	}
+	start.Done()
+	done.Wait()
+	settle(t, c)
+	if calls := f.Calls(); len(calls) != 1 || calls[0] != (fetchCall{testBlock, testBlock}) {
+		t.Fatalf("fetches %v, want one of block 1", calls)
+	}
+	st := c.Stats()
+	if st.Hits+st.Misses != readers || st.Misses < 1 || st.Fetches != 1 || st.InFlight != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestEvictionKeepsDiskUnderMaxBytes(t *testing.T) {
+	dir := t.TempDir()
+	const keep = 10
+	c := openTest(t, dir, Options{MaxBytes: keep * testBlock})
+	f := newFakeFetcher(t, 30*testBlock)
+	obj := f.object("big")
+	for idx := range int64(30) {
+		mustRead(t, c, obj, idx*testBlock, testBlock)
+		settle(t, c)
+		if got := diskBytes(t, dir); got > keep*testBlock {
+			t.Fatalf("after block %d: %d bytes on disk, max %d", idx, got, keep*testBlock)
+		}
+	}
+	st := c.Stats()
+	if st.Bytes != keep*testBlock || st.Blocks != keep || st.Evictions != 20 {
+		t.Fatalf("stats %+v", st)
+	}
+	if got := diskBytes(t, dir); got != st.Bytes {
+		t.Fatalf("%d bytes on disk, stats say %d", got, st.Bytes)
+	}
+	// Touch block 20 so that it is the most recent, then bring in block 0:
+	// the least recently used, block 21, goes.
+	mustRead(t, c, obj, 20*testBlock, 1)
+	mustRead(t, c, obj, 0, 1)
+	settle(t, c)
+	before := f.Count()
+	mustRead(t, c, obj, 20*testBlock, 1)
+	mustRead(t, c, obj, 22*testBlock, 29*testBlock-22*testBlock)
+	if f.Count() != before {
+		t.Fatalf("recently used blocks were evicted: %v", f.Calls()[before:])
+	}
+	mustRead(t, c, obj, 21*testBlock, 1)
+	if f.Count() != before+1 {
+		t.Fatal("block 21 should have been evicted")
+	}
+}
+
+func TestBlockLargerThanCacheStillServed(t *testing.T) {
+	dir := t.TempDir()
+	c := openTest(t, dir, Options{MaxBytes: testBlock / 2})
+	f := newFakeFetcher(t, 2*testBlock)
+	mustRead(t, c, f.object("x"), 0, 2*testBlock)
+	settle(t, c)
+	if got := diskBytes(t, dir); got != 0 {
+		t.Fatalf("%d bytes on disk, cache holds %d", got, testBlock/2)
+	}
+}
+
+func TestReopenKeepsBlocks(t *testing.T) {
+	dir := t.TempDir()
+	f := newFakeFetcher(t, 8*testBlock)
+	obj := f.object("persist")
+	c := openTest(t, dir, Options{})
+	mustRead(t, c, obj, 0, 8*testBlock)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReadAt(context.Background(), obj, make([]byte, 1), 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReadAt after Close: %v, want ErrClosed", err)
+	}
+
+	// Make block i's last use i minutes ago: block 0 is the newest.
+	now := time.Now()
+	for idx := range int64(8) {
+		path := c.blockPath(blockID{objectID(obj.Key), idx})
+		when := now.Add(-time.Duration(idx) * time.Minute)
+		if err := os.Chtimes(path, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A smaller cache keeps the three newest.
+	c2 := openTest(t, dir, Options{MaxBytes: 3 * testBlock})
+	if st := c2.Stats(); st.Blocks != 3 || st.Bytes != 3*testBlock || st.Evictions != 5 {
+		t.Fatalf("stats after reopen %+v", st)
+	}
+	fetched := f.Count()
+	mustRead(t, c2, obj, 0, 3*testBlock)
+	if f.Count() != fetched {
+		t.Fatalf("blocks 0-2 were not kept across reopen: %v", f.Calls()[fetched:])
+	}
+	if st := c2.Stats(); st.Hits != 3 || st.Misses != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	mustRead(t, c2, obj, 3*testBlock, 1)
+	if f.Count() != fetched+1 {
+		t.Fatal("block 3 should have been evicted at reopen")
+	}
+	c2.Close()
+
+	// Another block size discards everything.
+	c3 := openTest(t, dir, Options{BlockSize: 2 * testBlock})
+	if st := c3.Stats(); st.Blocks != 0 {
+		t.Fatalf("blocks of another size survived: %+v", st)
+	}
+	if got := diskBytes(t, dir); got != 0 {
+		t.Fatalf("%d bytes of old blocks left on disk", got)
+	}
+}
+
+func TestOpenRemovesStrayFiles(t *testing.T) {
+	dir := t.TempDir()
+	c := openTest(t, dir, Options{})
+	c.Close()
+	if err := os.Mkdir(filepath.Join(c.blockDir, "00"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(c.blockDir, "00", "not-a-block")
+	misplaced := filepath.Join(c.blockDir, "00", objectID("k")+".0")
+	topLevel := filepath.Join(c.blockDir, "junk")
+	leftovers := []string{stray, misplaced, topLevel, filepath.Join(c.tmpDir, "block-1")}
+	for _, p := range leftovers {
+		if err := os.WriteFile(p, []byte("junk"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := openTest(t, dir, Options{})
+	if st := c2.Stats(); st.Blocks != 0 {
+		t.Fatalf("stray files counted as blocks: %+v", st)
+	}
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s left behind: %v", p, err)
+		}
+	}
+}
+
+func TestSecondOpenOfADirFails(t *testing.T) {
+	dir := t.TempDir()
+	openTest(t, dir, Options{})
+	if c, err := Open(dir, Options{}); err == nil {
+		c.Close()
+		t.Fatal("second Open of the same dir succeeded")
+	}
+}
+
+func TestInvalidate(t *testing.T) {
+	dir := t.TempDir()
+	c := openTest(t, dir, Options{})
+	f := newFakeFetcher(t, 4*testBlock)
+	gen1, other := f.object("id#1"), f.object("other#1")
+	mustRead(t, c, gen1, 0, 4*testBlock)
+	mustRead(t, c, other, 0, 2*testBlock)
+
+	// A new generation of the same file shares no blocks with the old one.
+	fetched := f.Count()
+	mustRead(t, c, f.object("id#2"), 0, testBlock)
+	if f.Count() != fetched+1 {
+		t.Fatal("a new key was served from another key's blocks")
+	}
+
+	settle(t, c)
+	c.Invalidate("id#1")
+	if st := c.Stats(); st.Blocks != 3 || st.Bytes != 3*testBlock {
+		t.Fatalf("stats after Invalidate %+v", st)
+	}
+	if got := diskBytes(t, dir); got != 3*testBlock {
+		t.Fatalf("%d bytes on disk after Invalidate, want %d", got, 3*testBlock)
+	}
+	fetched = f.Count()
+	mustRead(t, c, gen1, 0, 4*testBlock)
+	mustRead(t, c, other, 0, 2*testBlock)
+	if f.Count() != fetched+4 {
+		t.Fatalf("after Invalidate: %d fetches, want 4 (only the invalidated key)", f.Count()-fetched)
+	}
+}
+
+func TestInvalidateDuringFetchDoesNotStore(t *testing.T) {
+	dir := t.TempDir()
+	c := openTest(t, dir, Options{})
+	f := newFakeFetcher(t, testBlock)
+	f.delay = 50 * time.Millisecond
+	obj := f.object("racy")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		mustRead(t, c, obj, 0, 10)
+	}()
+	for c.Stats().InFlight == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c.Invalidate(obj.Key)
+	<-done
+	for c.Stats().InFlight != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if st := c.Stats(); st.Blocks != 0 {
+		t.Fatalf("block fetched before Invalidate was stored: %+v", st)
+	}
+	if got := diskBytes(t, dir); got != 0 {
+		t.Fatalf("%d bytes on disk", got)
+	}
+}
+
+func TestFetchErrorIsReturnedNotCached(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{})
+	f := newFakeFetcher(t, 2*testBlock)
+	boom := errors.New("storage down")
+	f.err = boom
+	obj := f.object("k")
+	if _, err := c.ReadAt(context.Background(), obj, make([]byte, 10), 0); !errors.Is(err, boom) {
+		t.Fatalf("ReadAt: %v, want %v", err, boom)
+	}
+	f.err = nil
+	mustRead(t, c, obj, 0, 10)
+	if f.Count() != 2 {
+		t.Fatalf("%d fetches, want a retry after the error", f.Count())
+	}
+}
+
+func TestShortFetchIsAnError(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{})
+	obj := Object{Key: "short", Size: testBlock, Fetch: FetcherFunc(
+		func(ctx context.Context, off, length int64, w io.Writer) (int64, error) {
+			n, err := w.Write(make([]byte, length-1))
+			return int64(n), err
+		})}
+	if _, err := c.ReadAt(context.Background(), obj, make([]byte, 10), 0); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("ReadAt: %v, want ErrUnexpectedEOF", err)
+	}
+	if c.Stats().Blocks != 0 {
+		t.Fatal("short block cached")
+	}
+}
+
+func TestCancelledReader(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{})
+	f := newFakeFetcher(t, testBlock)
+	f.delay = 100 * time.Millisecond
+	obj := f.object("k")
+
+	// One of two readers gives up: the other still gets the block.
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.ReadAt(ctx, obj, make([]byte, 10), 0)
+		errc <- err
+	}()
+	for c.Stats().InFlight == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	patient := make(chan struct{})
+	go func() {
+		defer close(patient)
+		mustRead(t, c, obj, 0, 10)
+	}()
+	for c.Stats().Misses < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled ReadAt: %v", err)
+	}
+	<-patient
+	if f.Count() != 1 || f.Cancelled() != 0 {
+		t.Fatalf("%d fetches, %d cancelled; want 1 fetch, not cancelled", f.Count(), f.Cancelled())
+	}
+
+	// The only reader gives up: the fetch is cancelled.
+	obj2 := f.object("k2")
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := c.ReadAt(ctx, obj2, make([]byte, 10), 0); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ReadAt: %v", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if f.Cancelled() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("abandoned fetch was not cancelled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mustRead(t, c, obj2, 0, 10)
+}
+
+func TestDamagedBlockIsRefetched(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{})
+	f := newFakeFetcher(t, 2*testBlock)
+	obj := f.object("k")
+	mustRead(t, c, obj, 0, 2*testBlock)
+	settle(t, c)
+	if err := os.Truncate(c.blockPath(blockID{objectID(obj.Key), 1}), 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(c.blockPath(blockID{objectID(obj.Key), 0})); err != nil {
+		t.Fatal(err)
+	}
+	mustRead(t, c, obj, 0, 2*testBlock)
+	if f.Count() != 4 {
+		t.Fatalf("%d fetches, want both damaged blocks fetched again", f.Count())
+	}
+	settle(t, c)
+	if got := diskBytes(t, c.dir); got != 2*testBlock {
+		t.Fatalf("%d bytes on disk", got)
+	}
+}
+
+func TestParseBlockName(t *testing.T) {
+	id := blockID{obj: objectID("x"), idx: 42}
+	if got, ok := parseBlockName(blockName(id)); !ok || got != id {
+		t.Fatalf("round trip: %v %v", got, ok)
+	}
+	for _, bad := range []string{"", "x.1", id.obj, id.obj + ".", id.obj + ".-1", id.obj + ".01",
+		id.obj + ".1.2", strings.ToUpper(id.obj) + ".1", id.obj + "0.1", "block-123"} {
+		if _, ok := parseBlockName(bad); ok {
+			t.Errorf("parseBlockName(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseBlockName(f *testing.F) {
+	f.Add(blockName(blockID{obj: objectID("seed"), idx: 7}))
+	f.Add("block-123")
+	f.Add(objectID("a") + ".9223372036854775807")
+	f.Fuzz(func(t *testing.T, name string) {
+		id, ok := parseBlockName(name)
+		if ok && blockName(id) != name {
+			t.Fatalf("%q parsed as %v, which names %q", name, id, blockName(id))
+		}
+	})
+}

@@ -1,0 +1,119 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+)
+
+// errInvalid stands in for the EINVAL a FastDFS storage answers to a range
+// outside the file.
+var errInvalid = errors.New("fake fetcher: range outside the object")
+
+// fakeFetcher serves an object whose byte at offset i is byteAt(i), records
+// every range asked for, and can be slowed down or held.
+type fakeFetcher struct {
+	t     testing.TB
+	size  int64
+	delay time.Duration // before answering each fetch
+	// hold, when set, decides per fetch whether it blocks until its context
+	// is cancelled.
+	hold func(off int64) bool
+	err  error // when set, every fetch fails with it
+
+	mu        sync.Mutex
+	calls     []fetchCall
+	running   int // fetches under way
+	maxActive int // the most that were ever under way at once
+	cancelled int // fetches that ended because their context did
+}
+
+type fetchCall struct{ off, length int64 }
+
+func newFakeFetcher(t testing.TB, size int64) *fakeFetcher {
+	return &fakeFetcher{t: t, size: size}
+}
+
+// byteAt is the content of every fake object: it changes within a block and
+// from block to block, so a misplaced copy shows.
+func byteAt(off int64) byte { return byte(off*7 + off/4093) }
+
+func content(off, length int64) []byte {
+	b := make([]byte, length)
+	for i := range b {
+		b[i] = byteAt(off + int64(i))
+	}
+	return b
+}
+
+func (f *fakeFetcher) object(key string) Object {
+	return Object{Key: key, Size: f.size, Fetch: f}
+}
+
+func (f *fakeFetcher) FetchRange(ctx context.Context, off, length int64, w io.Writer) (int64, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, fetchCall{off, length})
+	f.running++
+	f.maxActive = max(f.maxActive, f.running)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.running--
+		f.mu.Unlock()
+	}()
+	if off < 0 || length <= 0 || off >= f.size || off+length > f.size {
+		f.t.Errorf("fetch of [%d, +%d) outside an object of %d bytes", off, length, f.size)
+		return 0, errInvalid
+	}
+	if f.hold != nil && f.hold(off) {
+		<-ctx.Done()
+		f.mu.Lock()
+		f.cancelled++
+		f.mu.Unlock()
+		return 0, ctx.Err()
+	}
+	if f.delay > 0 {
+		timer := time.NewTimer(f.delay)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			f.mu.Lock()
+			f.cancelled++
+			f.mu.Unlock()
+			return 0, ctx.Err()
+		}
+	}
+	if f.err != nil {
+		return 0, f.err
+	}
+	n, err := w.Write(content(off, length))
+	return int64(n), err
+}
+
+func (f *fakeFetcher) Calls() []fetchCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]fetchCall(nil), f.calls...)
+}
+
+func (f *fakeFetcher) Count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+func (f *fakeFetcher) Cancelled() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cancelled
+}
+
+func (f *fakeFetcher) MaxActive() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxActive
+}
