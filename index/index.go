@@ -144,13 +144,15 @@ const MaxNameLen = 255
 // Index is the namespace. Every method that changes more than one key does so
 // atomically. Methods are safe for concurrent use.
 type Index interface {
-	// Lookup finds name in directory parent.
+	// Lookup finds name in directory parent. An entry naming a missing
+	// inode is ErrCorrupt.
 	Lookup(ctx context.Context, parent Ino, name string) (Attr, error)
 	// GetAttr reads one inode. Orphaned inodes (Nlink 0, not yet purged) are
 	// still readable.
 	GetAttr(ctx context.Context, ino Ino) (Attr, error)
 	// ReadDir lists a directory in name order with each entry's attributes,
-	// from one scan. "." and ".." are not included.
+	// from one scan. "." and ".." are not included. An entry naming a
+	// missing inode is left out (Check reports it).
 	ReadDir(ctx context.Context, parent Ino) ([]Entry, error)
 
 	// Create makes a new inode of attr.Kind named name in parent (attr.Ino
@@ -179,7 +181,8 @@ type Index interface {
 	SetContent(ctx context.Context, ino Ino, c Content) (Attr, error)
 
 	// Purge deletes an orphaned inode (Nlink 0); its FileID becomes
-	// PendingDelete in the same transaction. Purging a linked inode is a no-op.
+	// PendingDelete in the same transaction. Purging a linked inode is a no-op,
+	// and so is purging a missing one, apart from dropping a stale orphan mark.
 	Purge(ctx context.Context, ino Ino) error
 	// Orphans lists inodes with Nlink 0 (to purge after a crash).
 	Orphans(ctx context.Context) ([]Ino, error)
@@ -192,9 +195,25 @@ type Index interface {
 	ListPending(ctx context.Context) ([]Pending, error)
 
 	// Dump writes the whole namespace and journal in an engine-neutral
-	// format; Load replaces an empty index with such a dump.
+	// format; Load replaces an empty index with such a dump, keeping inode
+	// numbers, and refuses one holding more than its root (ErrNotEmpty).
 	Dump(ctx context.Context, w io.Writer) error
 	Load(ctx context.Context, r io.Reader) error
+
+	// The four methods below exist for Check and Repair (check.go) only.
+	// They see and mend damage that the methods above hide or refuse, so
+	// they bypass the namespace rules; the FUSE layer must not call them.
+
+	// Inodes calls fn for every inode, orphans included, in inode order.
+	Inodes(ctx context.Context, fn func(Attr) error) error
+	// Dentries calls fn for every entry of dir as stored, in name order,
+	// without reading the inodes: entries naming a missing inode show up.
+	Dentries(ctx context.Context, dir Ino, fn func(name string, ino Ino, kind Kind) error) error
+	// DropDentry removes one entry and touches nothing else.
+	DropDentry(ctx context.Context, dir Ino, name string) error
+	// SetNlink sets an inode's link count; 0 puts it in the orphan set and
+	// anything else takes it out.
+	SetNlink(ctx context.Context, ino Ino, nlink uint32) (Attr, error)
 
 	// Changes delivers notices of changes made by other mount hosts (shared
 	// engines). A single-host engine returns nil.
