@@ -117,3 +117,9 @@ func (f *fakeFetcher) MaxActive() int {
 	defer f.mu.Unlock()
 	return f.maxActive
 }
+
+func (f *fakeFetcher) Running() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.running
+}

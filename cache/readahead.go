@@ -1,0 +1,143 @@
+package cache
+
+import (
+	"context"
+	"sync"
+)
+
+// sequentialSlack is how far a read may start from where the previous one
+// ended and still count as sequential (but never more than a block). The
+// kernel issues FUSE reads of up to 128 KiB and may deliver a few of them out
+// of order, so an exact match would mistake a plain `cat` for random access.
+const sequentialSlack = 256 << 10
+
+// Reader reads one object for one open file handle. It watches the offsets
+// it is asked for: while they run sequentially it keeps a window of blocks
+// fetched ahead, doubling the window at each new block up to the Cache's
+// ReadaheadBlocks; a jump elsewhere closes the window, so random reads fetch
+// only the blocks they touch.
+//
+// Readahead fetches run in the background under a semaphore shared by all
+// Readers of the Cache. Close stops them. A Reader is safe for concurrent use.
+type Reader struct {
+	c      *Cache
+	obj    Object
+	ctx    context.Context // cancelled by Close; parent of readahead
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // readahead goroutines
+
+	mu      sync.Mutex
+	closed  bool  // mu
+	nextOff int64 // mu; where a sequential read would start
+	block   int64 // mu; block holding the end of the last sequential read
+	window  int64 // mu; blocks to keep fetched past block
+	ahead   int64 // mu; first block not yet handed to readahead
+}
+
+// NewReader returns a Reader of obj through c.
+func (c *Cache) NewReader(obj Object) *Reader {
+	ctx, cancel := context.WithCancel(c.ctx)
+	return &Reader{c: c, obj: obj, ctx: ctx, cancel: cancel, block: -1}
+}
+
+// ReadAt reads like Cache.ReadAt and schedules readahead when the reads run
+// sequentially.
+func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if len(p) > 0 {
+		r.plan(off, int64(len(p)))
+	}
+	return r.c.ReadAt(ctx, r.obj, p, off)
+}
+
+// plan updates the access pattern with a read of length bytes at off and
+// starts the readahead it calls for, before the read itself so both overlap.
+func (r *Reader) plan(off, length int64) {
+	limit := int64(r.c.readaheadBlocks)
+	if limit <= 0 || off < 0 || off >= r.obj.Size || r.obj.validate() != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	end := min(off+length, r.obj.Size)
+	last := (end - 1) / r.c.blockSize
+	slack := min(sequentialSlack, r.c.blockSize)
+	if off < r.nextOff-slack || off > r.nextOff+slack {
+		r.window, r.ahead, r.block = 0, 0, -1
+		r.nextOff = end
+		return
+	}
+	r.nextOff = max(r.nextOff, end)
+	if last > r.block {
+		r.block = last
+		r.window = min(max(1, 2*r.window), limit)
+	}
+	lastBlock := (r.obj.Size - 1) / r.c.blockSize
+	from := max(r.block+1, r.ahead)
+	to := min(r.block+r.window, lastBlock)
+	for idx := from; idx <= to; idx++ {
+		if !r.c.startPrefetch(r.ctx, &r.wg, r.obj, idx) {
+			return
+		}
+		r.ahead = idx + 1
+	}
+}
+
+// Close stops the Reader's readahead and waits for it to finish. A fetch
+// another reader is also waiting for carries on.
+func (r *Reader) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+	return nil
+}
+
+// startPrefetch runs a readahead of block idx in the background, tracked by
+// wg. It returns false once the Cache is closed.
+func (c *Cache) startPrefetch(ctx context.Context, wg *sync.WaitGroup, obj Object, idx int64) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer wg.Done()
+		c.prefetch(ctx, obj, idx)
+	}()
+	return true
+}
+
+// prefetch brings block idx of obj into the cache unless it is there or on
+// its way. It holds a prefetch slot until the fetch ends, which is what bounds
+// readahead across readers; reads themselves never wait for a slot.
+func (c *Cache) prefetch(ctx context.Context, obj Object, idx int64) {
+	select {
+	case c.prefetchSlots <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-c.prefetchSlots }()
+
+	bid := blockID{obj: objectID(obj.Key), idx: idx}
+	c.mu.Lock()
+	if c.closed || c.blocks[bid] != nil || c.flights[bid] != nil {
+		c.mu.Unlock()
+		return
+	}
+	f := c.startLocked(obj, bid, c.blockLen(obj.Size, idx))
+	c.mu.Unlock()
+	c.prefetches.Add(1)
+	defer c.leave(f)
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+	}
+}

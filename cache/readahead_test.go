@@ -1,0 +1,277 @@
+package cache
+
+import (
+	"context"
+	"runtime"
+	"sort"
+	"testing"
+	"time"
+)
+
+// fetchedBlocks returns the block indexes fetched so far, sorted, failing the
+// test if any block was fetched twice or at an offset that is not a block's
+// start.
+func fetchedBlocks(t *testing.T, f *fakeFetcher, blockSize int64) []int64 {
+	t.Helper()
+	seen := make(map[int64]bool)
+	var idxs []int64
+	for _, call := range f.Calls() {
+		if call.off%blockSize != 0 {
+			t.Fatalf("fetch at %d, not a block start", call.off)
+		}
+		idx := call.off / blockSize
+		if seen[idx] {
+			t.Fatalf("block %d fetched twice: %v", idx, f.Calls())
+		}
+		seen[idx] = true
+		idxs = append(idxs, idx)
+	}
+	sort.Slice(idxs, func(i, j int) bool { return idxs[i] < idxs[j] })
+	return idxs
+}
+
+// quiesce waits for a Reader's readahead and every fetch to finish.
+func quiesce(t *testing.T, c *Cache, r *Reader) {
+	t.Helper()
+	r.wg.Wait()
+	settle(t, c)
+}
+
+func readerRead(t *testing.T, r *Reader, off, length int64) {
+	t.Helper()
+	p := make([]byte, length)
+	n, err := r.ReadAt(context.Background(), p, off)
+	if err != nil || n != int(length) {
+		t.Fatalf("ReadAt(%d, %d) = %d, %v", off, length, n, err)
+	}
+	for i := range p {
+		if p[i] != byteAt(off+int64(i)) {
+			t.Fatalf("ReadAt(%d, %d): wrong byte at %d", off, length, off+int64(i))
+		}
+	}
+}
+
+func TestSequentialReadGrowsWindow(t *testing.T) {
+	const blocks, limit = 40, 8
+	tests := []struct {
+		name  string
+		chunk int64 // read size
+		swap  bool  // deliver each pair of reads in reverse order, as async FUSE reads may
+	}{
+		{"whole blocks", testBlock, false},
+		{"small reads", 1000, false},
+		{"pairs out of order", 1024, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := openTest(t, t.TempDir(), Options{ReadaheadBlocks: limit})
+			f := newFakeFetcher(t, blocks*testBlock)
+			r := c.NewReader(f.object("seq"))
+			defer r.Close()
+
+			var offs []int64
+			for off := int64(0); off < blocks*testBlock; off += tt.chunk {
+				offs = append(offs, off)
+			}
+			if tt.swap {
+				for i := 0; i+1 < len(offs); i += 2 {
+					offs[i], offs[i+1] = offs[i+1], offs[i]
+				}
+			}
+			window, lastBlock := int64(0), int64(-1)
+			for i, off := range offs {
+				length := min(tt.chunk, blocks*testBlock-off)
+				readerRead(t, r, off, length)
+				quiesce(t, c, r)
+				if tt.swap && i%2 == 0 {
+					continue // the window is checked once the pair is complete
+				}
+				end := off + length
+				if tt.swap {
+					end = max(end, offs[i-1]+tt.chunk)
+				}
+				if b := (end - 1) / testBlock; b > lastBlock {
+					lastBlock = b
+					window = min(max(1, 2*window), limit)
+				}
+				got := fetchedBlocks(t, f, testBlock)
+				want := min(lastBlock+window, blocks-1)
+				if int64(len(got)) != want+1 || got[len(got)-1] != want {
+					t.Fatalf("after reading to %d (window %d): fetched %v, want 0..%d", end, window, got, want)
+				}
+			}
+			if st := c.Stats(); st.Prefetches != blocks-1 || st.Fetches != blocks {
+				t.Fatalf("stats %+v; want every block but the first prefetched", st)
+			}
+		})
+	}
+}
+
+func TestRandomReadsDoNotReadAhead(t *testing.T) {
+	// 10 GiB, default 1 MiB blocks: 4 KiB here and there fetch one block each.
+	const size = 10 << 30
+	c := openTest(t, t.TempDir(), Options{BlockSize: DefaultBlockSize})
+	f := newFakeFetcher(t, size)
+	r := c.NewReader(f.object("huge"))
+	defer r.Close()
+	const reads = 20
+	for i := range int64(reads) {
+		off := (1<<30+i*(487<<20))%(size-1<<20) + 12345
+		readerRead(t, r, off, 4096)
+	}
+	quiesce(t, c, r)
+	calls := f.Calls()
+	if len(calls) != reads {
+		t.Fatalf("%d fetches for %d random reads: %v", len(calls), reads, calls)
+	}
+	for _, call := range calls {
+		if call.length != DefaultBlockSize {
+			t.Fatalf("fetch %v, want one block", call)
+		}
+	}
+	if st := c.Stats(); st.FetchedBytes != reads*DefaultBlockSize || st.Prefetches != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestJumpClosesTheWindow(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{ReadaheadBlocks: 8})
+	f := newFakeFetcher(t, 100*testBlock)
+	r := c.NewReader(f.object("jump"))
+	defer r.Close()
+	for idx := range int64(4) {
+		readerRead(t, r, idx*testBlock, testBlock)
+	}
+	quiesce(t, c, r)
+	before := len(f.Calls())
+
+	readerRead(t, r, 50*testBlock, 100)
+	quiesce(t, c, r)
+	if calls := f.Calls()[before:]; len(calls) != 1 || calls[0].off != 50*testBlock {
+		t.Fatalf("a jump fetched %v, want block 50 alone", calls)
+	}
+	// Reading on from there is sequential again: the window starts at one.
+	readerRead(t, r, 50*testBlock+100, testBlock)
+	quiesce(t, c, r)
+	if calls := f.Calls()[before+1:]; len(calls) != 2 || calls[0].off+calls[1].off != 51*testBlock+52*testBlock {
+		t.Fatalf("resuming fetched %v, want blocks 51 and 52", calls)
+	}
+}
+
+func TestReadaheadOff(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{ReadaheadBlocks: -1})
+	f := newFakeFetcher(t, 10*testBlock)
+	r := c.NewReader(f.object("k"))
+	defer r.Close()
+	for idx := range int64(10) {
+		readerRead(t, r, idx*testBlock, testBlock)
+	}
+	quiesce(t, c, r)
+	if st := c.Stats(); st.Prefetches != 0 || st.Fetches != 10 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestPrefetchConcurrencyIsShared(t *testing.T) {
+	const slots, readers = 2, 3
+	c := openTest(t, t.TempDir(), Options{ReadaheadBlocks: 8, MaxPrefetch: slots})
+	f := newFakeFetcher(t, 12*testBlock)
+	f.delay = 5 * time.Millisecond
+	var rs []*Reader
+	for i := range readers {
+		obj := f.object(string(rune('a' + i)))
+		// Warm the first four blocks so the readers below fetch nothing
+		// themselves: every fetch after this is readahead.
+		mustRead(t, c, obj, 0, 4*testBlock)
+		rs = append(rs, c.NewReader(obj))
+	}
+	settle(t, c)
+	f.mu.Lock()
+	f.maxActive = 0
+	f.mu.Unlock()
+	for _, r := range rs {
+		for idx := range int64(4) {
+			readerRead(t, r, idx*testBlock, testBlock)
+		}
+	}
+	for _, r := range rs {
+		quiesce(t, c, r)
+		r.Close()
+	}
+	st := c.Stats()
+	if st.Prefetches != readers*8 {
+		t.Fatalf("stats %+v; want %d prefetches", st, readers*8)
+	}
+	if got := f.MaxActive(); got != slots {
+		t.Fatalf("%d readahead fetches ran at once, want the limit of %d", got, slots)
+	}
+}
+
+func TestCloseStopsReadahead(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{ReadaheadBlocks: 8})
+	f := newFakeFetcher(t, 100*testBlock)
+	f.hold = func(off int64) bool { return off >= 4*testBlock }
+	baseline := runtime.NumGoroutine()
+
+	r := c.NewReader(f.object("k"))
+	for idx := range int64(4) {
+		readerRead(t, r, idx*testBlock, testBlock)
+	}
+	// The window is 8 by now: blocks 4..11 are being fetched, and hang.
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Running() < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("readahead never started: %+v", c.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan struct{})
+	go func() {
+		r.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not stop readahead")
+	}
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines left, %d before:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := f.Cancelled(); got != 8 {
+		t.Fatalf("%d fetches cancelled, want 8", got)
+	}
+	if st := c.Stats(); st.InFlight != 0 || st.Blocks != 4 {
+		t.Fatalf("stats after Close %+v", st)
+	}
+	// Reads after Close still work, without readahead.
+	readerRead(t, r, 0, 10)
+}
+
+func TestCacheCloseStopsReaders(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Open(dir, Options{BlockSize: testBlock, ReadaheadBlocks: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeFetcher(t, 100*testBlock)
+	f.hold = func(off int64) bool { return off >= 2*testBlock }
+	r := c.NewReader(f.object("k"))
+	readerRead(t, r, 0, testBlock)
+	readerRead(t, r, testBlock, testBlock)
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Cache.Close hung on readahead")
+	}
+	r.Close()
+}
