@@ -72,7 +72,7 @@ type Stats struct {
 	Evictions    int64 // blocks dropped to stay under MaxBytes
 	Bytes        int64 // bytes of blocks on disk now
 	Blocks       int64 // blocks on disk now
-	InFlight     int   // fetches under way now
+	InFlight     int   // fetches under way, or fetched and being stored
 }
 
 // blockID names one block: the hash of its object's key and its index.
@@ -114,6 +114,14 @@ type flight struct {
 // objectID is the first 128 bits of SHA-256 of the object key in hex; hh is
 // its first two digits. A block file holds exactly the block's bytes; its
 // mtime is (roughly) its last use, which orders the LRU after a remount.
+// Files are opened only for the length of one read or write, so open
+// descriptors are bounded by the reads under way.
+//
+// Memory: a block is held in RAM only while it is being fetched, so at most
+// (MaxPrefetch + blocks wanted by reads under way) × BlockSize.
+//
+// Lock order: Reader.mu, then Cache.mu. Cache.mu is never held across a
+// fetch; it is held across the unlink of an evicted block (see removeLocked).
 type Cache struct {
 	dir             string
 	blockDir        string

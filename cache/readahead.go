@@ -1,5 +1,7 @@
 package cache
 
+// Lock order: Reader.mu, then Cache.mu (taken by startPrefetch).
+
 import (
 	"context"
 	"sync"
