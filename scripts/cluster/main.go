@@ -133,7 +133,11 @@ func runCheck(ctx context.Context, log *slog.Logger, dir string, stdout, stderr 
 	log.Debug("loaded deployment", "dir", dir, "files", len(files))
 	problems := Check(files)
 	if len(problems) > 0 {
-		fmt.Fprintf(stdout, "%s: %d inconsistencies:\n%s\n", dir, len(problems), formatProblems(problems))
+		noun := "inconsistencies"
+		if len(problems) == 1 {
+			noun = "inconsistency"
+		}
+		fmt.Fprintf(stdout, "%s: %d %s:\n%s\n", dir, len(problems), noun, formatProblems(problems))
 		return exitProblems
 	}
 	fmt.Fprintf(stdout, "%s: consistent (%d groups: %s)\n", dir, len(groupDirs(files)), strings.Join(groupDirs(files), ", "))
