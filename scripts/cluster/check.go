@@ -359,7 +359,7 @@ func (c *checker) checkNginx(g groupView) []int {
 		want := storeLocation(g.name, i)
 		found := false
 		for _, loc := range ours.locations {
-			if strings.EqualFold(loc.path, want) && loc.fastdfsMod {
+			if loc.path == want && loc.fastdfsMod { // nginx prefixes and file IDs are case-sensitive
 				found = true
 			}
 		}
