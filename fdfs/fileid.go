@@ -135,7 +135,17 @@ func parseRemote(id, remote string) (FileID, error) {
 		Remote:         remote,
 	}
 	tail := p[FdfsLogicFilePathLen+FdfsFilenameBase64Length:]
-	if i := strings.LastIndexByte(tail, '.'); i >= 0 {
+	if len(p) == trunkLogicFilenameLen {
+		tail = tail[FdfsTrunkFileInfoLen:]
+	}
+	// The padding digits hold no dot, so in a plain name the extension
+	// (which may be "tar.gz") starts after the first one. A slave name adds
+	// its prefix before its own extension; the last dot is the best guess.
+	i := strings.IndexByte(tail, '.')
+	if len(p) > normalLogicFilenameLen && len(p) != trunkLogicFilenameLen {
+		i = strings.LastIndexByte(tail, '.')
+	}
+	if i >= 0 {
 		f.Ext = tail[i+1:]
 	}
 	if len(f.Ext) > FdfsFileExtNameMaxLen {

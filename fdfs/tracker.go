@@ -286,8 +286,9 @@ func (m GetLeaderResponse) Append(b []byte) []byte {
 }
 
 func DecodeGetLeaderResponse(body []byte) (GetLeaderResponse, error) {
-	if len(body) == 0 || len(body) > FdfsMaxIPPortSize {
-		return GetLeaderResponse{}, protocolErrorf("leader response is %d bytes, want 1 to %d", len(body), FdfsMaxIPPortSize)
+	// +2 leaves room for the brackets around an IPv6 address.
+	if len(body) == 0 || len(body) > FdfsMaxIPPortSize+2 {
+		return GetLeaderResponse{}, protocolErrorf("leader response is %d bytes, want 1 to %d", len(body), FdfsMaxIPPortSize+2)
 	}
 	addr, err := parseHostPort(cString(body))
 	if err != nil {
@@ -304,6 +305,9 @@ func parseHostPort(s string) (ServerAddr, error) {
 		return ServerAddr{}, protocolErrorf("address %q has no port", s)
 	}
 	host, portText := strings.TrimSuffix(strings.TrimPrefix(s[:i], "["), "]"), s[i+1:]
+	if host == "" {
+		return ServerAddr{}, protocolErrorf("address %q has no host", s)
+	}
 	port, err := strconv.Atoi(portText)
 	if err != nil || port < 0 || port > 65535 {
 		return ServerAddr{}, protocolErrorf("address %q has a bad port", s)
