@@ -4,6 +4,7 @@ package cache
 
 import (
 	"context"
+	"io"
 	"sync"
 )
 
@@ -45,23 +46,63 @@ func (c *Cache) NewReader(obj Object) *Reader {
 // ReadAt reads like Cache.ReadAt and schedules readahead when the reads run
 // sequentially.
 func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	if len(p) > 0 {
-		r.plan(off, int64(len(p)))
+	if len(p) > 0 && r.plan(off, int64(len(p))) && int64(len(p)) <= r.c.blockSize/4 {
+		return r.c.readDirect(ctx, r.obj, p, off)
 	}
 	return r.c.ReadAt(ctx, r.obj, p, off)
 }
 
+// readDirect serves a small random read: from the cache if its block is
+// there, else by fetching just the bytes asked for, uncached, so that 4 KiB
+// read at random from a huge object costs about 4 KiB on the wire, not a
+// block.
+func (c *Cache) readDirect(ctx context.Context, obj Object, p []byte, off int64) (int, error) {
+	if err := obj.validate(); err != nil {
+		return 0, err
+	}
+	if off < 0 || off >= obj.Size {
+		return c.ReadAt(ctx, obj, p, off)
+	}
+	want := p[:min(int64(len(p)), obj.Size-off)]
+	idx := off / c.blockSize
+	start := idx * c.blockSize
+	if off+int64(len(want)) > start+c.blockSize {
+		return c.ReadAt(ctx, obj, p, off) // spans two blocks
+	}
+	bid := blockID{obj: objectID(obj.Key), idx: idx}
+	if c.readCached(bid, c.blockLen(obj.Size, idx), want, off-start) {
+		c.hits.Add(1)
+	} else {
+		c.misses.Add(1)
+		c.fetches.Add(1)
+		w := &blockWriter{buf: want}
+		n, err := obj.Fetch.FetchRange(ctx, off, int64(len(want)), w)
+		c.fetchedBytes.Add(n)
+		if err != nil {
+			return 0, err
+		}
+		if w.n != len(want) {
+			return 0, io.ErrUnexpectedEOF
+		}
+	}
+	if len(want) < len(p) {
+		return len(want), io.EOF
+	}
+	return len(want), nil
+}
+
 // plan updates the access pattern with a read of length bytes at off and
 // starts the readahead it calls for, before the read itself so both overlap.
-func (r *Reader) plan(off, length int64) {
+// It reports whether the read jumped away from the previous one.
+func (r *Reader) plan(off, length int64) (random bool) {
 	limit := int64(r.c.readaheadBlocks)
 	if limit <= 0 || off < 0 || off >= r.obj.Size || r.obj.validate() != nil {
-		return
+		return false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return
+		return false
 	}
 	end := min(off+length, r.obj.Size)
 	last := (end - 1) / r.c.blockSize
@@ -69,7 +110,7 @@ func (r *Reader) plan(off, length int64) {
 	if off < r.nextOff-slack || off > r.nextOff+slack {
 		r.window, r.ahead, r.block = 0, 0, -1
 		r.nextOff = end
-		return
+		return true
 	}
 	r.nextOff = max(r.nextOff, end)
 	if last > r.block {
@@ -81,10 +122,11 @@ func (r *Reader) plan(off, length int64) {
 	to := min(r.block+r.window, lastBlock)
 	for idx := from; idx <= to; idx++ {
 		if !r.c.startPrefetch(r.ctx, &r.wg, r.obj, idx) {
-			return
+			return false
 		}
 		r.ahead = idx + 1
 	}
+	return false
 }
 
 // Close stops the Reader's readahead and waits for it to finish. A fetch
