@@ -350,3 +350,27 @@ func pjwHash(s string) uint32 {
 	}
 	return h
 }
+
+// Describe says in one line what the name itself carries, as fdfs_file_info
+// prints it without asking a server.
+func (f FileID) Describe() string {
+	var b strings.Builder
+	if f.SourceIP != nil {
+		fmt.Fprintf(&b, "source_ip=%s", f.SourceIP)
+	} else {
+		fmt.Fprintf(&b, "source_id=%d", f.SourceID)
+	}
+	fmt.Fprintf(&b, " created=%s", f.CreateTime.UTC().Format(time.RFC3339))
+	switch {
+	case f.Appender:
+		b.WriteString(" appender (size and crc32 only known to the storage)")
+	case f.Slave:
+		b.WriteString(" slave (size and crc32 only known to the storage)")
+	default:
+		fmt.Fprintf(&b, " size=%d crc32=%08x", f.Size, f.CRC32)
+	}
+	if f.Trunk {
+		b.WriteString(" trunk")
+	}
+	return b.String()
+}

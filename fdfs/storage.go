@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"sort"
+	"time"
 )
 
 // MaxFilenameLen bounds a remote filename inside a request. Upstream clients
@@ -456,3 +457,6 @@ func DecodeQueryFileInfoResponse(body []byte) (QueryFileInfoResponse, error) {
 	}
 	return m, checkSize("file size", m.FileSize)
 }
+
+// CreateTime returns the creation timestamp as a time.
+func (m QueryFileInfoResponse) CreateTime() time.Time { return time.Unix(m.CreateTimestamp, 0) }

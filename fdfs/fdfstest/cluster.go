@@ -56,15 +56,14 @@ type Cluster struct {
 	groups   []*group // sorted by name, as the tracker's sorted_groups
 	storages []*Storage
 
-	mu           sync.Mutex      // guards the fields below
-	failures     map[byte][]byte // FailNext statuses, oldest first
-	delay        time.Duration
-	full         map[string]bool
-	writeGroup   int // round robin over groups for uploads without a group
-	syncPaused   bool
-	closed       bool
-	syncChanged  chan struct{} // closed and replaced when syncPaused or a storage state changes
-	replicaWatch []chan struct{}
+	mu          sync.Mutex      // guards the fields below
+	failures    map[byte][]byte // FailNext statuses, oldest first
+	delay       time.Duration
+	full        map[string]bool
+	writeGroup  int // round robin over groups for uploads without a group
+	syncPaused  bool
+	closed      bool
+	syncChanged chan struct{} // closed and replaced when syncPaused or a storage state changes
 }
 
 // group is one storage group as the trackers see it.

@@ -1,0 +1,628 @@
+package fdfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Client talks to a FastDFS cluster: it asks the trackers where a file lives
+// or where a new one goes, then talks to that storage. It is safe for
+// concurrent use; connections are pooled per address.
+type Client struct {
+	cfg      Config
+	pools    *pools
+	trackers []string
+	next     atomic.Int64 // index of the tracker that answered last
+
+	layoutMu sync.Mutex
+	layout   StatLayout // the stat layout seen last, a hint for 105-byte records
+}
+
+// NewClient checks cfg and returns a client. It does not connect.
+func NewClient(cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if len(cfg.Trackers) == 0 {
+		return nil, errors.New("fdfs: no tracker address")
+	}
+	for _, t := range cfg.Trackers {
+		if _, _, err := net.SplitHostPort(t); err != nil {
+			return nil, fmt.Errorf("fdfs: tracker %q: %w", t, err)
+		}
+	}
+	return &Client{cfg: cfg, pools: newPools(cfg), trackers: append([]string(nil), cfg.Trackers...), layout: cfg.StatLayout}, nil
+}
+
+// Close closes the idle connections. Calls after Close fail.
+func (c *Client) Close() error {
+	c.pools.close()
+	return nil
+}
+
+// OpenConns is the number of connections open now, idle or in use.
+func (c *Client) OpenConns() int64 { return c.pools.open.Load() }
+
+// Trackers returns the tracker addresses in the order they are tried.
+func (c *Client) Trackers() []string { return append([]string(nil), c.trackers...) }
+
+// request is one exchange: a header, a body held in memory, optionally
+// content streamed after it, and a handler for the response body.
+type request struct {
+	cmd        byte
+	status     byte // QUERY_FILE_INFO puts its flags in the status byte
+	body       []byte
+	content    io.Reader
+	contentLen int64
+	// maxResp bounds the response body; 0 means Config.MaxBodySize.
+	maxResp int64
+	// handle reads exactly h.Length bytes from r. Nil expects an empty body.
+	handle func(h Header, r io.Reader) error
+}
+
+// exchange runs one request on a pooled connection to addr.
+func (c *Client) exchange(ctx context.Context, addr string, req request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cn, err := c.pools.get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	// A cancelled context ends the I/O at once rather than at the timeout.
+	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+	err = c.roundTrip(cn, req)
+	if !stop() {
+		// The deadline was forced into the past; the connection is no
+		// longer usable even if the exchange happened to finish.
+		if err == nil {
+			err = ctx.Err()
+		}
+		c.pools.discard(cn)
+	} else {
+		c.pools.put(cn, err)
+	}
+	if err != nil && ctx.Err() != nil && !isStatus(err) {
+		return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), addr, ctx.Err())
+	}
+	return err
+}
+
+func isStatus(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se)
+}
+
+func (c *Client) roundTrip(cn *conn, req request) error {
+	hdr := Header{Length: int64(len(req.body)) + req.contentLen, Cmd: req.cmd, Status: req.status}
+	out := hdr.Append(make([]byte, 0, HeaderSize+len(req.body)))
+	out = append(out, req.body...)
+	if _, err := cn.Write(out); err != nil {
+		return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), cn.addr, err)
+	}
+	if req.contentLen > 0 {
+		n, err := copyContent(cn, req.content, req.contentLen)
+		if err != nil {
+			return fmt.Errorf("fdfs: %s to %s: sending content (%d of %d bytes): %w", CmdName(req.cmd), cn.addr, n, req.contentLen, err)
+		}
+	}
+	maxResp := req.maxResp
+	if maxResp == 0 {
+		maxResp = c.cfg.MaxBodySize
+	}
+	h, err := readResponseHeader(cn, req.cmd, maxResp)
+	if err != nil {
+		if !isStatus(err) {
+			err = fmt.Errorf("fdfs: %s from %s: %w", CmdName(req.cmd), cn.addr, err)
+		}
+		return err
+	}
+	if req.handle == nil {
+		if h.Length != 0 {
+			return protocolErrorf("%s: unexpected %d-byte response body", CmdName(req.cmd), h.Length)
+		}
+		return nil
+	}
+	lr := &io.LimitedReader{R: cn, N: h.Length}
+	if err := req.handle(h, lr); err != nil {
+		return err
+	}
+	if lr.N != 0 {
+		return protocolErrorf("%s: %d response bytes left unread", CmdName(req.cmd), lr.N)
+	}
+	return nil
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// copyContent sends exactly n bytes of r. A reader that ends early is an
+// error: the header already promised n bytes.
+func copyContent(w io.Writer, r io.Reader, n int64) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	written, err := io.CopyBuffer(w, io.LimitReader(r, n), *bp)
+	if err == nil && written < n {
+		err = fmt.Errorf("content source ended after %d bytes: %w", written, io.ErrUnexpectedEOF)
+	}
+	return written, err
+}
+
+// readBody returns a handler that reads the whole (bounded) body into *out.
+func readBody(out *[]byte) func(Header, io.Reader) error {
+	return func(h Header, r io.Reader) error {
+		b := make([]byte, h.Length)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return err
+		}
+		*out = b
+		return nil
+	}
+}
+
+// retryable reports whether err means the server could not be reached or
+// the connection broke, so another server may do better. Statuses and
+// protocol errors are the server's answer and are not retried.
+func retryable(err error) bool {
+	if err == nil || isStatus(err) || errors.Is(err, ErrProtocol) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, errPoolClosed) {
+		return false
+	}
+	var de *dialError
+	var ne net.Error
+	return errors.As(err, &de) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// tracker runs req on the trackers in turn, starting with the one that
+// answered last, until one answers. Only connection failures move on.
+func (c *Client) tracker(ctx context.Context, req request) error {
+	start := int(c.next.Load())
+	var errs []error
+	for i := range c.trackers {
+		k := (start + i) % len(c.trackers)
+		addr := c.trackers[k]
+		err := c.exchange(ctx, addr, req)
+		if !retryable(err) {
+			if err == nil && k != start {
+				c.next.Store(int64(k))
+				c.cfg.Logger.Warn("fdfs: using another tracker", "tracker", addr, "after", errors.Join(errs...))
+			}
+			return err
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return fmt.Errorf("fdfs: no tracker answered: %w", errors.Join(errs...))
+}
+
+// ActiveTest checks that the server at addr answers.
+func (c *Client) ActiveTest(ctx context.Context, addr string) error {
+	return c.exchange(ctx, addr, request{cmd: FdfsProtoCmdActiveTest})
+}
+
+func (c *Client) statHint() StatLayout {
+	c.layoutMu.Lock()
+	defer c.layoutMu.Unlock()
+	return c.layout
+}
+
+func (c *Client) noteLayout(l StatLayout) {
+	c.layoutMu.Lock()
+	if c.cfg.StatLayout == 0 {
+		c.layout = l
+	}
+	c.layoutMu.Unlock()
+}
+
+// ListGroups asks for every group's stat record (LIST_ALL_GROUPS).
+func (c *Client) ListGroups(ctx context.Context) ([]GroupStat, error) {
+	var body []byte
+	if err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListAllGroups, handle: readBody(&body)}); err != nil {
+		return nil, err
+	}
+	gs, l, err := DecodeGroupStats(body, c.statHint())
+	if err != nil {
+		return nil, err
+	}
+	c.noteLayout(l)
+	return gs, nil
+}
+
+// ListOneGroup asks for one group's record (LIST_ONE_GROUP). An unknown
+// group is a *StatusError matching fs.ErrNotExist.
+func (c *Client) ListOneGroup(ctx context.Context, group string) (GroupStat, error) {
+	if err := checkGroup(group); err != nil {
+		return GroupStat{}, err
+	}
+	var body []byte
+	err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListOneGroup, body: GroupRequest{group}.Append(nil), handle: readBody(&body)})
+	if err != nil {
+		return GroupStat{}, err
+	}
+	gs, l, err := DecodeGroupStats(body, c.statHint())
+	if err != nil {
+		return GroupStat{}, err
+	}
+	if len(gs) != 1 {
+		return GroupStat{}, protocolErrorf("list one group answered with %d records", len(gs))
+	}
+	c.noteLayout(l)
+	return gs[0], nil
+}
+
+// ListStorages lists the storages of a group (LIST_STORAGE), or only the
+// one with storageID when it is not empty.
+func (c *Client) ListStorages(ctx context.Context, group, storageID string) ([]StorageStat, error) {
+	if err := checkGroup(group); err != nil {
+		return nil, err
+	}
+	var body []byte
+	req := request{cmd: TrackerProtoCmdServerListStorage, body: ListStoragesRequest{Group: group, StorageID: storageID}.Append(nil), handle: readBody(&body)}
+	if err := c.tracker(ctx, req); err != nil {
+		return nil, err
+	}
+	ss, l, err := DecodeStorageStats(body, c.statHint())
+	if err != nil {
+		return nil, err
+	}
+	c.noteLayout(l)
+	return ss, nil
+}
+
+func checkGroup(group string) error {
+	if !ValidGroupName(group) {
+		return fmt.Errorf("fdfs: bad group name %q (1 to %d letters, digits, '-' or '_')", group, FdfsGroupNameMaxLen)
+	}
+	return nil
+}
+
+// QueryStore asks where a new file goes: QUERY_STORE_WITH_GROUP_ONE for a
+// named group, QUERY_STORE_WITHOUT_GROUP_ONE for "".
+func (c *Client) QueryStore(ctx context.Context, group string) (StorageAddr, error) {
+	req := request{cmd: TrackerProtoCmdServiceQueryStoreWithoutGroupOne}
+	if group != "" {
+		if err := checkGroup(group); err != nil {
+			return StorageAddr{}, err
+		}
+		req = request{cmd: TrackerProtoCmdServiceQueryStoreWithGroupOne, body: GroupRequest{group}.Append(nil)}
+	}
+	var body []byte
+	req.handle = readBody(&body)
+	if err := c.tracker(ctx, req); err != nil {
+		return StorageAddr{}, err
+	}
+	m, err := DecodeQueryStoreResponse(body)
+	if err != nil {
+		return StorageAddr{}, err
+	}
+	return m.Storage(), nil
+}
+
+// QueryStoreAll lists every storage a new file may go to (…_ALL).
+func (c *Client) QueryStoreAll(ctx context.Context, group string) ([]StorageAddr, error) {
+	req := request{cmd: TrackerProtoCmdServiceQueryStoreWithoutGroupAll}
+	if group != "" {
+		if err := checkGroup(group); err != nil {
+			return nil, err
+		}
+		req = request{cmd: TrackerProtoCmdServiceQueryStoreWithGroupAll, body: GroupRequest{group}.Append(nil)}
+	}
+	var body []byte
+	req.handle = readBody(&body)
+	if err := c.tracker(ctx, req); err != nil {
+		return nil, err
+	}
+	m, err := DecodeQueryStoreAllResponse(body)
+	if err != nil {
+		return nil, err
+	}
+	return m.Storages(), nil
+}
+
+func (c *Client) queryFile(ctx context.Context, cmd byte, id FileID) ([]byte, error) {
+	var body []byte
+	err := c.tracker(ctx, request{cmd: cmd, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil), handle: readBody(&body)})
+	return body, err
+}
+
+// QueryFetch names a storage to read fileID from (QUERY_FETCH_ONE).
+func (c *Client) QueryFetch(ctx context.Context, fileID string) (ServerAddr, error) {
+	return c.queryOne(ctx, TrackerProtoCmdServiceQueryFetchOne, fileID)
+}
+
+// QueryUpdate names the storage to change or delete fileID on
+// (QUERY_UPDATE): its source storage.
+func (c *Client) QueryUpdate(ctx context.Context, fileID string) (ServerAddr, error) {
+	return c.queryOne(ctx, TrackerProtoCmdServiceQueryUpdate, fileID)
+}
+
+func (c *Client) queryOne(ctx context.Context, cmd byte, fileID string) (ServerAddr, error) {
+	id, err := ParseFileID(fileID)
+	if err != nil {
+		return ServerAddr{}, err
+	}
+	body, err := c.queryFile(ctx, cmd, id)
+	if err != nil {
+		return ServerAddr{}, err
+	}
+	m, err := DecodeQueryFetchResponse(body)
+	if err != nil {
+		return ServerAddr{}, err
+	}
+	return m.Server, nil
+}
+
+// QueryFetchAll lists every storage that holds fileID (QUERY_FETCH_ALL).
+func (c *Client) QueryFetchAll(ctx context.Context, fileID string) ([]ServerAddr, error) {
+	id, err := ParseFileID(fileID)
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.queryFile(ctx, TrackerProtoCmdServiceQueryFetchAll, id)
+	if err != nil {
+		return nil, err
+	}
+	m, err := DecodeQueryFetchAllResponse(body)
+	if err != nil {
+		return nil, err
+	}
+	return m.Servers, nil
+}
+
+// Upload stores size bytes from r as a new file in group ("" lets the
+// tracker choose) and returns its file ID. ext, without the dot, goes into
+// the new name; one longer than 6 bytes is refused.
+func (c *Client) Upload(ctx context.Context, group, ext string, r io.Reader, size int64) (string, error) {
+	return c.upload(ctx, StorageProtoCmdUploadFile, group, ext, r, size)
+}
+
+// UploadAppender is Upload for an appender file, which Append, Modify and
+// Truncate can change later.
+func (c *Client) UploadAppender(ctx context.Context, group, ext string, r io.Reader, size int64) (string, error) {
+	return c.upload(ctx, StorageProtoCmdUploadAppenderFile, group, ext, r, size)
+}
+
+func (c *Client) upload(ctx context.Context, cmd byte, group, ext string, r io.Reader, size int64) (string, error) {
+	if size < 0 {
+		return "", fmt.Errorf("fdfs: negative upload size %d", size)
+	}
+	if ext != "" && !ValidExt(ext) {
+		return "", fmt.Errorf("fdfs: extension %q: at most %d bytes, no '.' or '/'", ext, FdfsFileExtNameMaxLen)
+	}
+	st, err := c.QueryStore(ctx, group)
+	if err != nil {
+		return "", err
+	}
+	prefix := UploadFileRequest{StorePathIndex: st.StorePathIndex, FileSize: size, Ext: ext}.Append(nil)
+	var body []byte
+	err = c.exchange(ctx, st.ServerAddr.String(), request{cmd: cmd, body: prefix, content: r, contentLen: size, handle: readBody(&body)})
+	if err != nil {
+		return "", err
+	}
+	m, err := DecodeFileIDResponse(body)
+	if err != nil {
+		return "", err
+	}
+	return m.FileID(), nil
+}
+
+// updateTarget parses fileID and finds the storage that may change it.
+func (c *Client) updateTarget(ctx context.Context, fileID string) (FileID, string, error) {
+	id, err := ParseFileID(fileID)
+	if err != nil {
+		return FileID{}, "", err
+	}
+	body, err := c.queryFile(ctx, TrackerProtoCmdServiceQueryUpdate, id)
+	if err != nil {
+		return FileID{}, "", err
+	}
+	m, err := DecodeQueryFetchResponse(body)
+	if err != nil {
+		return FileID{}, "", err
+	}
+	return id, m.Server.String(), nil
+}
+
+// Append adds size bytes from r to the end of an appender file.
+func (c *Client) Append(ctx context.Context, fileID string, r io.Reader, size int64) error {
+	id, addr, err := c.updateTarget(ctx, fileID)
+	if err != nil {
+		return err
+	}
+	prefix := AppendFileRequest{Filename: id.Remote, Size: size}.Append(nil)
+	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdAppendFile, body: prefix, content: r, contentLen: size})
+}
+
+// Modify overwrites size bytes of an appender file at off with bytes from
+// r. off may be the file's size (then it appends), not beyond.
+func (c *Client) Modify(ctx context.Context, fileID string, off int64, r io.Reader, size int64) error {
+	if off < 0 || size < 0 {
+		return fmt.Errorf("fdfs: modify at %d, %d bytes: negative", off, size)
+	}
+	id, addr, err := c.updateTarget(ctx, fileID)
+	if err != nil {
+		return err
+	}
+	prefix := ModifyFileRequest{Filename: id.Remote, Offset: off, Size: size}.Append(nil)
+	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdModifyFile, body: prefix, content: r, contentLen: size})
+}
+
+// Truncate sets the size of an appender file; FastDFS only shrinks.
+func (c *Client) Truncate(ctx context.Context, fileID string, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("fdfs: truncate to negative size %d", size)
+	}
+	id, addr, err := c.updateTarget(ctx, fileID)
+	if err != nil {
+		return err
+	}
+	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdTruncateFile, body: TruncateFileRequest{Filename: id.Remote, Size: size}.Append(nil)})
+}
+
+// RegenerateAppenderFilename turns an appender file into a normal one with
+// a new name (V6.02+) and returns the new file ID.
+func (c *Client) RegenerateAppenderFilename(ctx context.Context, fileID string) (string, error) {
+	id, addr, err := c.updateTarget(ctx, fileID)
+	if err != nil {
+		return "", err
+	}
+	var body []byte
+	err = c.exchange(ctx, addr, request{cmd: StorageProtoCmdRegenerateAppenderFilename,
+		body: RegenerateAppenderFilenameRequest{Filename: id.Remote}.Append(nil), handle: readBody(&body)})
+	if err != nil {
+		return "", err
+	}
+	m, err := DecodeFileIDResponse(body)
+	if err != nil {
+		return "", err
+	}
+	return m.FileID(), nil
+}
+
+// Delete removes a file.
+func (c *Client) Delete(ctx context.Context, fileID string) error {
+	id, addr, err := c.updateTarget(ctx, fileID)
+	if err != nil {
+		return err
+	}
+	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdDeleteFile, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil)})
+}
+
+// SetMetadata replaces (MetaOverwrite) or merges into (MetaMerge) the
+// metadata of a file.
+func (c *Client) SetMetadata(ctx context.Context, fileID string, meta map[string]string, flag byte) error {
+	if flag != MetaOverwrite && flag != MetaMerge {
+		return fmt.Errorf("fdfs: metadata flag %q is neither 'O' nor 'M'", flag)
+	}
+	for k, v := range meta {
+		if k == "" || len(k) > FdfsMaxMetaNameLen || len(v) > FdfsMaxMetaValueLen ||
+			strings.ContainsAny(k+v, string([]byte{FdfsRecordSeparator, FdfsFieldSeparator})) {
+			return fmt.Errorf("fdfs: metadata %q: names are 1 to %d bytes, values up to %d, without bytes 0x01 and 0x02",
+				k, FdfsMaxMetaNameLen, FdfsMaxMetaValueLen)
+		}
+	}
+	id, addr, err := c.updateTarget(ctx, fileID)
+	if err != nil {
+		return err
+	}
+	body := SetMetadataRequest{Flag: flag, Group: id.Group, Filename: id.Remote, Meta: MetaFromMap(meta)}.Append(nil)
+	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdSetMetadata, body: body})
+}
+
+// fetchServers runs op on the storage the tracker names for reading fileID
+// and, when that storage cannot be reached, on the others that hold it.
+func (c *Client) fetchServers(ctx context.Context, fileID string, op func(addr string) error) error {
+	first, err := c.QueryFetch(ctx, fileID)
+	if err != nil {
+		return err
+	}
+	err = op(first.String())
+	if !retryable(err) {
+		return err
+	}
+	all, qerr := c.QueryFetchAll(ctx, fileID)
+	if qerr != nil {
+		return err
+	}
+	for _, s := range all {
+		if s == first {
+			continue
+		}
+		c.cfg.Logger.Warn("fdfs: reading from another storage", "file", fileID, "storage", s.String(), "after", err)
+		err = op(s.String())
+		if !retryable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// GetMetadata returns the metadata of a file (empty when it has none).
+func (c *Client) GetMetadata(ctx context.Context, fileID string) (map[string]string, error) {
+	id, err := ParseFileID(fileID)
+	if err != nil {
+		return nil, err
+	}
+	var body []byte
+	err = c.fetchServers(ctx, fileID, func(addr string) error {
+		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdGetMetadata, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil), handle: readBody(&body)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	entries, err := DecodeMetadata(body)
+	if err != nil {
+		return nil, err
+	}
+	return MetaToMap(entries), nil
+}
+
+// QueryFileInfo asks a storage for a file's size, creation time, CRC32 and
+// source address.
+func (c *Client) QueryFileInfo(ctx context.Context, fileID string) (QueryFileInfoResponse, error) {
+	id, err := ParseFileID(fileID)
+	if err != nil {
+		return QueryFileInfoResponse{}, err
+	}
+	var body []byte
+	err = c.fetchServers(ctx, fileID, func(addr string) error {
+		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdQueryFileInfo, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil), handle: readBody(&body)})
+	})
+	if err != nil {
+		return QueryFileInfoResponse{}, err
+	}
+	return DecodeQueryFileInfoResponse(body)
+}
+
+// Download streams length bytes of fileID from off (length 0: to the end)
+// into w and returns how many it wrote. If the storage fails part way, the
+// rest comes from another storage that holds the file, so w sees each byte
+// once. Nothing is buffered beyond a copy buffer.
+func (c *Client) Download(ctx context.Context, fileID string, off, length int64, w io.Writer) (int64, error) {
+	if off < 0 || length < 0 {
+		return 0, fmt.Errorf("fdfs: download at %d, %d bytes: negative", off, length)
+	}
+	id, err := ParseFileID(fileID)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	err = c.fetchServers(ctx, fileID, func(addr string) error {
+		if length > 0 && total == length {
+			return nil
+		}
+		rest := int64(0)
+		if length > 0 {
+			rest = length - total
+		}
+		req := DownloadFileRequest{Offset: off + total, Length: rest, Group: id.Group, Filename: id.Remote}.Append(nil)
+		maxResp := int64(math.MaxInt64)
+		if rest > 0 {
+			maxResp = rest
+		}
+		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdDownloadFile, body: req, maxResp: maxResp,
+			handle: func(h Header, r io.Reader) error {
+				bp := copyBufs.Get().(*[]byte)
+				defer copyBufs.Put(bp)
+				n, err := io.CopyBuffer(w, r, *bp)
+				total += n
+				if err == nil && n < h.Length {
+					err = io.ErrUnexpectedEOF
+				}
+				if err != nil {
+					return fmt.Errorf("fdfs: download %s from %s: %w", fileID, addr, err)
+				}
+				return nil
+			}})
+	})
+	return total, err
+}

@@ -1,0 +1,228 @@
+package fdfs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// conn is one TCP connection to a tracker or storage. Every read and write
+// gets its own deadline of NetworkTimeout (cut short by the context's), so a
+// long streamed upload never times out while bytes keep moving, and a
+// silent peer never hangs a caller for longer than the timeout.
+type conn struct {
+	nc       net.Conn
+	br       *bufio.Reader
+	addr     string
+	timeout  time.Duration
+	deadline time.Time // the context's, or zero
+	lastUsed time.Time
+}
+
+func (c *conn) refresh() {
+	d := time.Now().Add(c.timeout)
+	if !c.deadline.IsZero() && c.deadline.Before(d) {
+		d = c.deadline
+	}
+	c.nc.SetDeadline(d)
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	c.refresh()
+	return c.br.Read(p)
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	c.refresh()
+	return c.nc.Write(p)
+}
+
+// pool keeps idle connections to one address, newest last.
+type pool struct {
+	mu   sync.Mutex
+	idle []*conn
+}
+
+// pools holds one pool per address and the counters the leak tests read.
+type pools struct {
+	cfg    Config
+	dialer net.Dialer
+	open   atomic.Int64 // connections open now, idle or in use
+
+	mu     sync.Mutex
+	byAddr map[string]*pool
+	closed bool
+}
+
+func newPools(cfg Config) *pools {
+	return &pools{cfg: cfg, dialer: net.Dialer{Timeout: cfg.ConnectTimeout}, byAddr: map[string]*pool{}}
+}
+
+// errPoolClosed is returned after Close.
+var errPoolClosed = errors.New("fdfs: client closed")
+
+// dialError marks a failure to connect, which callers may answer by trying
+// another server: no request reached the peer.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+func (p *pools) pool(addr string) (*pool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errPoolClosed
+	}
+	pl := p.byAddr[addr]
+	if pl == nil {
+		pl = &pool{}
+		p.byAddr[addr] = pl
+	}
+	return pl, nil
+}
+
+// get returns a healthy connection to addr: a pooled one (tested with
+// ACTIVE_TEST first if it sat idle for a while) or a new one.
+func (p *pools) get(ctx context.Context, addr string) (*conn, error) {
+	pl, err := p.pool(addr)
+	if err != nil {
+		return nil, err
+	}
+	deadline, _ := ctx.Deadline()
+	for {
+		pl.mu.Lock()
+		n := len(pl.idle)
+		if n == 0 {
+			pl.mu.Unlock()
+			break
+		}
+		c := pl.idle[n-1]
+		pl.idle = pl.idle[:n-1]
+		pl.mu.Unlock()
+		idle := time.Since(c.lastUsed)
+		if idle > p.cfg.MaxIdleTime {
+			p.discard(c)
+			continue
+		}
+		c.deadline = deadline
+		if idle > p.cfg.IdleTestAge {
+			if err := activeTest(c, p.cfg.MaxBodySize); err != nil {
+				p.discard(c)
+				continue
+			}
+		}
+		return c, nil
+	}
+	nc, err := p.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &dialError{fmt.Errorf("fdfs: connect %s: %w", addr, err)}
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	p.open.Add(1)
+	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), addr: addr, timeout: p.cfg.NetworkTimeout, deadline: deadline}, nil
+}
+
+// put returns c to its pool, or closes it when the exchange that used it
+// failed in any way but a clean error status: such a connection may be out
+// of step with its peer.
+func (p *pools) put(c *conn, err error) {
+	var se *StatusError
+	if err != nil && !errors.As(err, &se) {
+		p.discard(c)
+		return
+	}
+	c.lastUsed = time.Now()
+	c.deadline = time.Time{}
+	pl, perr := p.pool(c.addr)
+	if perr != nil {
+		p.discard(c)
+		return
+	}
+	pl.mu.Lock()
+	if len(pl.idle) >= p.cfg.MaxIdlePerServer {
+		pl.mu.Unlock()
+		p.discard(c)
+		return
+	}
+	pl.idle = append(pl.idle, c)
+	pl.mu.Unlock()
+}
+
+func (p *pools) discard(c *conn) {
+	c.nc.Close()
+	p.open.Add(-1)
+}
+
+// close closes every idle connection; connections in use close when they
+// come back.
+func (p *pools) close() {
+	p.mu.Lock()
+	p.closed = true
+	all := p.byAddr
+	p.byAddr = map[string]*pool{}
+	p.mu.Unlock()
+	for _, pl := range all {
+		pl.mu.Lock()
+		idle := pl.idle
+		pl.idle = nil
+		pl.mu.Unlock()
+		for _, c := range idle {
+			// Say goodbye as upstream's pooled clients do; errors don't matter.
+			c.nc.SetDeadline(time.Now().Add(100 * time.Millisecond))
+			c.nc.Write(Header{Cmd: FdfsProtoCmdQuit}.Append(nil))
+			p.discard(c)
+		}
+	}
+}
+
+// activeTest sends ACTIVE_TEST and expects an empty success.
+func activeTest(c *conn, maxBody int64) error {
+	if _, err := c.Write(Header{Cmd: FdfsProtoCmdActiveTest}.Append(nil)); err != nil {
+		return err
+	}
+	h, err := readResponseHeader(c, FdfsProtoCmdActiveTest, maxBody)
+	if err != nil {
+		return err
+	}
+	if h.Length != 0 {
+		return protocolErrorf("ACTIVE_TEST answered with a %d-byte body", h.Length)
+	}
+	return nil
+}
+
+// readResponseHeader reads a response header, checks its command byte and
+// turns a non-zero status into a *StatusError after draining the (small)
+// body that may come with it, so the connection stays usable.
+func readResponseHeader(r io.Reader, cmd byte, maxBody int64) (Header, error) {
+	h, err := ReadHeader(r, maxBody)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("fdfs: %s: connection closed by peer: %w", CmdName(cmd), io.ErrUnexpectedEOF)
+		}
+		return Header{}, err
+	}
+	if h.Cmd != TrackerProtoCmdResp {
+		return Header{}, protocolErrorf("%s: response cmd %d, want %d", CmdName(cmd), h.Cmd, TrackerProtoCmdResp)
+	}
+	if h.Status != 0 {
+		if h.Length > 0 {
+			if h.Length > 4096 {
+				return Header{}, protocolErrorf("%s: error status %d with a %d-byte body", CmdName(cmd), h.Status, h.Length)
+			}
+			if _, err := io.CopyN(io.Discard, r, h.Length); err != nil {
+				return Header{}, err
+			}
+		}
+		return Header{}, &StatusError{Cmd: cmd, Status: h.Status}
+	}
+	return h, nil
+}
