@@ -1,0 +1,365 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"fdfsfs/index"
+)
+
+// dirNode is a directory inside a group (the group directory itself too).
+type dirNode struct {
+	fusefs.Inode
+	fs    *FS
+	ino   index.Ino
+	group string
+	// top is true for the group directory, where by-ID paths start.
+	top bool
+}
+
+// newChild builds (or finds) the node for an index inode and fills out.
+func (f *FS) newChild(ctx context.Context, parent *fusefs.Inode, name string, a index.Attr, out *fuse.EntryOut) *fusefs.Inode {
+	group := groupOf(parent)
+	top := false
+	if _, isRoot := parent.Operations().(*rootNode); isRoot {
+		group, top = name, true
+	}
+	var node fusefs.InodeEmbedder
+	switch a.Kind {
+	case index.KindDir:
+		node = &dirNode{fs: f, ino: a.Ino, group: group, top: top}
+	case index.KindSymlink:
+		node = &symlinkNode{fs: f, ino: a.Ino}
+	default:
+		node = &fileNode{fs: f, ino: a.Ino, group: group}
+	}
+	ch := parent.NewInode(ctx, node, fusefs.StableAttr{Mode: modeOf(a.Kind), Ino: uint64(a.Ino)})
+	if out != nil {
+		if fn, ok := ch.Operations().(*fileNode); ok {
+			a = fn.overlay(a)
+		}
+		fillAttr(a, &out.Attr)
+	}
+	return ch
+}
+
+// groupOf is the FastDFS group a node lives in.
+func groupOf(n *fusefs.Inode) string {
+	switch d := n.Operations().(type) {
+	case *dirNode:
+		return d.group
+	case *fileNode:
+		return d.group
+	}
+	return ""
+}
+
+var _ = (fusefs.NodeGetattrer)((*dirNode)(nil))
+
+func (d *dirNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	a, err := d.fs.idx.GetAttr(ctx, d.ino)
+	if err != nil {
+		return d.fs.toErrno("getattr", err)
+	}
+	fillAttr(a, &out.Attr)
+	return 0
+}
+
+var _ = (fusefs.NodeSetattrer)((*dirNode)(nil))
+
+func (d *dirNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return d.fs.setattr(ctx, d.ino, in, out)
+}
+
+var _ = (fusefs.NodeLookuper)((*dirNode)(nil))
+
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	a, err := d.fs.idx.Lookup(ctx, d.ino, name)
+	if err != nil {
+		if errors.Is(err, index.ErrNotFound) && d.top && d.fs.isStorePathOf(d.group, name) {
+			// A name in the index wins; otherwise M00 starts a by-ID path.
+			return d.NewInode(ctx, &byIDDir{fs: d.fs, group: d.group, parts: []string{name}},
+				fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: byIDIno(d.group + "/" + name)}), 0
+		}
+		return nil, d.fs.toErrno("lookup "+name, err)
+	}
+	return d.fs.newChild(ctx, &d.Inode, name, a, out), 0
+}
+
+var _ = (fusefs.NodeOpendirHandler)((*dirNode)(nil))
+
+// OpendirHandle scans the directory once; the handle answers readdirplus
+// lookups from that scan, so `ls -l` costs one index scan, not one lookup
+// per entry.
+func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	ents, err := d.fs.idx.ReadDir(ctx, d.ino)
+	if err != nil {
+		return nil, 0, d.fs.toErrno("readdir", err)
+	}
+	return &dirHandle{dir: d, ents: ents}, 0, 0
+}
+
+type dirHandle struct {
+	dir  *dirNode
+	ents []index.Entry
+	pos  int // next entry Readdirent returns
+}
+
+var _ = (fusefs.FileReaddirenter)((*dirHandle)(nil))
+
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if h.pos >= len(h.ents) {
+		return nil, 0
+	}
+	e := h.ents[h.pos]
+	h.pos++
+	return &fuse.DirEntry{Name: e.Name, Mode: modeOf(e.Attr.Kind), Ino: uint64(e.Attr.Ino), Off: uint64(h.pos)}, 0
+}
+
+var _ = (fusefs.FileSeekdirer)((*dirHandle)(nil))
+
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off > uint64(len(h.ents)) {
+		return syscall.EINVAL
+	}
+	h.pos = int(off)
+	return 0
+}
+
+var _ = (fusefs.FileLookuper)((*dirHandle)(nil))
+
+// Lookup answers readdirplus from the scan: the name is the last one
+// Readdirent produced.
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if h.pos > 0 && h.ents[h.pos-1].Name == name {
+		return h.dir.fs.newChild(ctx, &h.dir.Inode, name, h.ents[h.pos-1].Attr, out), 0
+	}
+	return h.dir.Lookup(ctx, name, out)
+}
+
+func (d *dirNode) create(ctx context.Context, name string, a index.Attr) (index.Attr, syscall.Errno) {
+	if d.fs.opts.ReadOnly {
+		return a, syscall.EROFS
+	}
+	now := time.Now()
+	a.Uid, a.Gid = caller(ctx)
+	a.Atime, a.Mtime, a.Ctime = now, now, now
+	a, err := d.fs.idx.Create(ctx, d.ino, name, a)
+	if err != nil {
+		return a, d.fs.toErrno("create "+name, err)
+	}
+	return a, 0
+}
+
+var _ = (fusefs.NodeMkdirer)((*dirNode)(nil))
+
+func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindDir, Mode: mode & 0o7777})
+	if errno != 0 {
+		return nil, errno
+	}
+	return d.fs.newChild(ctx, &d.Inode, name, a, out), 0
+}
+
+var _ = (fusefs.NodeCreater)((*dirNode)(nil))
+
+func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindFile, Mode: mode & 0o7777})
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	ch := d.fs.newChild(ctx, &d.Inode, name, a, out)
+	fn := ch.Operations().(*fileNode)
+	fh, fuseFlags, errno := fn.open(ctx, flags, a)
+	return ch, fh, fuseFlags, errno
+}
+
+var _ = (fusefs.NodeMknoder)((*dirNode)(nil))
+
+func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if mode&syscall.S_IFMT != syscall.S_IFREG {
+		// FastDFS holds file content; devices, FIFOs and sockets have none.
+		return nil, syscall.EPERM
+	}
+	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindFile, Mode: mode & 0o7777})
+	if errno != 0 {
+		return nil, errno
+	}
+	return d.fs.newChild(ctx, &d.Inode, name, a, out), 0
+}
+
+var _ = (fusefs.NodeSymlinker)((*dirNode)(nil))
+
+func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindSymlink, Mode: 0o777, Target: target, Size: int64(len(target))})
+	if errno != 0 {
+		return nil, errno
+	}
+	return d.fs.newChild(ctx, &d.Inode, name, a, out), 0
+}
+
+var _ = (fusefs.NodeLinker)((*dirNode)(nil))
+
+func (d *dirNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if d.fs.opts.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	var ino index.Ino
+	switch t := target.(type) {
+	case *fileNode:
+		if t.group != d.group {
+			return nil, syscall.EXDEV
+		}
+		ino = t.ino
+	case *symlinkNode:
+		ino = t.ino
+	default:
+		return nil, syscall.EPERM
+	}
+	a, err := d.fs.idx.Link(ctx, ino, d.ino, name)
+	if err != nil {
+		return nil, d.fs.toErrno("link "+name, err)
+	}
+	return d.fs.newChild(ctx, &d.Inode, name, a, out), 0
+}
+
+var _ = (fusefs.NodeUnlinker)((*dirNode)(nil))
+
+func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	if d.fs.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	a, err := d.fs.idx.Unlink(ctx, d.ino, name)
+	if err != nil {
+		return d.fs.toErrno("unlink "+name, err)
+	}
+	d.fs.purgeIfUnused(ctx, a)
+	return 0
+}
+
+var _ = (fusefs.NodeRmdirer)((*dirNode)(nil))
+
+func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if d.fs.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	return d.fs.toErrno("rmdir "+name, d.fs.idx.Rmdir(ctx, d.ino, name))
+}
+
+var _ = (fusefs.NodeRenamer)((*dirNode)(nil))
+
+// Rename changes only the index: no data is copied. Across groups the
+// content would have to move to another FastDFS group, so it is EXDEV and mv
+// falls back to copy and delete.
+func (d *dirNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if d.fs.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	np, ok := newParent.(*dirNode)
+	if !ok || np.group != d.group {
+		return syscall.EXDEV
+	}
+	var iflags uint32
+	if flags&1 != 0 { // RENAME_NOREPLACE
+		iflags |= index.RenameNoReplace
+	}
+	if flags&2 != 0 { // RENAME_EXCHANGE
+		iflags |= index.RenameExchange
+	}
+	replaced, err := d.fs.idx.Rename(ctx, d.ino, name, np.ino, newName, iflags)
+	if err != nil {
+		return d.fs.toErrno("rename "+name, err)
+	}
+	if replaced != nil {
+		d.fs.purgeIfUnused(ctx, *replaced)
+	}
+	return 0
+}
+
+var _ = (fusefs.NodeStatfser)((*dirNode)(nil))
+
+// Statfs inside a group is that group's capacity as the tracker reports it.
+func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	g, _ := d.fs.groupInfo(d.group)
+	fillStatfs(g.TotalMB, g.FreeMB, out)
+	return 0
+}
+
+// setattr applies mode, owner and time changes (size is the file's own
+// business, see fileNode.Setattr).
+func (f *FS) setattr(ctx context.Context, ino index.Ino, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	var sa index.SetAttrIn
+	changed := false
+	if m, ok := in.GetMode(); ok {
+		m &= 0o7777
+		sa.Mode, changed = &m, true
+	}
+	if u, ok := in.GetUID(); ok {
+		sa.Uid, changed = &u, true
+	}
+	if g, ok := in.GetGID(); ok {
+		sa.Gid, changed = &g, true
+	}
+	if t, ok := in.GetATime(); ok {
+		sa.Atime, changed = &t, true
+	}
+	if t, ok := in.GetMTime(); ok {
+		sa.Mtime, changed = &t, true
+	}
+	var a index.Attr
+	var err error
+	if changed {
+		if f.opts.ReadOnly {
+			return syscall.EROFS
+		}
+		now := time.Now()
+		sa.Ctime = &now
+		a, err = f.idx.SetAttr(ctx, ino, sa)
+	} else {
+		a, err = f.idx.GetAttr(ctx, ino)
+	}
+	if err != nil {
+		return f.toErrno("setattr", err)
+	}
+	fillAttr(a, &out.Attr)
+	return 0
+}
+
+// symlinkNode is a symbolic link; its target lives in the index.
+type symlinkNode struct {
+	fusefs.Inode
+	fs  *FS
+	ino index.Ino
+}
+
+var _ = (fusefs.NodeReadlinker)((*symlinkNode)(nil))
+
+func (s *symlinkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	a, err := s.fs.idx.GetAttr(ctx, s.ino)
+	if err != nil {
+		return nil, s.fs.toErrno("readlink", err)
+	}
+	return []byte(a.Target), 0
+}
+
+var _ = (fusefs.NodeGetattrer)((*symlinkNode)(nil))
+
+func (s *symlinkNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	a, err := s.fs.idx.GetAttr(ctx, s.ino)
+	if err != nil {
+		return s.fs.toErrno("getattr", err)
+	}
+	fillAttr(a, &out.Attr)
+	return 0
+}
+
+var _ = (fusefs.NodeSetattrer)((*symlinkNode)(nil))
+
+func (s *symlinkNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return s.fs.setattr(ctx, s.ino, in, out)
+}

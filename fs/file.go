@@ -1,0 +1,322 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"fdfsfs/cache"
+	"fdfsfs/index"
+)
+
+// fileNode is a regular file. Its committed content is one FastDFS file
+// (index.Attr.FileID); content being written lives in a writer until close
+// or fsync commits it.
+type fileNode struct {
+	fusefs.Inode
+	fs    *FS
+	ino   index.Ino
+	group string
+
+	// wmu orders this file's content changes (writes, truncates, commits).
+	// It is the one lock held across network I/O: it orders the file's own
+	// uploads and nothing else waits on it.
+	wmu sync.Mutex
+
+	mu sync.Mutex
+	w  *writer // uncommitted content, nil when clean (guarded by wmu to change, mu to read)
+	// keepGen is the content generation the kernel's page cache was filled
+	// from (guarded by mu); an open that sees the same one keeps the cache.
+	keepGen   uint64
+	keepValid bool
+}
+
+// overlay shows uncommitted size and mtime over the index attributes.
+func (n *fileNode) overlay(a index.Attr) index.Attr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.w != nil {
+		a.Size = n.w.size
+		a.Mtime = n.w.mtime
+	}
+	return a
+}
+
+var _ = (fusefs.NodeGetattrer)((*fileNode)(nil))
+
+func (n *fileNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	a, err := n.fs.idx.GetAttr(ctx, n.ino)
+	if err != nil {
+		return n.fs.toErrno("getattr", err)
+	}
+	fillAttr(n.overlay(a), &out.Attr)
+	return 0
+}
+
+var _ = (fusefs.NodeSetattrer)((*fileNode)(nil))
+
+func (n *fileNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if size, ok := in.GetSize(); ok {
+		if n.fs.opts.ReadOnly {
+			return syscall.EROFS
+		}
+		if errno := n.truncate(ctx, int64(size)); errno != 0 {
+			return errno
+		}
+	}
+	if errno := n.fs.setattr(ctx, n.ino, in, out); errno != 0 {
+		return errno
+	}
+	a, err := n.fs.idx.GetAttr(ctx, n.ino)
+	if err != nil {
+		return n.fs.toErrno("setattr", err)
+	}
+	fillAttr(n.overlay(a), &out.Attr)
+	return 0
+}
+
+// truncate changes the size. With no handle open it commits at once, as
+// truncate(2) promises; otherwise close or fsync does.
+func (n *fileNode) truncate(ctx context.Context, size int64) syscall.Errno {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	w, err := n.writer(ctx)
+	if err != nil {
+		return n.fs.toErrno("truncate", err)
+	}
+	if err := w.truncate(ctx, size); err != nil {
+		return n.fs.toErrno("truncate", err)
+	}
+	n.fs.mu.Lock()
+	open := n.fs.open[n.ino]
+	n.fs.mu.Unlock()
+	if open == 0 {
+		return n.commitLocked(ctx)
+	}
+	return 0
+}
+
+// writer returns the file's writer, making one over the committed content.
+// Call with wmu held.
+func (n *fileNode) writer(ctx context.Context) (*writer, error) {
+	n.mu.Lock()
+	w := n.w
+	n.mu.Unlock()
+	if w != nil {
+		return w, nil
+	}
+	a, err := n.fs.idx.GetAttr(ctx, n.ino)
+	if err != nil {
+		return nil, err
+	}
+	w = newWriter(n, a)
+	n.mu.Lock()
+	n.w = w
+	n.mu.Unlock()
+	return w, nil
+}
+
+// commitLocked makes the writer's content durable and drops the writer.
+// On failure the committed content stays as it was and the error is
+// returned (from close or fsync). Call with wmu held.
+func (n *fileNode) commitLocked(ctx context.Context) syscall.Errno {
+	n.mu.Lock()
+	w := n.w
+	n.mu.Unlock()
+	if w == nil {
+		return 0
+	}
+	err := w.commit(ctx)
+	n.mu.Lock()
+	n.w = nil
+	n.mu.Unlock()
+	w.discard()
+	if err != nil {
+		return n.fs.toErrno("commit", err)
+	}
+	return 0
+}
+
+var _ = (fusefs.NodeOpener)((*fileNode)(nil))
+
+func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	a, err := n.fs.idx.GetAttr(ctx, n.ino)
+	if err != nil {
+		return nil, 0, n.fs.toErrno("open", err)
+	}
+	return n.open(ctx, flags, a)
+}
+
+func (n *fileNode) open(ctx context.Context, flags uint32, a index.Attr) (fusefs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY && n.fs.opts.ReadOnly {
+		return nil, 0, syscall.EROFS
+	}
+	n.fs.mu.Lock()
+	n.fs.open[n.ino]++
+	n.fs.mu.Unlock()
+
+	var fuseFlags uint32
+	n.mu.Lock()
+	if n.w == nil && n.keepValid && n.keepGen == a.Gen {
+		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	}
+	n.keepGen, n.keepValid = a.Gen, n.w == nil
+	n.mu.Unlock()
+	return &fileHandle{n: n}, fuseFlags, 0
+}
+
+// fileHandle is one open file description.
+type fileHandle struct {
+	n *fileNode
+
+	mu sync.Mutex
+	// rd reads committed content with readahead; rdKey is the content it
+	// was made for (guarded by mu).
+	rd    *cache.Reader
+	rdKey string
+}
+
+var _ = (fusefs.FileReader)((*fileHandle)(nil))
+
+func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n := h.n
+	n.mu.Lock()
+	dirty := n.w != nil
+	n.mu.Unlock()
+	if dirty {
+		n.wmu.Lock()
+		defer n.wmu.Unlock()
+		if w, _ := n.writer(ctx); w != nil {
+			got, err := w.readAt(ctx, dest, off)
+			if err != nil {
+				return nil, n.fs.toErrno("read", err)
+			}
+			return fuse.ReadResultData(dest[:got]), 0
+		}
+	}
+	a, err := n.fs.idx.GetAttr(ctx, n.ino)
+	if err != nil {
+		return nil, n.fs.toErrno("read", err)
+	}
+	if off >= a.Size || a.FileID == "" {
+		return fuse.ReadResultData(nil), 0
+	}
+	if rest := a.Size - off; int64(len(dest)) > rest {
+		dest = dest[:rest]
+	}
+	obj := n.fs.object(a)
+	h.mu.Lock()
+	if h.rd == nil || h.rdKey != obj.Key {
+		if h.rd != nil {
+			h.rd.Close()
+		}
+		h.rd, h.rdKey = n.fs.cache.NewReader(obj), obj.Key
+	}
+	rd := h.rd
+	h.mu.Unlock()
+	got, err := rd.ReadAt(ctx, dest, off)
+	if err != nil && got < len(dest) {
+		return nil, n.fs.toErrno("read", err)
+	}
+	return fuse.ReadResultData(dest[:got]), 0
+}
+
+var _ = (fusefs.FileWriter)((*fileHandle)(nil))
+
+func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n := h.n
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	w, err := n.writer(ctx)
+	if err != nil {
+		return 0, n.fs.toErrno("write", err)
+	}
+	if err := w.writeAt(ctx, data, off); err != nil {
+		return 0, n.fs.toErrno("write", err)
+	}
+	return uint32(len(data)), 0
+}
+
+var _ = (fusefs.FileFlusher)((*fileHandle)(nil))
+
+// Flush runs on every close(): what was written is committed before close
+// returns, so close's result says whether the data is safe.
+func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
+	h.n.wmu.Lock()
+	defer h.n.wmu.Unlock()
+	return h.n.commitLocked(ctx)
+}
+
+var _ = (fusefs.FileFsyncer)((*fileHandle)(nil))
+
+func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	return h.Flush(ctx)
+}
+
+var _ = (fusefs.FileReleaser)((*fileHandle)(nil))
+
+func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	n := h.n
+	h.mu.Lock()
+	if h.rd != nil {
+		h.rd.Close()
+		h.rd = nil
+	}
+	h.mu.Unlock()
+
+	n.fs.mu.Lock()
+	n.fs.open[n.ino]--
+	last := n.fs.open[n.ino] <= 0
+	if last {
+		delete(n.fs.open, n.ino)
+	}
+	n.fs.mu.Unlock()
+	if !last {
+		return 0
+	}
+	// Release has no caller waiting for its result; a bounded context keeps
+	// a dead storage from pinning the handle forever.
+	bg, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	n.wmu.Lock()
+	errno := n.commitLocked(bg)
+	n.wmu.Unlock()
+	if errno != 0 {
+		n.fs.log.Warn("content written after the last flush was not saved", "ino", n.ino, "errno", errno)
+	}
+	if a, err := n.fs.idx.GetAttr(bg, n.ino); err == nil {
+		n.fs.purgeIfUnused(bg, a)
+	}
+	return 0
+}
+
+var _ = (fusefs.FileGetattrer)((*fileHandle)(nil))
+
+func (h *fileHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	return h.n.Getattr(ctx, h, out)
+}
+
+// object is committed content as the block cache sees it. The key carries
+// the generation: an appender file changed in place keeps its file ID, and
+// must not be served from blocks of its old content.
+func (f *FS) object(a index.Attr) cache.Object {
+	fileID := a.FileID
+	return cache.Object{
+		Key:  fileID + "#" + strconv.FormatUint(a.Gen, 10),
+		Size: a.Size,
+		Fetch: cache.FetcherFunc(func(ctx context.Context, off, length int64, w io.Writer) (int64, error) {
+			return f.be.Download(ctx, fileID, off, length, w)
+		}),
+	}
+}
+
+// errWriteFailed marks a writer whose background upload failed; the error
+// itself was logged and is returned from the next write, close or fsync.
+var errWriteFailed = errors.New("fs: upload failed")

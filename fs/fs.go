@@ -1,0 +1,373 @@
+// Package fs is the FUSE layer of fdfsfs: it turns the index (names), the
+// block cache (local data) and a FastDFS backend (content) into POSIX
+// behaviour.
+//
+// The tree: the root lists one directory per FastDFS group; everything under
+// a group directory lives in the index, and each regular file's content is
+// one FastDFS file in that group. Content is durable when close() or fsync()
+// returns 0: the data is in FastDFS and the index points at it.
+//
+// This package never talks the wire protocol itself (that is fdfs/) and never
+// lays out keys (that is index/).
+//
+// Lock order, where more than one is taken: fileNode.wmu, then fileNode.mu,
+// then FS.mu. No lock but wmu is ever held across network I/O; wmu only
+// orders one file's own uploads.
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"fdfsfs/cache"
+	"fdfsfs/index"
+)
+
+// GroupInfo is what the root directory needs to know of a FastDFS group.
+type GroupInfo struct {
+	Name    string
+	TotalMB int64
+	FreeMB  int64
+	// StorePaths is the number of store paths (M00, M01, ...) the group's
+	// storages have; only those names start by-ID paths.
+	StorePaths int
+}
+
+// Backend is the FastDFS cluster as the FUSE layer uses it. NewBackend
+// adapts *fdfs.Client; tests may wrap it to inject faults.
+type Backend interface {
+	Groups(ctx context.Context) ([]GroupInfo, error)
+	// Upload stores size bytes from r as a new file in group; appender files
+	// can later be modified in place.
+	Upload(ctx context.Context, group, ext string, r io.Reader, size int64, appender bool) (fileID string, err error)
+	Modify(ctx context.Context, fileID string, off int64, r io.Reader, size int64) error
+	Truncate(ctx context.Context, fileID string, size int64) error
+	// Download writes length bytes from off (0 < length, off+length <= size).
+	Download(ctx context.Context, fileID string, off, length int64, w io.Writer) (int64, error)
+	Delete(ctx context.Context, fileID string) error
+	// FileSize asks the storage for a file's size (for by-ID paths).
+	FileSize(ctx context.Context, fileID string) (int64, error)
+	GetMetadata(ctx context.Context, fileID string) (map[string]string, error)
+	SetMetadata(ctx context.Context, fileID string, meta map[string]string, merge bool) error
+}
+
+// Options configure a mount.
+type Options struct {
+	Backend Backend
+	Index   index.Index
+	Cache   *cache.Cache
+	// StageDir holds staged writes (files written out of order).
+	StageDir string
+	// WriteChunk is the size of one streamed upload request, and
+	// WriteInflight how many may be queued per file: a file being written
+	// holds at most WriteChunk*(WriteInflight+1) bytes of memory.
+	WriteChunk    int
+	WriteInflight int
+	ReadOnly      bool
+	// GroupRefresh is how often the root re-reads the tracker's group list.
+	GroupRefresh time.Duration
+	// HTTPBase maps a group to the nginx base URL serving it, for the
+	// user.fdfs.url attribute.
+	HTTPBase map[string]string
+	Logger   *slog.Logger
+}
+
+// FS is one mounted tree.
+type FS struct {
+	opts  Options
+	log   *slog.Logger
+	be    Backend
+	idx   index.Index
+	cache *cache.Cache
+
+	mu sync.Mutex
+	// open counts open handles per inode (guarded by mu), so that an
+	// unlinked file's content outlives its last name until its last close.
+	open map[index.Ino]int
+	// groups is the tracker's last answer (guarded by mu).
+	groups   map[string]GroupInfo
+	groupsOK bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New builds the file system; Root returns its root node for fusefs.Mount.
+func New(ctx context.Context, opts Options) (*FS, error) {
+	if opts.Backend == nil || opts.Index == nil || opts.Cache == nil {
+		return nil, errors.New("fs: Backend, Index and Cache are required")
+	}
+	if opts.WriteChunk <= 0 {
+		opts.WriteChunk = 8 << 20
+	}
+	if opts.WriteInflight <= 0 {
+		opts.WriteInflight = 3
+	}
+	if opts.GroupRefresh <= 0 {
+		opts.GroupRefresh = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &FS{
+		opts:   opts,
+		log:    opts.Logger,
+		be:     opts.Backend,
+		idx:    opts.Index,
+		cache:  opts.Cache,
+		open:   make(map[index.Ino]int),
+		groups: make(map[string]GroupInfo),
+		stop:   make(chan struct{}),
+	}
+	if err := f.refreshGroups(ctx); err != nil {
+		// The index still serves names and attributes; content waits for
+		// the tracker to come back.
+		f.log.Warn("tracker unreachable at mount; serving names from the index", "err", err)
+	}
+	if !opts.ReadOnly {
+		f.recover(ctx)
+	}
+	f.wg.Add(1)
+	go f.refreshLoop()
+	return f, nil
+}
+
+// Root is the node to mount.
+func (f *FS) Root() fusefs.InodeEmbedder { return &rootNode{fs: f} }
+
+// Close stops background loops. The caller closes the index and cache.
+func (f *FS) Close() {
+	select {
+	case <-f.stop:
+	default:
+		close(f.stop)
+	}
+	f.wg.Wait()
+}
+
+func (f *FS) refreshLoop() {
+	defer f.wg.Done()
+	t := time.NewTicker(f.opts.GroupRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := f.refreshGroups(ctx); err != nil {
+				f.log.Warn("group refresh failed", "err", err)
+			}
+			f.sweepPending(ctx)
+			cancel()
+		}
+	}
+}
+
+// refreshGroups reads the tracker's group list and makes sure each group has
+// a directory in the index, so that its inode number is stable.
+func (f *FS) refreshGroups(ctx context.Context) error {
+	gs, err := f.be.Groups(ctx)
+	if err != nil {
+		return err
+	}
+	m := make(map[string]GroupInfo, len(gs))
+	for _, g := range gs {
+		m[g.Name] = g
+		if !f.opts.ReadOnly {
+			if _, err := f.groupDir(ctx, g.Name); err != nil {
+				f.log.Warn("cannot record group directory", "group", g.Name, "err", err)
+			}
+		}
+	}
+	f.mu.Lock()
+	f.groups = m
+	f.groupsOK = true
+	f.mu.Unlock()
+	return nil
+}
+
+// groupDir returns the index directory for a group, creating it on first
+// sight.
+func (f *FS) groupDir(ctx context.Context, group string) (index.Attr, error) {
+	a, err := f.idx.Lookup(ctx, index.RootIno, group)
+	if err == nil || !errors.Is(err, index.ErrNotFound) {
+		return a, err
+	}
+	now := time.Now()
+	a, err = f.idx.Create(ctx, index.RootIno, group, index.Attr{
+		Kind: index.KindDir, Mode: 0o777, Atime: now, Mtime: now, Ctime: now,
+	})
+	if errors.Is(err, index.ErrExists) {
+		return f.idx.Lookup(ctx, index.RootIno, group)
+	}
+	return a, err
+}
+
+// isStorePathOf reports whether name is one of group's store paths (M00 up
+// to its store path count; M00 alone when the count is not known), so that
+// other names such as M01 stay free for files and directories.
+func (f *FS) isStorePathOf(group, name string) bool {
+	if !isStorePath(name) {
+		return false
+	}
+	count := 1
+	if g, ok := f.groupInfo(group); ok && g.StorePaths > 0 {
+		count = g.StorePaths
+	}
+	var idx int
+	fmt.Sscanf(name[1:], "%X", &idx)
+	return idx < count
+}
+
+func (f *FS) groupInfo(name string) (GroupInfo, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g, ok := f.groups[name]
+	return g, ok
+}
+
+// recover finishes what a crash interrupted: orphaned inodes are purged and
+// FastDFS files in the journal (uploads never claimed, deletes never done)
+// are deleted.
+func (f *FS) recover(ctx context.Context) {
+	orphans, err := f.idx.Orphans(ctx)
+	if err != nil {
+		f.log.Warn("listing orphans", "err", err)
+	}
+	for _, ino := range orphans {
+		if err := f.idx.Purge(ctx, ino); err != nil {
+			f.log.Warn("purging orphan", "ino", ino, "err", err)
+		}
+	}
+	f.sweepPending(ctx)
+}
+
+// sweepPending deletes the FastDFS files the journal says are due. Uploads
+// still in progress in this process are skipped.
+func (f *FS) sweepPending(ctx context.Context) {
+	ps, err := f.idx.ListPending(ctx)
+	if err != nil {
+		f.log.Warn("listing pending files", "err", err)
+		return
+	}
+	for _, p := range ps {
+		if p.Reason == index.PendingUpload && f.uploading(p.FileID) {
+			continue
+		}
+		f.deleteRemote(ctx, p.FileID)
+	}
+}
+
+// deleteRemote deletes a FastDFS file whose journal entry says it is due and
+// drops the entry. A file already gone counts as deleted.
+func (f *FS) deleteRemote(ctx context.Context, fileID string) {
+	err := f.be.Delete(ctx, fileID)
+	if err != nil && !errors.Is(err, syscall.ENOENT) {
+		f.log.Warn("deleting FastDFS file; will retry", "file_id", fileID, "err", err)
+		return
+	}
+	if err := f.idx.RemovePending(ctx, fileID); err != nil {
+		f.log.Warn("dropping journal entry", "file_id", fileID, "err", err)
+	}
+}
+
+// purgeIfUnused removes an inode whose last name is gone once no handle
+// holds it open, and deletes its content.
+func (f *FS) purgeIfUnused(ctx context.Context, a index.Attr) {
+	if a.Nlink > 0 {
+		return
+	}
+	f.mu.Lock()
+	busy := f.open[a.Ino] > 0
+	f.mu.Unlock()
+	if busy {
+		return
+	}
+	if err := f.idx.Purge(ctx, a.Ino); err != nil {
+		f.log.Warn("purging inode", "ino", a.Ino, "err", err)
+		return
+	}
+	if a.FileID != "" {
+		f.deleteRemote(ctx, a.FileID)
+	}
+}
+
+// uploads in progress in this process, so the sweeper leaves them alone.
+var (
+	uploadsMu sync.Mutex
+	uploads   = map[string]int{}
+)
+
+func (f *FS) uploading(fileID string) bool {
+	uploadsMu.Lock()
+	defer uploadsMu.Unlock()
+	return uploads[fileID] > 0
+}
+
+func markUploading(fileID string, on bool) {
+	uploadsMu.Lock()
+	defer uploadsMu.Unlock()
+	if on {
+		uploads[fileID]++
+	} else if uploads[fileID]--; uploads[fileID] <= 0 {
+		delete(uploads, fileID)
+	}
+}
+
+// fileExt is the extension FastDFS keeps in the file ID, so that nginx
+// serves the file with the right type: at most 6 bytes of letters and digits.
+func fileExt(name string) string {
+	ext := strings.TrimPrefix(path.Ext(name), ".")
+	if len(ext) == 0 || len(ext) > 6 {
+		return ""
+	}
+	for _, c := range ext {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return ""
+		}
+	}
+	return ext
+}
+
+// fillAttr turns index attributes into FUSE attributes.
+func fillAttr(a index.Attr, out *fuse.Attr) {
+	out.Ino = uint64(a.Ino)
+	out.Size = uint64(a.Size)
+	out.Blocks = (out.Size + 511) / 512
+	out.Blksize = 1 << 20
+	out.Nlink = a.Nlink
+	out.Uid = a.Uid
+	out.Gid = a.Gid
+	out.Mode = modeOf(a.Kind) | a.Mode&0o7777
+	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
+}
+
+func modeOf(k index.Kind) uint32 {
+	switch k {
+	case index.KindDir:
+		return syscall.S_IFDIR
+	case index.KindSymlink:
+		return syscall.S_IFLNK
+	}
+	return syscall.S_IFREG
+}
+
+// caller is the uid and gid of the process making a FUSE request.
+func caller(ctx context.Context) (uid, gid uint32) {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Uid, c.Gid
+	}
+	return 0, 0
+}
