@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The mount's data path against its baselines, measured in the same run.
+#
+#   scripts/bench.sh                      # local cluster, defaults below
+#   scripts/bench.sh --tracker host:port  # a real cluster
+#
+# Sizes (environment): BENCH_MB=1024 (cases 1-3, 6), BENCH_FILES=10000
+# (case 4), BENCH_LIST=100000 (case 5), BENCH_RUNS=3 (runs per case; the
+# table shows medians), BENCH_GROUP=group1.
+#
+# Each case prints a median time and a ratio against its baseline
+# (baseline time / mount time: 1.0 means as fast, above 1 faster).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MB=${BENCH_MB:-1024}
+FILES=${BENCH_FILES:-10000}
+LIST=${BENCH_LIST:-100000}
+RUNS=${BENCH_RUNS:-3}
+GROUP=${BENCH_GROUP:-group1}
+TRACKER=""
+if [[ ${1:-} == --tracker ]]; then TRACKER=$2; fi
+
+work=$(mktemp -d /tmp/fdfsfs-bench.XXXXXX)
+mnt=$work/mnt
+mkdir -p "$mnt" "$work/src"
+go build -o "$work/fdfsfs" .
+go build -o "$work/randread" ./scripts/randread
+bin=$work/fdfsfs
+
+pids=()
+cleanup() {
+  fusermount3 -u "$mnt" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [[ -z $TRACKER ]]; then
+  "$bin" local --data "$work/data" --log-level warn >"$work/local.out" 2>"$work/local.log" &
+  pids+=($!)
+  for _ in $(seq 100); do [[ -s $work/local.out ]] && break; sleep 0.1; done
+  TRACKER=$(head -1 "$work/local.out")
+fi
+
+mount_fs() {
+  "$bin" mount --tracker "$TRACKER" --index "$work/index" --cache "$work/cache" --log-level warn "$mnt" 2>>"$work/mount.log" &
+  mount_pid=$!
+  for _ in $(seq 200); do mountpoint -q "$mnt" && return; sleep 0.05; done
+  echo "mount failed:"; cat "$work/mount.log"; exit 1
+}
+umount_fs() {
+  fusermount3 -u "$mnt"
+  wait "$mount_pid" || true
+}
+
+# now_ns and elapsed in seconds with millisecond precision
+now() { date +%s.%N; }
+timeit() { local s e; s=$(now); "$@" >/dev/null; e=$(now); echo "$e - $s" | bc -l; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+
+big=$work/src/big.bin
+head -c $((MB << 20)) /dev/urandom >"$big"
+rows=()
+row() { rows+=("$(printf '| %-34s | %10s | %10s | %6s | %s |' "$@")"); }
+
+mount_fs
+# 1. write: cp into a group dir vs fdfsfs put
+w=(); b=()
+for i in $(seq "$RUNS"); do
+  w+=("$(timeit cp "$big" "$mnt/$GROUP/big$i.bin")")
+  b+=("$(timeit "$bin" put --tracker "$TRACKER" --group "$GROUP" "$big")")
+done
+wm=$(printf '%s\n' "${w[@]}" | median); bm=$(printf '%s\n' "${b[@]}" | median)
+row "1 write ${MB} MiB: cp vs put" "$wm" "$bm" "$(ratio "$bm" "$wm")" "target >= 0.8"
+rss1=$(peak_rss_mb "$mount_pid")
+
+# 2. cold read: cat vs fdfsfs get (block cache emptied by a remount on a fresh cache dir)
+id=$(getfattr --only-values -n user.fdfs.file_id "$mnt/$GROUP/big1.bin")
+r=(); b=()
+for i in $(seq "$RUNS"); do
+  umount_fs; rm -rf "$work/cache"; drop_caches; mount_fs
+  r+=("$(timeit cat "$mnt/$GROUP/big1.bin")")
+  b+=("$(timeit "$bin" get --tracker "$TRACKER" "$id" -)")
+done
+rm_=$(printf '%s\n' "${r[@]}" | median); bm=$(printf '%s\n' "${b[@]}" | median)
+row "2 cold read ${MB} MiB: cat vs get" "$rm_" "$bm" "$(ratio "$bm" "$rm_")" "target >= 0.8"
+
+# 3. warm read: a second cat vs a local file of the same size
+r=(); b=()
+cat "$mnt/$GROUP/big1.bin" >/dev/null
+cat "$big" >/dev/null
+for i in $(seq "$RUNS"); do
+  r+=("$(timeit cat "$mnt/$GROUP/big1.bin")")
+  b+=("$(timeit cat "$big")")
+done
+rm_=$(printf '%s\n' "${r[@]}" | median); bm=$(printf '%s\n' "${b[@]}" | median)
+row "3 warm read ${MB} MiB: cat vs local" "$rm_" "$bm" "$(ratio "$bm" "$rm_")" "target >= 0.9"
+
+# 6. random 4 KiB reads of the big file (cold block cache)
+umount_fs; rm -rf "$work/cache"; drop_caches; mount_fs
+rr=$("$work/randread" -file "$mnt/$GROUP/big1.bin" -n 2000 -size 4096)
+lr=$("$work/randread" -file "$big" -n 2000 -size 4096)
+row "6 random 4 KiB reads (2000)" "$rr" "$lr" "$(ratio "$lr" "$rr")" "IOPS: $(echo "2000 / $rr" | bc)"
+
+# 4. small files: 10,000 x 4 KiB create/write/close vs 10,000 puts in one process
+umount_fs; mount_fs
+mkdir -p "$work/small"
+for i in $(seq "$FILES"); do head -c 4096 /dev/urandom >"$work/small/f$i"; done
+mkdir -p "$mnt/$GROUP/small"
+sm=$(timeit cp -r "$work/small/." "$mnt/$GROUP/small/")
+sb=$(timeit "$bin" put --tracker "$TRACKER" --group "$GROUP" "$work"/small/*)
+row "4 ${FILES} x 4 KiB files: cp vs put" "$sm" "$sb" "$(ratio "$sb" "$sm")" "target >= 0.5"
+rss4=$(peak_rss_mb "$mount_pid")
+
+# 5. listing: ls -l of a directory of LIST entries
+mkdir -p "$mnt/$GROUP/list"
+(cd "$mnt/$GROUP/list" && seq "$LIST" | xargs touch)
+umount_fs; mount_fs
+lt=$(timeit ls -l "$mnt/$GROUP/list")
+row "5 ls -l of ${LIST} entries" "$lt" "-" "-" "$(echo "$LIST / $lt" | bc) entries/s, target < 1 s"
+umount_fs
+
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); runs per case: $RUNS"
+echo "| case | fdfsfs (s) | baseline (s) | ratio | note |"
+echo "|---|---:|---:|---:|---|"
+printf '%s\n' "${rows[@]}"
+echo "| 7 peak RSS of the mount | case 1: ${rss1} MB | case 4: ${rss4} MB | | target < 200 MB |"

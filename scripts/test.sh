@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The README's test command: vet, every test (real FUSE mounts included),
+# and the race detector on the packages with goroutines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go vet ./...
+go build -o fdfsfs .
+go test -count=1 -timeout 20m ./...
+go test -count=1 -race -timeout 20m ./fdfs/... ./cache/... ./index/...

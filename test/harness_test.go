@@ -1,0 +1,242 @@
+// Package test holds end-to-end tests: the built fdfsfs binary mounts an
+// in-process FastDFS-compatible cluster in a temp dir, and the tests drive
+// the mount the way users do, with ordinary tools and system calls.
+package test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"fdfsfs/fdfs/fdfstest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fdfsfs-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "fdfsfs")
+	build := exec.Command("go", "build", "-o", binary, "..")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building fdfsfs:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// needFUSE skips only where FUSE truly cannot work here.
+func needFUSE(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse on this machine")
+	}
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		if _, err := exec.LookPath("fusermount"); err != nil {
+			t.Skip("no fusermount (install fuse3)")
+		}
+	}
+}
+
+// cluster starts an in-process FastDFS-compatible cluster.
+func cluster(t *testing.T, opts fdfstest.Options) *fdfstest.Cluster {
+	t.Helper()
+	c, err := fdfstest.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// mount is one running `fdfsfs mount` process.
+type mount struct {
+	t     *testing.T
+	dir   string // the mountpoint
+	state string // index and cache live here, kept across remounts
+	cmd   *exec.Cmd
+	log   *syncBuffer
+	args  []string
+	// exited delivers the process's exit; nil when it is not running.
+	exited chan error
+}
+
+// syncBuffer collects a process's output while tests read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startMount runs the binary against the cluster and waits for the mount.
+func startMount(t *testing.T, c *fdfstest.Cluster, extra ...string) *mount {
+	t.Helper()
+	needFUSE(t)
+	m := &mount{t: t, dir: t.TempDir(), state: t.TempDir()}
+	m.args = []string{"mount", "--index", filepath.Join(m.state, "index"), "--cache", filepath.Join(m.state, "cache"), "--log-level", "debug"}
+	for _, a := range c.TrackerAddrs() {
+		m.args = append(m.args, "--tracker", a)
+	}
+	m.args = append(m.args, extra...)
+	m.start()
+	t.Cleanup(m.stop)
+	return m
+}
+
+func (m *mount) start() {
+	m.t.Helper()
+	m.log = new(syncBuffer)
+	m.cmd = exec.Command(binary, append(m.args, m.dir)...)
+	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- m.cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if mounted(m.dir) {
+			m.exited = exited
+			return
+		}
+		select {
+		case err := <-exited:
+			m.t.Fatalf("fdfsfs mount exited before mounting: %v\n%s", err, m.log)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	m.t.Fatalf("mount did not appear in 20s\n%s", m.log)
+}
+
+// stop ends the mount the way a user does (SIGTERM) and waits for it.
+func (m *mount) stop() {
+	if m.exited == nil {
+		return
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-m.exited:
+		if err != nil {
+			m.t.Errorf("fdfsfs mount exited with %v\n%s", err, m.log)
+		}
+	case <-time.After(30 * time.Second):
+		m.cmd.Process.Kill()
+		<-m.exited
+		exec.Command("fusermount3", "-u", "-z", m.dir).Run()
+		m.t.Errorf("fdfsfs mount did not exit 30s after SIGTERM\n%s", m.log)
+	}
+	m.exited = nil
+}
+
+// kill ends the mount with SIGKILL, as a crash would, and cleans up the
+// dead mountpoint.
+func (m *mount) kill() {
+	m.cmd.Process.Kill()
+	<-m.exited
+	m.exited = nil
+	exec.Command("fusermount3", "-u", "-z", m.dir).Run()
+}
+
+func (m *mount) remount() {
+	m.t.Helper()
+	m.stop()
+	m.start()
+}
+
+func (m *mount) path(p ...string) string { return filepath.Join(append([]string{m.dir}, p...)...) }
+
+func mounted(dir string) bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// sh runs a shell command and returns its standard output; it fails the
+// test with both outputs on error. Tools' notes on stderr (getfattr's
+// "Removing leading '/'") stay out of the result.
+func sh(t *testing.T, script string) string {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s%s", script, err, out, stderr.Bytes())
+	}
+	return string(out)
+}
+
+// shErr runs a shell command that is expected to fail and returns its output.
+func shErr(t *testing.T, script string) string {
+	t.Helper()
+	out, err := exec.Command("bash", "-c", script).CombinedOutput()
+	if err == nil {
+		t.Fatalf("%s: succeeded, want failure\n%s", script, out)
+	}
+	return string(out)
+}
+
+func sum(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatalf("reading %s: %v", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func sumBytes(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// pattern is deterministic content that differs at every offset.
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	x := uint32(seed) + 1
+	for i := range b {
+		x = x*1664525 + 1013904223
+		b[i] = byte(x >> 24)
+	}
+	return b
+}

@@ -1,0 +1,395 @@
+package test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"fdfsfs/fdfs/fdfstest"
+)
+
+// TestMountTree drives one mount with the tools a user reaches for.
+func TestMountTree(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	// allow_other: the permission tests run commands as other users.
+	m := startMount(t, c, "-o", "allow_other")
+
+	t.Run("groups at the root", func(t *testing.T) {
+		out := sh(t, "ls "+m.dir)
+		if got := strings.Fields(out); strings.Join(got, " ") != "group1 group2 group3" {
+			t.Fatalf("ls root = %q, want group1 group2 group3", got)
+		}
+		if err := os.Mkdir(m.path("group9"), 0o755); !errors.Is(err, syscall.EPERM) {
+			t.Fatalf("mkdir at the root: %v, want EPERM", err)
+		}
+		if err := os.WriteFile(m.path("x.txt"), []byte("x"), 0o644); !errors.Is(err, syscall.EPERM) {
+			t.Fatalf("create at the root: %v, want EPERM", err)
+		}
+	})
+
+	t.Run("cp -r in, diff -r out", func(t *testing.T) {
+		src := t.TempDir()
+		tree := map[string][]byte{
+			"a.txt":                   []byte("hello\n"),
+			"empty":                   nil,
+			"dir/b.jpg":               pattern(300<<10, 1),
+			"dir/sub/c with space.md": []byte("spaces and ünïcödé\n"),
+			"dir/sub/big.bin":         pattern(9<<20+123, 2), // several write chunks
+			"dir/sub/deeper/d":        pattern(4096, 3),
+		}
+		for name, data := range tree {
+			p := filepath.Join(src, name)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sh(t, "cp -r "+src+" "+m.path("group2", "tree"))
+		sh(t, "diff -r "+src+" "+m.path("group2", "tree"))
+		for name, data := range tree {
+			if got := sum(t, m.path("group2", "tree", name)); got != sumBytes(data) {
+				t.Errorf("%s: checksum differs", name)
+			}
+		}
+		out := sh(t, "cd "+m.path("group2", "tree")+" && ls -R")
+		for _, want := range []string{"a.txt", "big.bin", "c with space.md", "deeper:"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("ls -R lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("file IDs keep the extension", func(t *testing.T) {
+		p := m.path("group1", "photo.jpg")
+		if err := os.WriteFile(p, pattern(1000, 4), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		id := strings.TrimSpace(sh(t, "getfattr --only-values -n user.fdfs.file_id "+p))
+		if !strings.HasPrefix(id, "group1/M00/") || !strings.HasSuffix(id, ".jpg") {
+			t.Fatalf("file id %q: want group1/M00/...jpg", id)
+		}
+	})
+
+	t.Run("mv files and directories", func(t *testing.T) {
+		g := m.path("group2")
+		os.MkdirAll(filepath.Join(g, "mv/src/inner"), 0o755)
+		data := pattern(70000, 5)
+		os.WriteFile(filepath.Join(g, "mv/src/inner/f"), data, 0o644)
+		sh(t, "mv "+filepath.Join(g, "mv/src")+" "+filepath.Join(g, "mv/dst"))
+		sh(t, "mv "+filepath.Join(g, "mv/dst/inner/f")+" "+filepath.Join(g, "mv/dst/g"))
+		if got := sum(t, filepath.Join(g, "mv/dst/g")); got != sumBytes(data) {
+			t.Fatal("content changed by mv")
+		}
+		if _, err := os.Stat(filepath.Join(g, "mv/src")); !os.IsNotExist(err) {
+			t.Fatalf("old dir still there: %v", err)
+		}
+		// rename over an existing file replaces it
+		os.WriteFile(filepath.Join(g, "mv/x"), []byte("old"), 0o644)
+		os.WriteFile(filepath.Join(g, "mv/y"), []byte("new"), 0o644)
+		if err := os.Rename(filepath.Join(g, "mv/y"), filepath.Join(g, "mv/x")); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(g, "mv/x")); string(b) != "new" {
+			t.Fatalf("after rename over: %q", b)
+		}
+	})
+
+	t.Run("rename across groups is EXDEV and mv copies", func(t *testing.T) {
+		p := m.path("group1", "cross.txt")
+		os.WriteFile(p, []byte("crossing"), 0o644)
+		err := os.Rename(p, m.path("group3", "cross.txt"))
+		if !errors.Is(err, syscall.EXDEV) {
+			t.Fatalf("rename across groups: %v, want EXDEV", err)
+		}
+		sh(t, "mv "+p+" "+m.path("group3", "cross.txt"))
+		if b, _ := os.ReadFile(m.path("group3", "cross.txt")); string(b) != "crossing" {
+			t.Fatalf("after mv: %q", b)
+		}
+		id := strings.TrimSpace(sh(t, "getfattr --only-values -n user.fdfs.file_id "+m.path("group3", "cross.txt")))
+		if !strings.HasPrefix(id, "group3/") {
+			t.Fatalf("moved file lives in %q, want group3", id)
+		}
+	})
+
+	t.Run("rm -r and rmdir", func(t *testing.T) {
+		g := m.path("group2")
+		os.MkdirAll(filepath.Join(g, "rm/a/b"), 0o755)
+		os.WriteFile(filepath.Join(g, "rm/a/b/f"), []byte("x"), 0o644)
+		if err := syscall.Rmdir(filepath.Join(g, "rm/a")); !errors.Is(err, syscall.ENOTEMPTY) {
+			t.Fatalf("rmdir non-empty: %v, want ENOTEMPTY", err)
+		}
+		sh(t, "rm -r "+filepath.Join(g, "rm"))
+		if _, err := os.Stat(filepath.Join(g, "rm")); !os.IsNotExist(err) {
+			t.Fatalf("after rm -r: %v", err)
+		}
+	})
+
+	t.Run("appends, dd conv=notrunc, truncate", func(t *testing.T) {
+		p := m.path("group1", "log.txt")
+		sh(t, "echo one > "+p+" && echo two >> "+p+" && echo three >> "+p)
+		if b, _ := os.ReadFile(p); string(b) != "one\ntwo\nthree\n" {
+			t.Fatalf(">> appends: %q", b)
+		}
+		big := pattern(3<<20, 6)
+		q := m.path("group1", "dd.bin")
+		os.WriteFile(q, big, 0o644)
+		sh(t, "printf XYZW | dd of="+q+" bs=1 seek=1000000 conv=notrunc status=none")
+		copy(big[1000000:], "XYZW")
+		if got := sum(t, q); got != sumBytes(big) {
+			t.Fatal("dd conv=notrunc: content differs")
+		}
+		sh(t, "truncate -s 100 "+q)
+		if b, _ := os.ReadFile(q); !bytes.Equal(b, big[:100]) {
+			t.Fatalf("truncate down: %d bytes", len(b))
+		}
+		sh(t, "truncate -s 5000 "+q)
+		want := append(append([]byte(nil), big[:100]...), make([]byte, 4900)...)
+		if b, _ := os.ReadFile(q); !bytes.Equal(b, want) {
+			t.Fatalf("truncate up: %d bytes, zeros expected after 100", len(b))
+		}
+		// write past the end leaves a hole of zeros
+		f, _ := os.OpenFile(q, os.O_WRONLY, 0)
+		f.WriteAt([]byte("END"), 8000)
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want = append(append(want, make([]byte, 3000)...), "END"...)
+		if b, _ := os.ReadFile(q); !bytes.Equal(b, want) {
+			t.Fatalf("write past end: %d bytes", len(b))
+		}
+		// O_TRUNC rewrite
+		os.WriteFile(q, []byte("short"), 0o644)
+		if b, _ := os.ReadFile(q); string(b) != "short" {
+			t.Fatalf("O_TRUNC: %q", b)
+		}
+	})
+
+	t.Run("hard and symbolic links", func(t *testing.T) {
+		g := m.path("group3")
+		os.WriteFile(filepath.Join(g, "orig"), []byte("linked"), 0o644)
+		sh(t, "cd "+g+" && ln orig hard && ln -s orig soft")
+		if b, _ := os.ReadFile(filepath.Join(g, "hard")); string(b) != "linked" {
+			t.Fatalf("hard link reads %q", b)
+		}
+		if b, _ := os.ReadFile(filepath.Join(g, "soft")); string(b) != "linked" {
+			t.Fatalf("symlink reads %q", b)
+		}
+		if target, _ := os.Readlink(filepath.Join(g, "soft")); target != "orig" {
+			t.Fatalf("readlink = %q", target)
+		}
+		var st syscall.Stat_t
+		syscall.Stat(filepath.Join(g, "orig"), &st)
+		if st.Nlink != 2 {
+			t.Fatalf("nlink = %d, want 2", st.Nlink)
+		}
+		os.Remove(filepath.Join(g, "orig"))
+		if b, _ := os.ReadFile(filepath.Join(g, "hard")); string(b) != "linked" {
+			t.Fatalf("after unlinking the first name: %q", b)
+		}
+	})
+
+	t.Run("unlinked file stays readable while open", func(t *testing.T) {
+		p := m.path("group3", "open-unlinked")
+		os.WriteFile(p, []byte("still here"), 0o644)
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		os.Remove(p)
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		if string(b[:n]) != "still here" {
+			t.Fatalf("read after unlink: %q", b[:n])
+		}
+	})
+
+	t.Run("chmod and chown by a non-root user", func(t *testing.T) {
+		if os.Getuid() != 0 {
+			t.Skip("needs root to switch users")
+		}
+		// t.TempDir makes 0700 directories; others must pass through
+		// them to reach the mount.
+		for d := filepath.Dir(m.dir); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+			os.Chmod(d, 0o755)
+		}
+		g := m.path("group1")
+		os.Mkdir(filepath.Join(g, "owned"), 0o755)
+		sh(t, "chown 1234:1234 "+filepath.Join(g, "owned"))
+		out, err := exec.Command("setpriv", "--reuid=1234", "--regid=1234", "--clear-groups", "bash", "-c",
+			"echo mine > "+filepath.Join(g, "owned/f")+" && chmod 600 "+filepath.Join(g, "owned/f")+" && stat -c '%a %u %g' "+filepath.Join(g, "owned/f")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("as uid 1234: %v\n%s", err, out)
+		}
+		if strings.TrimSpace(string(out)) != "600 1234 1234" {
+			t.Fatalf("stat = %q, want 600 1234 1234", out)
+		}
+		// another user is refused by the permissions
+		out, err = exec.Command("setpriv", "--reuid=4321", "--regid=4321", "--clear-groups", "cat", filepath.Join(g, "owned/f")).CombinedOutput()
+		if err == nil {
+			t.Fatalf("uid 4321 read a 0600 file of uid 1234: %s", out)
+		}
+	})
+
+	t.Run("xattrs are FastDFS metadata", func(t *testing.T) {
+		p := m.path("group2", "meta.txt")
+		os.WriteFile(p, []byte("m"), 0o644)
+		sh(t, "setfattr -n user.author -v alice "+p)
+		sh(t, "setfattr -n user.width -v 640 "+p)
+		out := sh(t, "getfattr -d "+p)
+		for _, want := range []string{`user.author="alice"`, `user.width="640"`, "user.fdfs.file_id="} {
+			if !strings.Contains(out, want) {
+				t.Errorf("getfattr -d lacks %s:\n%s", want, out)
+			}
+		}
+		sh(t, "setfattr -x user.width "+p)
+		if out := sh(t, "getfattr -d "+p); strings.Contains(out, "user.width") {
+			t.Errorf("user.width still there after removal:\n%s", out)
+		}
+		shErr(t, "setfattr -n user.fdfs.file_id -v x "+p)
+		// metadata survives an overwrite of the content
+		os.WriteFile(p, []byte("new content"), 0o644)
+		if out := sh(t, "getfattr -n user.author --only-values "+p); out != "alice" {
+			t.Errorf("after overwrite user.author = %q", out)
+		}
+	})
+
+	t.Run("df per group and at the root", func(t *testing.T) {
+		var root, g syscall.Statfs_t
+		if err := syscall.Statfs(m.dir, &root); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Statfs(m.path("group1"), &g); err != nil {
+			t.Fatal(err)
+		}
+		if g.Blocks == 0 || root.Blocks != 3*g.Blocks {
+			t.Fatalf("root blocks %d, group1 blocks %d: want root = 3 × group", root.Blocks, g.Blocks)
+		}
+		sh(t, "df "+m.path("group1"))
+	})
+
+	t.Run("odd names", func(t *testing.T) {
+		g := m.path("group1")
+		names := []string{strings.Repeat("n", 255), "tab\there", "ünï cödé ✓", "-dash", "new\nline"}
+		for _, n := range names {
+			if err := os.WriteFile(filepath.Join(g, n), []byte(n), 0o644); err != nil {
+				t.Fatalf("%q: %v", n, err)
+			}
+		}
+		ents, _ := os.ReadDir(g)
+		have := map[string]bool{}
+		for _, e := range ents {
+			have[e.Name()] = true
+		}
+		for _, n := range names {
+			if !have[n] {
+				t.Errorf("%q not listed", n)
+			}
+			if b, _ := os.ReadFile(filepath.Join(g, n)); string(b) != n {
+				t.Errorf("%q reads %q", n, b)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(g, strings.Repeat("n", 256)), nil, 0o644); !errors.Is(err, syscall.ENAMETOOLONG) {
+			t.Errorf("256-byte name: %v, want ENAMETOOLONG", err)
+		}
+	})
+}
+
+// TestRemountKeepsNames checks that names, content and inode numbers
+// survive an unmount.
+func TestRemountKeepsNames(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	m := startMount(t, c)
+	want := map[string]string{}
+	for i, name := range []string{"group1/a", "group1/d/b.png", "group2/c", "group3/x/y/z"} {
+		data := pattern(1000*(i+1), byte(i))
+		os.MkdirAll(filepath.Dir(m.path(name)), 0o755)
+		if err := os.WriteFile(m.path(name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = sumBytes(data)
+	}
+	var before syscall.Stat_t
+	syscall.Stat(m.path("group1/d/b.png"), &before)
+	m.remount()
+	for name, s := range want {
+		if got := sum(t, m.path(name)); got != s {
+			t.Errorf("%s differs after remount", name)
+		}
+	}
+	var after syscall.Stat_t
+	syscall.Stat(m.path("group1/d/b.png"), &after)
+	if before.Ino != after.Ino {
+		t.Errorf("inode changed across remount: %d -> %d", before.Ino, after.Ino)
+	}
+}
+
+// TestByIDPath opens a file uploaded with `fdfsfs put` by its file ID.
+func TestByIDPath(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	m := startMount(t, c)
+	src := filepath.Join(t.TempDir(), "photo.jpg")
+	data := pattern(200000, 9)
+	os.WriteFile(src, data, 0o644)
+	out, err := exec.Command(binary, "put", "--tracker", c.TrackerAddr(), "--group", "group2", src).CombinedOutput()
+	if err != nil {
+		t.Fatalf("put: %v\n%s", err, out)
+	}
+	id := strings.TrimSpace(string(out))
+	if got := sum(t, filepath.Join(m.dir, id)); got != sumBytes(data) {
+		t.Fatalf("by-ID path %s: content differs", id)
+	}
+	if err := os.WriteFile(filepath.Join(m.dir, id), []byte("x"), 0o644); err == nil {
+		t.Fatal("writing a by-ID path succeeded; want it read-only")
+	}
+	if _, err := os.Stat(m.path("group2/M00/00/00/not-a-file-id")); !os.IsNotExist(err) {
+		t.Fatalf("malformed ID: %v, want ENOENT", err)
+	}
+	// A name in the index that looks like a store path still wins.
+	os.Mkdir(m.path("group2", "M01"), 0o755)
+	os.WriteFile(m.path("group2", "M01", "mine"), []byte("indexed"), 0o644)
+	if b, _ := os.ReadFile(m.path("group2", "M01", "mine")); string(b) != "indexed" {
+		t.Fatalf("indexed M01 reads %q", b)
+	}
+}
+
+// TestListingLarge lists a directory with ls -l and checks every entry.
+func TestListingLarge(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	m := startMount(t, c)
+	d := m.path("group1", "many")
+	os.Mkdir(d, 0o755)
+	var names []string
+	for i := 0; i < 500; i++ {
+		n := "f" + strings.Repeat("0", 4-len(itoa(i))) + itoa(i)
+		names = append(names, n)
+		f, err := os.Create(filepath.Join(d, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	out := sh(t, "ls -l "+d+" | tail -n +2 | awk '{print $NF}'")
+	got := strings.Fields(out)
+	sort.Strings(got)
+	if strings.Join(got, ",") != strings.Join(names, ",") {
+		t.Fatalf("ls -l listed %d entries, want %d", len(got), len(names))
+	}
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; i > 0; i /= 10 {
+		b = append([]byte{byte('0' + i%10)}, b...)
+	}
+	return string(b)
+}
