@@ -72,13 +72,17 @@ func (c *Client) exchange(ctx context.Context, addr string, req request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	start := time.Now()
 	cn, err := c.pools.get(ctx, addr)
 	if err != nil {
+		c.observe(req.cmd, addr, start, nil, err)
 		return err
 	}
 	// A cancelled context ends the I/O at once rather than at the timeout.
 	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+	cn.sent, cn.received = 0, 0
 	err = c.roundTrip(cn, req)
+	c.observe(req.cmd, addr, start, cn, err)
 	if !stop() {
 		// The deadline was forced into the past; the connection is no
 		// longer usable even if the exchange happened to finish.
@@ -93,6 +97,17 @@ func (c *Client) exchange(ctx context.Context, addr string, req request) error {
 		return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), addr, ctx.Err())
 	}
 	return err
+}
+
+func (c *Client) observe(cmd byte, addr string, start time.Time, cn *conn, err error) {
+	if c.cfg.Observe == nil {
+		return
+	}
+	var sent, received int64
+	if cn != nil {
+		sent, received = cn.sent, cn.received
+	}
+	c.cfg.Observe(cmd, addr, time.Since(start), sent, received, err)
 }
 
 func isStatus(err error) bool {

@@ -40,6 +40,12 @@ type Config struct {
 	// records (see ParseStatLayout); 0 detects it from the body sizes.
 	StatLayout StatLayout
 	Logger     *slog.Logger // nil discards
+	// Observe, when set, is called after every exchange with a server:
+	// the command, the server's address, how long it took, the bytes sent
+	// and received (headers included) and the error (nil on success). It
+	// lets a caller keep metrics without this package importing a metrics
+	// library. It must not block.
+	Observe func(cmd byte, addr string, took time.Duration, sent, received int64, err error)
 }
 
 func (c Config) withDefaults() Config {

@@ -23,6 +23,8 @@ type conn struct {
 	timeout  time.Duration
 	deadline time.Time // the context's, or zero
 	lastUsed time.Time
+	// sent and received count bytes of the current exchange.
+	sent, received int64
 }
 
 func (c *conn) refresh() {
@@ -35,12 +37,16 @@ func (c *conn) refresh() {
 
 func (c *conn) Read(p []byte) (int, error) {
 	c.refresh()
-	return c.br.Read(p)
+	n, err := c.br.Read(p)
+	c.received += int64(n)
+	return n, err
 }
 
 func (c *conn) Write(p []byte) (int, error) {
 	c.refresh()
-	return c.nc.Write(p)
+	n, err := c.nc.Write(p)
+	c.sent += int64(n)
+	return n, err
 }
 
 // pool keeps idle connections to one address, newest last.
