@@ -1,6 +1,7 @@
 package fdfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +26,30 @@ type Client struct {
 
 	layoutMu sync.Mutex
 	layout   StatLayout // the stat layout seen last, a hint for 105-byte records
+
+	// where remembers the tracker's answers to QUERY_FETCH_ONE and
+	// QUERY_UPDATE for a short while. A file's storages do not change
+	// under its ID, and a 1 GiB read in 1 MiB blocks would otherwise ask
+	// the tracker 1,024 times. An entry is dropped when its storage fails.
+	whereMu sync.Mutex
+	where   map[whereKey]whereEntry
 }
+
+type whereKey struct {
+	cmd    byte
+	fileID string
+}
+
+type whereEntry struct {
+	addr    ServerAddr
+	expires time.Time
+}
+
+// Bounds of the location cache.
+const (
+	whereTTL     = 10 * time.Second
+	whereEntries = 4096
+)
 
 // NewClient checks cfg and returns a client. It does not connect.
 func NewClient(cfg Config) (*Client, error) {
@@ -160,6 +184,10 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b
 // copyContent sends exactly n bytes of r. A reader that ends early is an
 // error: the header already promised n bytes.
 func copyContent(w io.Writer, r io.Reader, n int64) (int64, error) {
+	if br, ok := r.(*bytes.Reader); ok && int64(br.Len()) == n {
+		// A chunk in memory goes out in one write, with no copy.
+		return br.WriteTo(w)
+	}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	written, err := io.CopyBuffer(w, io.LimitReader(r, n), *bp)
@@ -365,6 +393,13 @@ func (c *Client) queryOne(ctx context.Context, cmd byte, fileID string) (ServerA
 	if err != nil {
 		return ServerAddr{}, err
 	}
+	key := whereKey{cmd, id.String()}
+	c.whereMu.Lock()
+	e, ok := c.where[key]
+	c.whereMu.Unlock()
+	if ok && time.Now().Before(e.expires) {
+		return e.addr, nil
+	}
 	body, err := c.queryFile(ctx, cmd, id)
 	if err != nil {
 		return ServerAddr{}, err
@@ -373,7 +408,22 @@ func (c *Client) queryOne(ctx context.Context, cmd byte, fileID string) (ServerA
 	if err != nil {
 		return ServerAddr{}, err
 	}
+	c.whereMu.Lock()
+	if c.where == nil || len(c.where) >= whereEntries {
+		c.where = make(map[whereKey]whereEntry)
+	}
+	c.where[key] = whereEntry{addr: m.Server, expires: time.Now().Add(whereTTL)}
+	c.whereMu.Unlock()
 	return m.Server, nil
+}
+
+// forget drops what the location cache says about fileID, after its
+// storage failed or the file was deleted.
+func (c *Client) forget(fileID string) {
+	c.whereMu.Lock()
+	delete(c.where, whereKey{TrackerProtoCmdServiceQueryFetchOne, fileID})
+	delete(c.where, whereKey{TrackerProtoCmdServiceQueryUpdate, fileID})
+	c.whereMu.Unlock()
 }
 
 // QueryFetchAll lists every storage that holds fileID (QUERY_FETCH_ALL).
@@ -436,15 +486,21 @@ func (c *Client) updateTarget(ctx context.Context, fileID string) (FileID, strin
 	if err != nil {
 		return FileID{}, "", err
 	}
-	body, err := c.queryFile(ctx, TrackerProtoCmdServiceQueryUpdate, id)
+	s, err := c.QueryUpdate(ctx, fileID)
 	if err != nil {
 		return FileID{}, "", err
 	}
-	m, err := DecodeQueryFetchResponse(body)
-	if err != nil {
-		return FileID{}, "", err
+	return id, s.String(), nil
+}
+
+// updateExchange runs a change on the storage QUERY_UPDATE named and forgets
+// that answer when the storage could not be reached.
+func (c *Client) updateExchange(ctx context.Context, id FileID, addr string, req request) error {
+	err := c.exchange(ctx, addr, req)
+	if retryable(err) {
+		c.forget(id.String())
 	}
-	return id, m.Server.String(), nil
+	return err
 }
 
 // Append adds size bytes from r to the end of an appender file.
@@ -454,7 +510,7 @@ func (c *Client) Append(ctx context.Context, fileID string, r io.Reader, size in
 		return err
 	}
 	prefix := AppendFileRequest{Filename: id.Remote, Size: size}.Append(nil)
-	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdAppendFile, body: prefix, content: r, contentLen: size})
+	return c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdAppendFile, body: prefix, content: r, contentLen: size})
 }
 
 // Modify overwrites size bytes of an appender file at off with bytes from
@@ -468,10 +524,10 @@ func (c *Client) Modify(ctx context.Context, fileID string, off int64, r io.Read
 		return err
 	}
 	prefix := ModifyFileRequest{Filename: id.Remote, Offset: off, Size: size}.Append(nil)
-	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdModifyFile, body: prefix, content: r, contentLen: size})
+	return c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdModifyFile, body: prefix, content: r, contentLen: size})
 }
 
-// Truncate sets the size of an appender file; FastDFS only shrinks.
+// Truncate sets the size of an appender file.
 func (c *Client) Truncate(ctx context.Context, fileID string, size int64) error {
 	if size < 0 {
 		return fmt.Errorf("fdfs: truncate to negative size %d", size)
@@ -480,7 +536,7 @@ func (c *Client) Truncate(ctx context.Context, fileID string, size int64) error 
 	if err != nil {
 		return err
 	}
-	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdTruncateFile, body: TruncateFileRequest{Filename: id.Remote, Size: size}.Append(nil)})
+	return c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdTruncateFile, body: TruncateFileRequest{Filename: id.Remote, Size: size}.Append(nil)})
 }
 
 // RegenerateAppenderFilename turns an appender file into a normal one with
@@ -491,7 +547,7 @@ func (c *Client) RegenerateAppenderFilename(ctx context.Context, fileID string) 
 		return "", err
 	}
 	var body []byte
-	err = c.exchange(ctx, addr, request{cmd: StorageProtoCmdRegenerateAppenderFilename,
+	err = c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdRegenerateAppenderFilename,
 		body: RegenerateAppenderFilenameRequest{Filename: id.Remote}.Append(nil), handle: readBody(&body)})
 	if err != nil {
 		return "", err
@@ -509,7 +565,9 @@ func (c *Client) Delete(ctx context.Context, fileID string) error {
 	if err != nil {
 		return err
 	}
-	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdDeleteFile, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil)})
+	err = c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdDeleteFile, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil)})
+	c.forget(id.String())
+	return err
 }
 
 // SetMetadata replaces (MetaOverwrite) or merges into (MetaMerge) the
@@ -530,7 +588,7 @@ func (c *Client) SetMetadata(ctx context.Context, fileID string, meta map[string
 		return err
 	}
 	body := SetMetadataRequest{Flag: flag, Group: id.Group, Filename: id.Remote, Meta: MetaFromMap(meta)}.Append(nil)
-	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdSetMetadata, body: body})
+	return c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdSetMetadata, body: body})
 }
 
 // fetchServers runs op on the storage the tracker names for reading fileID
@@ -544,6 +602,7 @@ func (c *Client) fetchServers(ctx context.Context, fileID string, op func(addr s
 	if !retryable(err) {
 		return err
 	}
+	c.forget(fileID)
 	all, qerr := c.QueryFetchAll(ctx, fileID)
 	if qerr != nil {
 		return err
