@@ -24,6 +24,7 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"fdfsfs/cache"
@@ -518,6 +519,7 @@ type mountFlags struct {
 	localData    string
 	httpBase     []string
 	groupRefresh time.Duration
+	metrics      string
 }
 
 func runMount(ctx context.Context, args []string) error {
@@ -528,11 +530,12 @@ func runMount(ctx context.Context, args []string) error {
 	fl.StringVar(&mf.cacheDir, "cache", "", "block cache and staging directory (default: CACHE/CLUSTER)")
 	fl.Int64Var(&mf.cacheSize, "cache-size", 4<<30, "block cache size limit in bytes")
 	fl.Int64Var(&mf.writeBuffer, "write-buffer", 32<<20, "memory per file being written, in bytes (4 chunks of a quarter each)")
-	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options: allow_other, ro, nonempty, fsname=, index=, cache=, cache_size=, tracker=, conf= (comma-separated, repeatable)")
+	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options: allow_other, ro, nonempty, fsname=, index=, cache=, cache_size=, tracker=, conf=, http_base=, metrics= (comma-separated, repeatable)")
 	fl.BoolVar(&mf.debugFuse, "debug-fuse", false, "log every FUSE request")
 	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
 	fl.StringArrayVar(&mf.httpBase, "http-base", nil, "GROUP=URL of the nginx serving a group, for the user.fdfs.url attribute (repeatable)")
 	fl.DurationVar(&mf.groupRefresh, "group-refresh", 30*time.Second, "how often the group list is re-read from the tracker")
+	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
 	background := fl.Bool("background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -596,6 +599,8 @@ func (mf *mountFlags) applyOptions() (fuse.MountOptions, error) {
 				mf.logLevel = val
 			case "http_base":
 				mf.httpBase = append(mf.httpBase, val)
+			case "metrics":
+				mf.metrics = val
 			default:
 				if hasVal {
 					return mo, fmt.Errorf("unknown mount option %q", o)
@@ -739,6 +744,19 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		httpBase[g] = u
 	}
 
+	var reg *prometheus.Registry
+	var fsMetrics *fs.Metrics
+	if mf.metrics != "" {
+		reg = newRegistry()
+		fsMetrics = fs.NewMetrics(reg)
+		cfg.Observe = newFdfsMetrics(reg).observe
+		stop, err := serveMetrics(mf.metrics, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	client, err := fdfs.NewClient(cfg)
 	if err != nil {
 		return err
@@ -755,10 +773,16 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		return fmt.Errorf("opening the cache %s: %w", cacheRoot, err)
 	}
 	defer blocks.Close()
+	backend := fs.NewBackend(client)
+	if reg != nil {
+		openConnsGauge(reg, client)
+		reg.MustRegister(newCacheCollector(blocks))
+		backend = fsMetrics.Backend(backend)
+	}
 
 	chunk := int(max(mf.writeBuffer/4, 1<<20))
 	fsys, err := fs.New(ctx, fs.Options{
-		Backend:       fs.NewBackend(client),
+		Backend:       backend,
 		Index:         idx,
 		Cache:         blocks,
 		StageDir:      filepath.Join(cacheRoot, "staging"),
@@ -776,13 +800,21 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 
 	second := time.Second
 	mo.Debug = mf.debugFuse
-	server, err := fusefs.Mount(mountpoint, fsys.Root(), &fusefs.Options{
-		MountOptions:    mo,
+	raw := fusefs.NewNodeFS(fsys.Root(), &fusefs.Options{
 		EntryTimeout:    &second,
 		AttrTimeout:     &second,
 		NegativeTimeout: &second,
 	})
+	if fsMetrics != nil {
+		raw = fsMetrics.Instrument(raw)
+	}
+	server, err := fuse.NewServer(raw, mountpoint, &mo)
 	if err != nil {
+		return fmt.Errorf("mounting %s: %w", mountpoint, err)
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		server.Unmount()
 		return fmt.Errorf("mounting %s: %w", mountpoint, err)
 	}
 	log.Info("mounted", "mountpoint", mountpoint, "trackers", cfg.Trackers, "index", indexDir, "cache", cacheRoot)
