@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -653,15 +654,15 @@ func checkMountpoint(dir string, nonempty bool) error {
 	if !st.IsDir() {
 		return fmt.Errorf("mountpoint %s is not a directory", dir)
 	}
+	if mounted, _ := isMountpoint(dir); mounted {
+		return fmt.Errorf("mountpoint %s is busy: something is already mounted there", dir)
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("mountpoint: %w", err)
 	}
 	if len(ents) > 0 && !nonempty {
 		return fmt.Errorf("mountpoint %s is not empty (use -o nonempty to mount over it)", dir)
-	}
-	if mounted, _ := isMountpoint(dir); mounted {
-		return fmt.Errorf("mountpoint %s is busy: something is already mounted there", dir)
 	}
 	return nil
 }
@@ -863,14 +864,23 @@ func mountHelperArgs(argv0 string, args []string) ([]string, bool) {
 	if args[0] == "help" {
 		return nil, false
 	}
-	if st, err := os.Stat(args[1]); err != nil || !st.IsDir() {
+	// mount.fuse3 always passes -o (at least dev,suid); with it, a missing
+	// mountpoint is reported as such rather than as an unknown command.
+	if st, err := os.Stat(args[1]); (err != nil || !st.IsDir()) && (len(args) < 4 || args[2] != "-o") {
 		return nil, false
 	}
 	out := []string{"mount", "--background"}
-	if src := args[0]; src != "local" && src != "none" && src != "fdfsfs" {
+	src := args[0]
+	if src != "local" && src != "none" && src != "fdfsfs" {
 		for _, t := range strings.Split(src, ",") {
 			out = append(out, "--tracker", t)
 		}
+	}
+	// The source shows in /proc/mounts as in fstab, which is also how
+	// `mount -a` sees that the line is already mounted. An fsname= in the
+	// options still wins.
+	if !strings.ContainsAny(src, ", \t\n") {
+		out = append(out, "-o", "fsname="+src)
 	}
 	out = append(out, args[2:]...)
 	return append(out, args[1]), true
@@ -880,8 +890,12 @@ func mountHelperArgs(argv0 string, args []string) ([]string, bool) {
 const readyEnv = "FDFSFS_READY_FD"
 
 // notifyReady tells the waiting parent (mount helper mode) that the mount
-// is up, or why it failed. Without a parent it does nothing.
+// is up, or why it failed; under systemd's Type=notify it sends READY=1.
+// Without either it does nothing.
 func notifyReady(err error) {
+	if err == nil {
+		sdNotify("READY=1")
+	}
 	if os.Getenv(readyEnv) == "" {
 		return
 	}
@@ -893,6 +907,25 @@ func notifyReady(err error) {
 	}
 	f.Close()
 	os.Unsetenv(readyEnv)
+}
+
+// sdNotify sends one state line to systemd's notify socket, if the service
+// manager gave one (Type=notify). A leading @ names an abstract socket.
+func sdNotify(state string) {
+	path := os.Getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return
+	}
+	os.Unsetenv("NOTIFY_SOCKET") // not for children
+	if strings.HasPrefix(path, "@") {
+		path = "\x00" + path[1:]
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	conn.Write([]byte(state))
 }
 
 // daemonize runs this command again in the background and waits until it
