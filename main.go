@@ -27,6 +27,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"fdfsfs/cache"
 	"fdfsfs/fdfs"
@@ -250,7 +251,7 @@ func putFile(ctx context.Context, c *fdfs.Client, group, name string, appender b
 	if len(ext) > 6 {
 		ext = ""
 	}
-	r := newProgress(f, st.Size(), filepath.Base(name))
+	r := newProgress(f, st.Size(), filepath.Base(name), os.Stderr)
 	defer r.done()
 	if appender {
 		return c.UploadAppender(ctx, group, ext, r, st.Size())
@@ -298,7 +299,7 @@ func runGet(ctx context.Context, args []string) error {
 		w = tmp
 	}
 	if info.FileSize > 0 {
-		pw := newProgressWriter(w, info.FileSize, filepath.Base(id))
+		pw := newProgressWriter(w, info.FileSize, filepath.Base(id), os.Stderr)
 		_, err = c.Download(ctx, id, 0, 0, pw)
 		pw.done()
 		if err != nil {
@@ -975,27 +976,39 @@ func daemonize(args []string) error {
 }
 
 // progress shows bytes, rate and ETA on a terminal and nothing when the
-// output is piped.
+// output is piped or redirected.
 type progress struct {
-	name    string
-	total   int64
-	n       int64
-	start   time.Time
-	last    time.Time
-	enabled bool
+	out   io.Writer // nil when not a terminal: nothing is drawn
+	name  string
+	total int64
+	n     int64
+	start time.Time
+	last  time.Time
 }
 
+func newProgressOn(out *os.File, total int64, name string) progress {
+	p := progress{name: name, total: total, start: time.Now()}
+	if isTerminal(out) {
+		p.out = out
+	}
+	return p
+}
+
+// isTerminal asks the tty driver, so that /dev/null (also a character
+// device) counts as redirected.
 func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
-func newProgress(r io.Reader, total int64, name string) *progressReader {
-	return &progressReader{r: r, p: progress{name: name, total: total, start: time.Now(), enabled: isTerminal(os.Stderr)}}
+// newProgress counts what is read from r on stderr's progress line.
+func newProgress(r io.Reader, total int64, name string, stderr *os.File) *progressReader {
+	return &progressReader{r: r, p: newProgressOn(stderr, total, name)}
 }
 
-func newProgressWriter(w io.Writer, total int64, name string) *progressWriter {
-	return &progressWriter{w: w, p: progress{name: name, total: total, start: time.Now(), enabled: isTerminal(os.Stderr)}}
+// newProgressWriter counts what is written to w on stderr's progress line.
+func newProgressWriter(w io.Writer, total int64, name string, stderr *os.File) *progressWriter {
+	return &progressWriter{w: w, p: newProgressOn(stderr, total, name)}
 }
 
 type progressReader struct {
@@ -1026,7 +1039,7 @@ func (pw *progressWriter) done() { pw.p.finish() }
 
 func (p *progress) add(n int) {
 	p.n += int64(n)
-	if !p.enabled || time.Since(p.last) < 200*time.Millisecond {
+	if p.out == nil || time.Since(p.last) < 200*time.Millisecond {
 		return
 	}
 	p.last = time.Now()
@@ -1034,23 +1047,31 @@ func (p *progress) add(n int) {
 }
 
 func (p *progress) draw() {
-	el := time.Since(p.start).Seconds()
-	rate := float64(p.n) / max(el, 1e-3)
+	fmt.Fprintf(p.out, "\r%s\033[K", progressLine(p.name, p.n, p.total, time.Since(p.start)))
+}
+
+// progressLine is one state of the line: name, percent, bytes done of the
+// total, the mean rate so far and the time left at that rate.
+func progressLine(name string, n, total int64, elapsed time.Duration) string {
+	rate := float64(n) / max(elapsed.Seconds(), 1e-3)
 	eta := "--"
-	if rate > 0 && p.total > p.n {
-		eta = (time.Duration(float64(p.total-p.n)/rate) * time.Second / time.Second).Round(time.Second).String()
+	switch {
+	case total <= n:
+		eta = "0s"
+	case rate > 0:
+		eta = time.Duration(float64(total-n) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	pct := 100.0
-	if p.total > 0 {
-		pct = float64(p.n) * 100 / float64(p.total)
+	if total > 0 {
+		pct = float64(n) * 100 / float64(total)
 	}
-	fmt.Fprintf(os.Stderr, "\r%s %5.1f%% %s/%s %s/s ETA %s\033[K", p.name, pct, human(p.n), human(p.total), human(int64(rate)), eta)
+	return fmt.Sprintf("%s %5.1f%% %s/%s %s/s ETA %s", name, pct, human(n), human(total), human(int64(rate)), eta)
 }
 
 func (p *progress) finish() {
-	if p.enabled && !p.last.IsZero() {
+	if p.out != nil && !p.last.IsZero() {
 		p.draw()
-		fmt.Fprintln(os.Stderr)
+		fmt.Fprintln(p.out)
 	}
 }
 
