@@ -121,10 +121,11 @@ func flagSet(name string) *pflag.FlagSet {
 
 // clientFlags are the flags every command that talks to FastDFS takes.
 type clientFlags struct {
-	trackers []string
-	conf     string
-	timeout  time.Duration
-	logLevel string
+	trackers    []string
+	conf        string
+	timeout     time.Duration
+	logLevel    string
+	fdfsVersion string
 }
 
 func (c *clientFlags) register(fl *pflag.FlagSet) {
@@ -132,6 +133,7 @@ func (c *clientFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&c.conf, "conf", "", "FastDFS client.conf to read tracker_server and timeouts from")
 	fl.DurationVar(&c.timeout, "network-timeout", 0, "network timeout per request (default: client.conf's, else 30s)")
 	fl.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.StringVar(&c.fdfsVersion, "fdfs-version", "", "the FastDFS servers' version, for the list-groups record layout (default: detected; V6.13.0 needs it)")
 }
 
 func (c *clientFlags) logger() *slog.Logger {
@@ -167,6 +169,13 @@ func (c *clientFlags) config() (cfg fdfs.Config, ok bool, err error) {
 	}
 	if c.timeout > 0 {
 		cfg.NetworkTimeout = c.timeout
+	}
+	if c.fdfsVersion != "" {
+		// V6.13.0's group records have the classic size with other
+		// fields in them; only the version tells them apart.
+		if cfg.StatLayout, err = fdfs.ParseStatLayout(c.fdfsVersion); err != nil {
+			return cfg, false, fmt.Errorf("--fdfs-version: %w", err)
+		}
 	}
 	cfg.Logger = c.logger()
 	return cfg, len(cfg.Trackers) > 0, nil
@@ -532,7 +541,7 @@ func runMount(ctx context.Context, args []string) error {
 	fl.StringVar(&mf.cacheDir, "cache", "", "block cache and staging directory (default: CACHE/CLUSTER)")
 	fl.Int64Var(&mf.cacheSize, "cache-size", 4<<30, "block cache size limit in bytes")
 	fl.Int64Var(&mf.writeBuffer, "write-buffer", 32<<20, "memory per file being written, in bytes (4 chunks of a quarter each)")
-	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options: allow_other, ro, nonempty, fsname=, index=, cache=, cache_size=, tracker=, conf=, http_base=, metrics= (comma-separated, repeatable)")
+	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options: allow_other, ro, nonempty, fsname=, index=, cache=, cache_size=, tracker=, conf=, http_base=, metrics=, fdfs_version= (comma-separated, repeatable)")
 	fl.BoolVar(&mf.debugFuse, "debug-fuse", false, "log every FUSE request")
 	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
 	fl.StringArrayVar(&mf.httpBase, "http-base", nil, "GROUP=URL of the nginx serving a group, for the user.fdfs.url attribute (repeatable)")
@@ -599,6 +608,8 @@ func (mf *mountFlags) applyOptions() (fuse.MountOptions, error) {
 				mf.conf = val
 			case "log_level":
 				mf.logLevel = val
+			case "fdfs_version":
+				mf.fdfsVersion = val
 			case "http_base":
 				mf.httpBase = append(mf.httpBase, val)
 			case "metrics":
