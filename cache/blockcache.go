@@ -34,7 +34,6 @@ const (
 	DefaultMaxBytes        = 1 << 30
 	DefaultReadaheadBlocks = 16
 	DefaultMaxPrefetch     = 8
-	DefaultMaxStores       = 2
 )
 
 // touchInterval is how stale a block's mtime may get before a hit rewrites
@@ -59,12 +58,6 @@ type Options struct {
 	// MaxPrefetch bounds the readahead fetches running at once, across all
 	// Readers of the Cache.
 	MaxPrefetch int
-	// MaxStores bounds the fetched blocks being written to disk at once.
-	// A block fetched while that many are being written is served from
-	// memory and not kept: a long sequential stream then costs the disk
-	// (and the CPU copying into it) a fraction of its bytes, and the
-	// kernel's page cache still holds what was read.
-	MaxStores int
 	// Logger receives debug and warning records; nil discards them.
 	Logger *slog.Logger
 }
@@ -80,7 +73,6 @@ type Stats struct {
 	Bytes        int64 // bytes of blocks on disk now
 	Blocks       int64 // blocks on disk now
 	InFlight     int   // fetches under way, or fetched and being stored
-	StoreSkips   int64 // fetched blocks not kept because MaxStores were being written
 }
 
 // blockID names one block: the hash of its object's key and its index.
@@ -139,7 +131,6 @@ type Cache struct {
 	maxBytes        int64
 	readaheadBlocks int
 	prefetchSlots   chan struct{} // a semaphore bounding readahead fetches
-	storeSlots      chan struct{} // a semaphore bounding block writes
 	log             *slog.Logger
 	lock            *os.File
 
@@ -147,7 +138,7 @@ type Cache struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // fetch and prefetch goroutines
 
-	hits, misses, fetches, fetchedBytes, prefetches, evictions, storeSkips atomic.Int64
+	hits, misses, fetches, fetchedBytes, prefetches, evictions atomic.Int64
 
 	mu      sync.Mutex
 	closed  bool                        // mu
@@ -188,11 +179,6 @@ func Open(dir string, opts Options) (*Cache, error) {
 		maxPrefetch = DefaultMaxPrefetch
 	}
 	c.prefetchSlots = make(chan struct{}, maxPrefetch)
-	maxStores := opts.MaxStores
-	if maxStores <= 0 {
-		maxStores = DefaultMaxStores
-	}
-	c.storeSlots = make(chan struct{}, maxStores)
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -395,7 +381,6 @@ func (c *Cache) Stats() Stats {
 		Bytes:        bytes,
 		Blocks:       blocks,
 		InFlight:     inFlight,
-		StoreSkips:   c.storeSkips.Load(),
 	}
 }
 
@@ -639,21 +624,9 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 	f.data = w.buf
 	close(f.done)
 
-	select {
-	case c.storeSlots <- struct{}{}:
-	default:
-		c.storeSkips.Add(1)
-		c.mu.Lock()
-		if c.flights[bid] == f {
-			delete(c.flights, bid)
-		}
-		c.mu.Unlock()
-		return
-	}
 	// Readers of this block keep finding the flight (and its data) until the
 	// block is in the LRU, so nobody fetches it again meanwhile.
 	path, storeErr := c.writeBlock(bid, w.buf)
-	<-c.storeSlots
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.flights[bid] == f {
