@@ -67,36 +67,55 @@ type request struct {
 	handle func(h Header, r io.Reader) error
 }
 
-// exchange runs one request on a pooled connection to addr.
+// exchange runs one request on a pooled connection to addr. A pooled
+// connection the peer has closed meanwhile (a restart, its idle timeout)
+// fails before any answer arrives; a request without streamed content is
+// then sent once more on a fresh connection, so callers never see the
+// error of a connection they didn't know was stale.
 func (c *Client) exchange(ctx context.Context, addr string, req request) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	start := time.Now()
-	cn, err := c.pools.get(ctx, addr)
-	if err != nil {
-		c.observe(req.cmd, addr, start, nil, err)
-		return err
-	}
-	// A cancelled context ends the I/O at once rather than at the timeout.
-	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
-	cn.sent, cn.received = 0, 0
-	err = c.roundTrip(cn, req)
-	c.observe(req.cmd, addr, start, cn, err)
-	if !stop() {
-		// The deadline was forced into the past; the connection is no
-		// longer usable even if the exchange happened to finish.
-		if err == nil {
-			err = ctx.Err()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		c.pools.discard(cn)
-	} else {
-		c.pools.put(cn, err)
+		start := time.Now()
+		cn, err := c.pools.get(ctx, addr)
+		if err != nil {
+			c.observe(req.cmd, addr, start, nil, err)
+			return err
+		}
+		// A cancelled context ends the I/O at once rather than at the timeout.
+		stop := cn.watch(ctx)
+		cn.sent, cn.received = 0, 0
+		err = c.roundTrip(cn, req)
+		c.observe(req.cmd, addr, start, cn, err)
+		if !stop() {
+			// The deadline was forced into the past; the connection is no
+			// longer usable even if the exchange happened to finish.
+			if err == nil {
+				err = ctx.Err()
+			}
+			c.pools.discard(cn)
+		} else {
+			c.pools.put(cn, err)
+		}
+		if err != nil && ctx.Err() != nil && !isStatus(err) {
+			return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), addr, ctx.Err())
+		}
+		if cn.reused && req.contentLen == 0 && cn.received == 0 && brokenConn(err) {
+			c.cfg.Logger.Debug("fdfs: pooled connection was closed by the peer; retrying on a new one",
+				"cmd", CmdName(req.cmd), "addr", addr, "err", err)
+			continue
+		}
+		return err
 	}
-	if err != nil && ctx.Err() != nil && !isStatus(err) {
-		return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), addr, ctx.Err())
-	}
-	return err
+}
+
+// brokenConn reports whether err means the peer had closed the connection,
+// rather than answered badly or slowly.
+func brokenConn(err error) bool {
+	return err != nil && !isStatus(err) && !errors.Is(err, ErrProtocol) &&
+		(errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+			errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }
 
 func (c *Client) observe(cmd byte, addr string, start time.Time, cn *conn, err error) {
@@ -185,7 +204,8 @@ func readBody(out *[]byte) func(Header, io.Reader) error {
 // the connection broke, so another server may do better. Statuses and
 // protocol errors are the server's answer and are not retried.
 func retryable(err error) bool {
-	if err == nil || isStatus(err) || errors.Is(err, ErrProtocol) ||
+	var se *sinkError
+	if err == nil || isStatus(err) || errors.Is(err, ErrProtocol) || errors.As(err, &se) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, errPoolClosed) {
 		return false
 	}
@@ -193,6 +213,24 @@ func retryable(err error) bool {
 	var ne net.Error
 	return errors.As(err, &de) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// sinkError is a failure of the caller's writer during a download. It says
+// nothing about the server, so no other server is tried.
+type sinkError struct{ err error }
+
+func (e *sinkError) Error() string { return "writing downloaded bytes: " + e.err.Error() }
+func (e *sinkError) Unwrap() error { return e.err }
+
+// sinkWriter marks the errors of w as *sinkError.
+type sinkWriter struct{ w io.Writer }
+
+func (s sinkWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if err != nil {
+		err = &sinkError{err}
+	}
+	return n, err
 }
 
 // tracker runs req on the trackers in turn, starting with the one that
@@ -205,7 +243,8 @@ func (c *Client) tracker(ctx context.Context, req request) error {
 		addr := c.trackers[k]
 		err := c.exchange(ctx, addr, req)
 		if !retryable(err) {
-			if err == nil && k != start {
+			// Any answer, an error status included, shows the tracker is up.
+			if k != start && (err == nil || isStatus(err)) {
 				c.next.Store(int64(k))
 				c.cfg.Logger.Warn("fdfs: using another tracker", "tracker", addr, "after", errors.Join(errs...))
 			}
@@ -449,6 +488,9 @@ func (c *Client) updateTarget(ctx context.Context, fileID string) (FileID, strin
 
 // Append adds size bytes from r to the end of an appender file.
 func (c *Client) Append(ctx context.Context, fileID string, r io.Reader, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("fdfs: append of negative size %d", size)
+	}
 	id, addr, err := c.updateTarget(ctx, fileID)
 	if err != nil {
 		return err
@@ -513,23 +555,29 @@ func (c *Client) Delete(ctx context.Context, fileID string) error {
 }
 
 // SetMetadata replaces (MetaOverwrite) or merges into (MetaMerge) the
-// metadata of a file.
+// metadata of a file. The entries go out sorted by name.
 func (c *Client) SetMetadata(ctx context.Context, fileID string, meta map[string]string, flag byte) error {
+	return c.SetMetadataEntries(ctx, fileID, MetaFromMap(meta), flag)
+}
+
+// SetMetadataEntries is SetMetadata with the entries sent in the order
+// given, as upstream's tools send them.
+func (c *Client) SetMetadataEntries(ctx context.Context, fileID string, meta []MetaEntry, flag byte) error {
 	if flag != MetaOverwrite && flag != MetaMerge {
 		return fmt.Errorf("fdfs: metadata flag %q is neither 'O' nor 'M'", flag)
 	}
-	for k, v := range meta {
-		if k == "" || len(k) > FdfsMaxMetaNameLen || len(v) > FdfsMaxMetaValueLen ||
-			strings.ContainsAny(k+v, string([]byte{FdfsRecordSeparator, FdfsFieldSeparator})) {
+	for _, e := range meta {
+		if e.Name == "" || len(e.Name) > FdfsMaxMetaNameLen || len(e.Value) > FdfsMaxMetaValueLen ||
+			strings.ContainsAny(e.Name+e.Value, string([]byte{FdfsRecordSeparator, FdfsFieldSeparator})) {
 			return fmt.Errorf("fdfs: metadata %q: names are 1 to %d bytes, values up to %d, without bytes 0x01 and 0x02",
-				k, FdfsMaxMetaNameLen, FdfsMaxMetaValueLen)
+				e.Name, FdfsMaxMetaNameLen, FdfsMaxMetaValueLen)
 		}
 	}
 	id, addr, err := c.updateTarget(ctx, fileID)
 	if err != nil {
 		return err
 	}
-	body := SetMetadataRequest{Flag: flag, Group: id.Group, Filename: id.Remote, Meta: MetaFromMap(meta)}.Append(nil)
+	body := SetMetadataRequest{Flag: flag, Group: id.Group, Filename: id.Remote, Meta: meta}.Append(nil)
 	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdSetMetadata, body: body})
 }
 
@@ -561,7 +609,8 @@ func (c *Client) fetchServers(ctx context.Context, fileID string, op func(addr s
 	return err
 }
 
-// GetMetadata returns the metadata of a file (empty when it has none).
+// GetMetadata returns the metadata of a file. Like upstream, a storage
+// answers ENOENT both for a missing file and for one that never had any.
 func (c *Client) GetMetadata(ctx context.Context, fileID string) (map[string]string, error) {
 	id, err := ParseFileID(fileID)
 	if err != nil {
@@ -628,7 +677,7 @@ func (c *Client) Download(ctx context.Context, fileID string, off, length int64,
 			handle: func(h Header, r io.Reader) error {
 				bp := copyBufs.Get().(*[]byte)
 				defer copyBufs.Put(bp)
-				n, err := io.CopyBuffer(w, r, *bp)
+				n, err := io.CopyBuffer(sinkWriter{w}, r, *bp)
 				total += n
 				if err == nil && n < h.Length {
 					err = io.ErrUnexpectedEOF
