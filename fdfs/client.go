@@ -166,7 +166,7 @@ func (c *Client) roundTrip(cn *conn, req request) error {
 	}
 	lr := &io.LimitedReader{R: cn, N: h.Length}
 	if err := req.handle(h, lr); err != nil {
-		return err
+		return fmt.Errorf("fdfs: %s from %s: %w", CmdName(req.cmd), cn.addr, err)
 	}
 	if lr.N != 0 {
 		return protocolErrorf("%s: %d response bytes left unread", CmdName(req.cmd), lr.N)
@@ -188,15 +188,26 @@ func copyContent(w io.Writer, r io.Reader, n int64) (int64, error) {
 	return written, err
 }
 
-// readBody returns a handler that reads the whole (bounded) body into *out.
-func readBody(out *[]byte) func(Header, io.Reader) error {
+// readBody returns a handler that reads the whole (bounded) body and
+// decodes it while the connection is still checked out, so a body that
+// does not decode gets its connection discarded like any malformed frame.
+func readBody(decode func([]byte) error) func(Header, io.Reader) error {
 	return func(h Header, r io.Reader) error {
 		b := make([]byte, h.Length)
 		if _, err := io.ReadFull(r, b); err != nil {
 			return err
 		}
-		*out = b
-		return nil
+		return decode(b)
+	}
+}
+
+// decodeInto returns a readBody decode function that stores decode's
+// result in *out.
+func decodeInto[T any](out *T, decode func([]byte) (T, error)) func([]byte) error {
+	return func(b []byte) error {
+		v, err := decode(b)
+		*out = v
+		return err
 	}
 }
 
@@ -279,15 +290,10 @@ func (c *Client) noteLayout(l StatLayout) {
 
 // ListGroups asks for every group's stat record (LIST_ALL_GROUPS).
 func (c *Client) ListGroups(ctx context.Context) ([]GroupStat, error) {
-	var body []byte
-	if err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListAllGroups, handle: readBody(&body)}); err != nil {
+	var gs []GroupStat
+	if err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListAllGroups, handle: readBody(c.decodeGroups(&gs))}); err != nil {
 		return nil, err
 	}
-	gs, l, err := DecodeGroupStats(body, c.statHint())
-	if err != nil {
-		return nil, err
-	}
-	c.noteLayout(l)
 	return gs, nil
 }
 
@@ -297,19 +303,21 @@ func (c *Client) ListOneGroup(ctx context.Context, group string) (GroupStat, err
 	if err := checkGroup(group); err != nil {
 		return GroupStat{}, err
 	}
-	var body []byte
-	err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListOneGroup, body: GroupRequest{group}.Append(nil), handle: readBody(&body)})
+	var gs []GroupStat
+	decode := c.decodeGroups(&gs)
+	err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListOneGroup, body: GroupRequest{group}.Append(nil),
+		handle: readBody(func(b []byte) error {
+			if err := decode(b); err != nil {
+				return err
+			}
+			if len(gs) != 1 {
+				return protocolErrorf("list one group answered with %d records", len(gs))
+			}
+			return nil
+		})})
 	if err != nil {
 		return GroupStat{}, err
 	}
-	gs, l, err := DecodeGroupStats(body, c.statHint())
-	if err != nil {
-		return GroupStat{}, err
-	}
-	if len(gs) != 1 {
-		return GroupStat{}, protocolErrorf("list one group answered with %d records", len(gs))
-	}
-	c.noteLayout(l)
 	return gs[0], nil
 }
 
@@ -319,17 +327,32 @@ func (c *Client) ListStorages(ctx context.Context, group, storageID string) ([]S
 	if err := checkGroup(group); err != nil {
 		return nil, err
 	}
-	var body []byte
-	req := request{cmd: TrackerProtoCmdServerListStorage, body: ListStoragesRequest{Group: group, StorageID: storageID}.Append(nil), handle: readBody(&body)}
+	var ss []StorageStat
+	req := request{cmd: TrackerProtoCmdServerListStorage, body: ListStoragesRequest{Group: group, StorageID: storageID}.Append(nil),
+		handle: readBody(func(b []byte) error {
+			var l StatLayout
+			var err error
+			if ss, l, err = DecodeStorageStats(b, c.statHint()); err == nil {
+				c.noteLayout(l)
+			}
+			return err
+		})}
 	if err := c.tracker(ctx, req); err != nil {
 		return nil, err
 	}
-	ss, l, err := DecodeStorageStats(body, c.statHint())
-	if err != nil {
-		return nil, err
-	}
-	c.noteLayout(l)
 	return ss, nil
+}
+
+// decodeGroups decodes group records into *gs and remembers their layout.
+func (c *Client) decodeGroups(gs *[]GroupStat) func([]byte) error {
+	return func(b []byte) error {
+		v, l, err := DecodeGroupStats(b, c.statHint())
+		if err == nil {
+			*gs = v
+			c.noteLayout(l)
+		}
+		return err
+	}
 }
 
 func checkGroup(group string) error {
@@ -349,13 +372,9 @@ func (c *Client) QueryStore(ctx context.Context, group string) (StorageAddr, err
 		}
 		req = request{cmd: TrackerProtoCmdServiceQueryStoreWithGroupOne, body: GroupRequest{group}.Append(nil)}
 	}
-	var body []byte
-	req.handle = readBody(&body)
+	var m QueryStoreResponse
+	req.handle = readBody(decodeInto(&m, DecodeQueryStoreResponse))
 	if err := c.tracker(ctx, req); err != nil {
-		return StorageAddr{}, err
-	}
-	m, err := DecodeQueryStoreResponse(body)
-	if err != nil {
 		return StorageAddr{}, err
 	}
 	return m.Storage(), nil
@@ -370,22 +389,17 @@ func (c *Client) QueryStoreAll(ctx context.Context, group string) ([]StorageAddr
 		}
 		req = request{cmd: TrackerProtoCmdServiceQueryStoreWithGroupAll, body: GroupRequest{group}.Append(nil)}
 	}
-	var body []byte
-	req.handle = readBody(&body)
+	var m QueryStoreAllResponse
+	req.handle = readBody(decodeInto(&m, DecodeQueryStoreAllResponse))
 	if err := c.tracker(ctx, req); err != nil {
-		return nil, err
-	}
-	m, err := DecodeQueryStoreAllResponse(body)
-	if err != nil {
 		return nil, err
 	}
 	return m.Storages(), nil
 }
 
-func (c *Client) queryFile(ctx context.Context, cmd byte, id FileID) ([]byte, error) {
-	var body []byte
-	err := c.tracker(ctx, request{cmd: cmd, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil), handle: readBody(&body)})
-	return body, err
+// queryFile asks the trackers cmd about id and decodes the answer.
+func (c *Client) queryFile(ctx context.Context, cmd byte, id FileID, decode func([]byte) error) error {
+	return c.tracker(ctx, request{cmd: cmd, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil), handle: readBody(decode)})
 }
 
 // QueryFetch names a storage to read fileID from (QUERY_FETCH_ONE).
@@ -404,12 +418,8 @@ func (c *Client) queryOne(ctx context.Context, cmd byte, fileID string) (ServerA
 	if err != nil {
 		return ServerAddr{}, err
 	}
-	body, err := c.queryFile(ctx, cmd, id)
-	if err != nil {
-		return ServerAddr{}, err
-	}
-	m, err := DecodeQueryFetchResponse(body)
-	if err != nil {
+	var m QueryFetchResponse
+	if err := c.queryFile(ctx, cmd, id, decodeInto(&m, DecodeQueryFetchResponse)); err != nil {
 		return ServerAddr{}, err
 	}
 	return m.Server, nil
@@ -421,12 +431,8 @@ func (c *Client) QueryFetchAll(ctx context.Context, fileID string) ([]ServerAddr
 	if err != nil {
 		return nil, err
 	}
-	body, err := c.queryFile(ctx, TrackerProtoCmdServiceQueryFetchAll, id)
-	if err != nil {
-		return nil, err
-	}
-	m, err := DecodeQueryFetchAllResponse(body)
-	if err != nil {
+	var m QueryFetchAllResponse
+	if err := c.queryFile(ctx, TrackerProtoCmdServiceQueryFetchAll, id, decodeInto(&m, DecodeQueryFetchAllResponse)); err != nil {
 		return nil, err
 	}
 	return m.Servers, nil
@@ -457,12 +463,9 @@ func (c *Client) upload(ctx context.Context, cmd byte, group, ext string, r io.R
 		return "", err
 	}
 	prefix := UploadFileRequest{StorePathIndex: st.StorePathIndex, FileSize: size, Ext: ext}.Append(nil)
-	var body []byte
-	err = c.exchange(ctx, st.ServerAddr.String(), request{cmd: cmd, body: prefix, content: r, contentLen: size, handle: readBody(&body)})
-	if err != nil {
-		return "", err
-	}
-	m, err := DecodeFileIDResponse(body)
+	var m FileIDResponse
+	err = c.exchange(ctx, st.ServerAddr.String(), request{cmd: cmd, body: prefix, content: r, contentLen: size,
+		handle: readBody(decodeInto(&m, DecodeFileIDResponse))})
 	if err != nil {
 		return "", err
 	}
@@ -475,12 +478,8 @@ func (c *Client) updateTarget(ctx context.Context, fileID string) (FileID, strin
 	if err != nil {
 		return FileID{}, "", err
 	}
-	body, err := c.queryFile(ctx, TrackerProtoCmdServiceQueryUpdate, id)
-	if err != nil {
-		return FileID{}, "", err
-	}
-	m, err := DecodeQueryFetchResponse(body)
-	if err != nil {
+	var m QueryFetchResponse
+	if err := c.queryFile(ctx, TrackerProtoCmdServiceQueryUpdate, id, decodeInto(&m, DecodeQueryFetchResponse)); err != nil {
 		return FileID{}, "", err
 	}
 	return id, m.Server.String(), nil
@@ -532,13 +531,9 @@ func (c *Client) RegenerateAppenderFilename(ctx context.Context, fileID string) 
 	if err != nil {
 		return "", err
 	}
-	var body []byte
+	var m FileIDResponse
 	err = c.exchange(ctx, addr, request{cmd: StorageProtoCmdRegenerateAppenderFilename,
-		body: RegenerateAppenderFilenameRequest{Filename: id.Remote}.Append(nil), handle: readBody(&body)})
-	if err != nil {
-		return "", err
-	}
-	m, err := DecodeFileIDResponse(body)
+		body: RegenerateAppenderFilenameRequest{Filename: id.Remote}.Append(nil), handle: readBody(decodeInto(&m, DecodeFileIDResponse))})
 	if err != nil {
 		return "", err
 	}
@@ -616,14 +611,11 @@ func (c *Client) GetMetadata(ctx context.Context, fileID string) (map[string]str
 	if err != nil {
 		return nil, err
 	}
-	var body []byte
+	var entries []MetaEntry
 	err = c.fetchServers(ctx, fileID, func(addr string) error {
-		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdGetMetadata, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil), handle: readBody(&body)})
+		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdGetMetadata, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil),
+			handle: readBody(decodeInto(&entries, DecodeMetadata))})
 	})
-	if err != nil {
-		return nil, err
-	}
-	entries, err := DecodeMetadata(body)
 	if err != nil {
 		return nil, err
 	}
@@ -637,14 +629,15 @@ func (c *Client) QueryFileInfo(ctx context.Context, fileID string) (QueryFileInf
 	if err != nil {
 		return QueryFileInfoResponse{}, err
 	}
-	var body []byte
+	var m QueryFileInfoResponse
 	err = c.fetchServers(ctx, fileID, func(addr string) error {
-		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdQueryFileInfo, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil), handle: readBody(&body)})
+		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdQueryFileInfo, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil),
+			handle: readBody(decodeInto(&m, DecodeQueryFileInfoResponse))})
 	})
 	if err != nil {
 		return QueryFileInfoResponse{}, err
 	}
-	return DecodeQueryFileInfoResponse(body)
+	return m, nil
 }
 
 // Download streams length bytes of fileID from off (length 0: to the end)
@@ -683,7 +676,7 @@ func (c *Client) Download(ctx context.Context, fileID string, off, length int64,
 					err = io.ErrUnexpectedEOF
 				}
 				if err != nil {
-					return fmt.Errorf("fdfs: download %s from %s: %w", fileID, addr, err)
+					return fmt.Errorf("%s at %d: %w", fileID, off+total, err)
 				}
 				return nil
 			}})
