@@ -88,6 +88,8 @@ func (c *Client) exchange(ctx context.Context, addr string, req request) error {
 		cn.sent, cn.received = 0, 0
 		err = c.roundTrip(cn, req)
 		c.observe(req.cmd, addr, start, cn, err)
+		// Once put, cn may be in another call's hands: read it first.
+		stale := cn.reused && req.contentLen == 0 && cn.received == 0 && brokenConn(err)
 		if !stop() {
 			// The deadline was forced into the past; the connection is no
 			// longer usable even if the exchange happened to finish.
@@ -98,16 +100,31 @@ func (c *Client) exchange(ctx context.Context, addr string, req request) error {
 		} else {
 			c.pools.put(cn, err)
 		}
-		if err != nil && ctx.Err() != nil && !isStatus(err) {
-			return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), addr, ctx.Err())
+		if err != nil && !isStatus(err) {
+			if cerr := contextErr(ctx); cerr != nil {
+				return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), addr, cerr)
+			}
 		}
-		if cn.reused && req.contentLen == 0 && cn.received == 0 && brokenConn(err) {
+		if stale {
 			c.cfg.Logger.Debug("fdfs: pooled connection was closed by the peer; retrying on a new one",
 				"cmd", CmdName(req.cmd), "addr", addr, "err", err)
 			continue
 		}
 		return err
 	}
+}
+
+// contextErr is ctx.Err(), or DeadlineExceeded once ctx's deadline has
+// passed: the connection's deadline, set to the context's, can fire a
+// moment before the context notices.
+func contextErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // brokenConn reports whether err means the peer had closed the connection,
@@ -217,7 +234,7 @@ func decodeInto[T any](out *T, decode func([]byte) (T, error)) func([]byte) erro
 func retryable(err error) bool {
 	var se *sinkError
 	if err == nil || isStatus(err) || errors.Is(err, ErrProtocol) || errors.As(err, &se) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, errPoolClosed) {
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errPoolClosed) {
 		return false
 	}
 	var de *dialError
