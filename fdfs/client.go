@@ -159,9 +159,19 @@ func (c *Client) roundTrip(cn *conn, req request) error {
 		return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), cn.addr, err)
 	}
 	if req.contentLen > 0 {
-		n, err := copyContent(cn, req.content, req.contentLen)
-		if err != nil {
-			return fmt.Errorf("fdfs: %s to %s: sending content (%d of %d bytes): %w", CmdName(req.cmd), cn.addr, n, req.contentLen, err)
+		n, readErr, writeErr := copyContent(cn, req.content, req.contentLen)
+		if readErr != nil {
+			return fmt.Errorf("fdfs: %s to %s: reading content (%d of %d bytes sent): %w", CmdName(req.cmd), cn.addr, n, req.contentLen, readErr)
+		}
+		if writeErr != nil {
+			// A storage may refuse early (no space, a bad request), answer
+			// and close without reading the rest. Its answer says more
+			// than the broken pipe does; the connection is done either way.
+			cn.broken = true
+			if _, err := readResponseHeader(cn, req.cmd, 0); isStatus(err) {
+				return err
+			}
+			return fmt.Errorf("fdfs: %s to %s: sending content (%d of %d bytes): %w", CmdName(req.cmd), cn.addr, n, req.contentLen, writeErr)
 		}
 	}
 	maxResp := req.maxResp
@@ -193,16 +203,34 @@ func (c *Client) roundTrip(cn *conn, req request) error {
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// copyContent sends exactly n bytes of r. A reader that ends early is an
-// error: the header already promised n bytes.
-func copyContent(w io.Writer, r io.Reader, n int64) (int64, error) {
+// copyContent sends exactly n bytes of r to w and tells the reader's
+// errors from the writer's. A reader that ends early is an error: the
+// header already promised n bytes.
+func copyContent(w io.Writer, r io.Reader, n int64) (written int64, readErr, writeErr error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	written, err := io.CopyBuffer(w, io.LimitReader(r, n), *bp)
-	if err == nil && written < n {
-		err = fmt.Errorf("content source ended after %d bytes: %w", written, io.ErrUnexpectedEOF)
+	buf := *bp
+	for written < n {
+		chunk := buf[:min(int64(len(buf)), n-written)]
+		k, err := r.Read(chunk)
+		if k > 0 {
+			m, werr := w.Write(chunk[:k])
+			written += int64(m)
+			if werr != nil {
+				return written, nil, werr
+			}
+		}
+		if err == io.EOF {
+			if written < n {
+				return written, fmt.Errorf("content source ended after %d bytes: %w", written, io.ErrUnexpectedEOF), nil
+			}
+			break
+		}
+		if err != nil {
+			return written, err, nil
+		}
 	}
-	return written, err
+	return written, nil, nil
 }
 
 // readBody returns a handler that reads the whole (bounded) body and

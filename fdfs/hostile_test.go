@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -820,5 +821,132 @@ func TestCancelWhileWaiting(t *testing.T) {
 	err = callWithin(t, 10*time.Second, func() error { _, err := c.ListGroups(ctx); return err })
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("deadline: got %v", err)
+	}
+}
+
+// storageAndTracker starts a fake that answers QUERY_STORE and
+// QUERY_FETCH_ONE / QUERY_UPDATE with its own address and hands every other
+// request to storage.
+func storageAndTracker(t *testing.T, storage func(fc *fakeConn, req frame) bool) *fakeServer {
+	var srv *fakeServer
+	srv = newFakeServer(t, func(fc *fakeConn) {
+		for {
+			req, err := fc.readRequest()
+			if err != nil {
+				return
+			}
+			self := selfAddr(t, srv)
+			switch req.header.Cmd {
+			case TrackerProtoCmdServiceQueryStoreWithGroupOne, TrackerProtoCmdServiceQueryStoreWithoutGroupOne:
+				fc.Write(respFrame(0, QueryStoreResponse{Group: "group1", Server: self}.Append(nil)))
+			case TrackerProtoCmdServiceQueryFetchOne, TrackerProtoCmdServiceQueryUpdate:
+				fc.Write(respFrame(0, QueryFetchResponse{Group: "group1", Server: self}.Append(nil)))
+			default:
+				if !storage(fc, req) {
+					return
+				}
+			}
+		}
+	})
+	return srv
+}
+
+// readPrefixOnly reads a request header and the first n body bytes, the way
+// a storage starts on an upload before it looks at the content.
+func readPrefixOnly(fc *fakeConn, n int) (Header, error) {
+	h, err := ReadHeader(fc.br, math.MaxInt64)
+	if err != nil {
+		return h, err
+	}
+	_, err = io.ReadFull(fc.br, make([]byte, n))
+	return h, err
+}
+
+// TestUploadRefusedEarly: a storage that answers ENOSPC after the upload's
+// fixed fields and closes without reading the content; the caller gets
+// ENOSPC, not the broken pipe, and the connection is dropped.
+func TestUploadRefusedEarly(t *testing.T) {
+	var srv *fakeServer
+	srv = newFakeServer(t, func(fc *fakeConn) {
+		for {
+			h, err := readPrefixOnly(fc, 0)
+			if err != nil {
+				return
+			}
+			switch h.Cmd {
+			case TrackerProtoCmdServiceQueryStoreWithGroupOne:
+				io.ReadFull(fc.br, make([]byte, h.Length))
+				fc.Write(respFrame(0, QueryStoreResponse{Group: "group1", Server: selfAddr(t, srv)}.Append(nil)))
+			default:
+				io.ReadFull(fc.br, make([]byte, UploadFileRequestLen))
+				fc.Write(respFrame(byte(syscall.ENOSPC), nil))
+				return
+			}
+		}
+	})
+	c := testClient(t, Config{Trackers: []string{srv.Addr()}})
+	const size = 64 << 20
+	err := callWithin(t, 10*time.Second, func() error {
+		_, err := c.Upload(context.Background(), "group1", "bin", io.LimitReader(zeros{}, size), size)
+		return err
+	})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("got %v, want ENOSPC", err)
+	}
+	// Tracker and storage share the fake's address, so one connection
+	// carried both exchanges; it must be gone.
+	if n := c.OpenConns(); n != 0 {
+		t.Fatalf("%d connections open after the refused upload", n)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestContentSourceFails: the caller's reader failing mid-upload is
+// reported as such and drops the connection, whose peer still waits for
+// the promised bytes.
+func TestContentSourceFails(t *testing.T) {
+	srv := storageAndTracker(t, func(fc *fakeConn, req frame) bool {
+		fc.Write(respFrame(0, FileIDResponse{Group: "group1", Filename: "M00/00/00/x.bin"}.Append(nil)))
+		return true
+	})
+	c := testClient(t, Config{Trackers: []string{srv.Addr()}})
+	errDisk := errors.New("disk on fire")
+	r := io.MultiReader(io.LimitReader(zeros{}, 1000), iotestErrReader{errDisk})
+	_, err := c.Upload(context.Background(), "group1", "bin", r, 5000)
+	if !errors.Is(err, errDisk) || !strings.Contains(err.Error(), "reading content") {
+		t.Fatalf("got %v", err)
+	}
+	_, err = c.Upload(context.Background(), "group1", "bin", strings.NewReader("short"), 10)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), "ended after 5 bytes") {
+		t.Fatalf("short source: %v", err)
+	}
+	if n := c.OpenConns(); n != 0 { // tracker and storage share one address
+		t.Fatalf("%d connections open after failed uploads", n)
+	}
+}
+
+type iotestErrReader struct{ err error }
+
+func (r iotestErrReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestStatusBodyOverRange: an error status whose body is longer than the
+// range asked for is still the status, and the connection stays usable.
+func TestStatusBodyOverRange(t *testing.T) {
+	srv := storageAndTracker(t, func(fc *fakeConn, req frame) bool {
+		fc.Write(respFrame(byte(syscall.EINVAL), make([]byte, 20)))
+		return true
+	})
+	c := testClient(t, Config{Trackers: []string{srv.Addr()}})
+	for i := 0; i < 2; i++ {
+		_, err := c.Download(context.Background(), "group1/M00/00/A0/fwAAAWsGuzeADm3SAAAAG5tQi30758.txt", 20, 7, io.Discard)
+		if !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("got %v, want EINVAL", err)
+		}
+	}
+	if srv.Accepted() != 1 {
+		t.Fatalf("%d connections for two calls answered with a status", srv.Accepted())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ type conn struct {
 	deadline time.Time // the context's, or zero
 	lastUsed time.Time
 	reused   bool // came out of the pool rather than from a dial
+	broken   bool // out of step with its peer even if the call ended in a status
 	// sent and received count bytes of the current exchange.
 	sent, received int64
 
@@ -183,7 +185,7 @@ func (p *pools) get(ctx context.Context, addr string) (*conn, error) {
 // of step with its peer.
 func (p *pools) put(c *conn, err error) {
 	var se *StatusError
-	if err != nil && !errors.As(err, &se) {
+	if c.broken || err != nil && !errors.As(err, &se) {
 		p.discard(c)
 		return
 	}
@@ -249,9 +251,14 @@ func activeTest(c *conn, maxBody int64) error {
 
 // readResponseHeader reads a response header, checks its command byte and
 // turns a non-zero status into a *StatusError after draining the (small)
-// body that may come with it, so the connection stays usable.
+// body that may come with it, so the connection stays usable. A success
+// with a body over maxBody is refused before anything is allocated for it
+// (maxBody 0: any body).
 func readResponseHeader(r io.Reader, cmd byte, maxBody int64) (Header, error) {
-	h, err := ReadHeader(r, maxBody)
+	if maxBody <= 0 {
+		maxBody = math.MaxInt64
+	}
+	h, err := ReadHeader(r, math.MaxInt64)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("fdfs: %s: connection closed by peer: %w", CmdName(cmd), io.ErrUnexpectedEOF)
@@ -271,6 +278,9 @@ func readResponseHeader(r io.Reader, cmd byte, maxBody int64) (Header, error) {
 			}
 		}
 		return Header{}, &StatusError{Cmd: cmd, Status: h.Status}
+	}
+	if h.Length > maxBody {
+		return Header{}, protocolErrorf("%s: body length %d over the limit of %d", CmdName(cmd), h.Length, maxBody)
 	}
 	return h, nil
 }
