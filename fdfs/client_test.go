@@ -720,3 +720,118 @@ http.tracker_server_port = 80
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// TestObserve: the hook sees every exchange with its bytes, headers
+// included, and its error.
+func TestObserve(t *testing.T) {
+	cluster := startCluster(t, fdfstest.Options{Groups: []string{"group1"}})
+	type seen struct {
+		cmd            byte
+		addr           string
+		sent, received int64
+		err            error
+	}
+	var mu sync.Mutex
+	var got []seen
+	dead := deadAddr(t)
+	cl := newClient(t, fdfs.Config{Trackers: []string{dead, cluster.TrackerAddr()},
+		Observe: func(cmd byte, addr string, took time.Duration, sent, received int64, err error) {
+			mu.Lock()
+			got = append(got, seen{cmd, addr, sent, received, err})
+			mu.Unlock()
+		}})
+	id := upload(t, cl, "group1", "txt", make([]byte, 1000))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 3 {
+		t.Fatalf("%d exchanges observed, want 3: %+v", len(got), got)
+	}
+	if g := got[0]; g.addr != dead || g.err == nil || g.sent != 0 || g.received != 0 {
+		t.Errorf("dead tracker: %+v", g)
+	}
+	if g := got[1]; g.cmd != fdfs.TrackerProtoCmdServiceQueryStoreWithGroupOne || g.addr != cluster.TrackerAddr() ||
+		g.err != nil || g.sent != 10+16 || g.received != 10+40 {
+		t.Errorf("query store: %+v", g)
+	}
+	wantReceived := int64(10 + 16 + len(id) - len("group1/"))
+	if g := got[2]; g.cmd != fdfs.StorageProtoCmdUploadFile || g.addr != cluster.Storages()[0].Addr() ||
+		g.err != nil || g.sent != 10+15+1000 || g.received != wantReceived {
+		t.Errorf("upload: %+v, want %d bytes sent and %d received", g, 10+15+1000, wantReceived)
+	}
+}
+
+// TestTrackerSilent: a tracker that accepts and never answers costs one
+// NetworkTimeout; the next tracker answers, and is asked first from then on.
+func TestTrackerSilent(t *testing.T) {
+	cluster := startCluster(t, fdfstest.Options{Groups: []string{"group1"}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			cn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, cn)
+			mu.Unlock()
+		}
+	}()
+	cl := newClient(t, fdfs.Config{Trackers: []string{ln.Addr().String(), cluster.TrackerAddr()}, NetworkTimeout: 300 * time.Millisecond})
+	for i := 0; i < 3; i++ {
+		if _, err := cl.ListGroups(context.Background()); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) != 1 {
+		t.Fatalf("the silent tracker got %d connections, want 1 (then the next one is asked first)", len(conns))
+	}
+}
+
+// TestCloseDuringCalls: Close while calls are in flight; once they return,
+// nothing is left open, and later calls fail.
+func TestCloseDuringCalls(t *testing.T) {
+	cluster := startCluster(t, fdfstest.Options{Groups: []string{"group1"}})
+	cl, err := fdfs.NewClient(fdfs.Config{Trackers: []string{cluster.TrackerAddr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster.SetDelay(20 * time.Millisecond)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				cl.ListGroups(context.Background())
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	cl.Close()
+	wg.Wait()
+	if n := cl.OpenConns(); n != 0 {
+		t.Fatalf("%d connections open after Close and the calls' return", n)
+	}
+	if _, err := cl.ListGroups(context.Background()); err == nil {
+		t.Fatal("a call after Close succeeded")
+	}
+}
