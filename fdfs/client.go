@@ -335,11 +335,11 @@ func (c *Client) noteLayout(l StatLayout) {
 
 // ListGroups asks for every group's stat record (LIST_ALL_GROUPS).
 func (c *Client) ListGroups(ctx context.Context) ([]GroupStat, error) {
-	var gs []GroupStat
-	if err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListAllGroups, handle: readBody(c.decodeGroups(&gs))}); err != nil {
+	var d groupsDecoder
+	if err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListAllGroups, handle: readBody(c.decodeGroups(&d))}); err != nil {
 		return nil, err
 	}
-	return gs, nil
+	return c.settleGroupLayout(ctx, d), nil
 }
 
 // ListOneGroup asks for one group's record (LIST_ONE_GROUP). An unknown
@@ -348,22 +348,22 @@ func (c *Client) ListOneGroup(ctx context.Context, group string) (GroupStat, err
 	if err := checkGroup(group); err != nil {
 		return GroupStat{}, err
 	}
-	var gs []GroupStat
-	decode := c.decodeGroups(&gs)
+	var d groupsDecoder
+	decode := c.decodeGroups(&d)
 	err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListOneGroup, body: GroupRequest{group}.Append(nil),
 		handle: readBody(func(b []byte) error {
 			if err := decode(b); err != nil {
 				return err
 			}
-			if len(gs) != 1 {
-				return protocolErrorf("list one group answered with %d records", len(gs))
+			if len(d.groups) != 1 {
+				return protocolErrorf("list one group answered with %d records", len(d.groups))
 			}
 			return nil
 		})})
 	if err != nil {
 		return GroupStat{}, err
 	}
-	return gs[0], nil
+	return c.settleGroupLayout(ctx, d)[0], nil
 }
 
 // ListStorages lists the storages of a group (LIST_STORAGE), or only the
@@ -388,16 +388,50 @@ func (c *Client) ListStorages(ctx context.Context, group, storageID string) ([]S
 	return ss, nil
 }
 
-// decodeGroups decodes group records into *gs and remembers their layout.
-func (c *Client) decodeGroups(gs *[]GroupStat) func([]byte) error {
+// groupsDecoder holds a group-records body and how it was read.
+type groupsDecoder struct {
+	body   []byte
+	groups []GroupStat
+	layout StatLayout
+	hinted bool // a 105-byte layout came from the config or storage records
+}
+
+// decodeGroups decodes group records into d. It does not note the layout:
+// the record size alone cannot tell the 105-byte layouts apart, so only
+// storage records (or the config) teach the client which release it faces.
+func (c *Client) decodeGroups(d *groupsDecoder) func([]byte) error {
 	return func(b []byte) error {
-		v, l, err := DecodeGroupStats(b, c.statHint())
+		hint := c.statHint()
+		gs, l, err := DecodeGroupStats(b, hint)
 		if err == nil {
-			*gs = v
-			c.noteLayout(l)
+			*d = groupsDecoder{body: b, groups: gs, layout: l, hinted: hint.GroupStatSize() == 105}
 		}
 		return err
 	}
+}
+
+// settleGroupLayout returns d's groups, decoded again if need be: V6.13.0
+// has 105-byte group records like the classic releases but with other
+// fields (readable and writable counts instead of the HTTP port and the
+// active count). When a 105-byte body came with nothing to tell which,
+// the storage records of its first group decide, once: their sizes differ.
+func (c *Client) settleGroupLayout(ctx context.Context, d groupsDecoder) []GroupStat {
+	if d.layout.GroupStatSize() != 105 || d.hinted || len(d.groups) == 0 {
+		return d.groups
+	}
+	if _, err := c.ListStorages(ctx, d.groups[0].Name, ""); err != nil {
+		c.cfg.Logger.Debug("fdfs: cannot tell the 105-byte group layout apart; reading it as classic", "err", err)
+		return d.groups
+	}
+	hint := c.statHint()
+	if hint.GroupStatSize() != 105 || hint == d.layout {
+		return d.groups
+	}
+	gs, _, err := DecodeGroupStats(d.body, hint)
+	if err != nil {
+		return d.groups
+	}
+	return gs
 }
 
 func checkGroup(group string) error {

@@ -835,3 +835,46 @@ func TestCloseDuringCalls(t *testing.T) {
 		t.Fatal("a call after Close succeeded")
 	}
 }
+
+// TestStatLayouts: the client reads clusters of every supported release
+// without being told which, even when it lists groups first.
+func TestStatLayouts(t *testing.T) {
+	for _, l := range []fdfs.StatLayout{fdfs.StatLayoutV5_11, fdfs.StatLayoutV6_11, fdfs.StatLayoutV6_12,
+		fdfs.StatLayoutV6_13_0, fdfs.StatLayoutV6_13_1, fdfs.StatLayoutV6_15IPv4, fdfs.StatLayoutV6_15IPv6} {
+		t.Run(l.String(), func(t *testing.T) {
+			cluster := startCluster(t, fdfstest.Options{Groups: []string{"g1", "g2"}, Layout: l})
+			cl := newClient(t, fdfs.Config{Trackers: []string{cluster.TrackerAddr()}})
+			ctx := context.Background()
+			st := cluster.Storages()[0]
+			gs, err := cl.ListGroups(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := gs[0]
+			if len(gs) != 2 || g.Name != "g1" || g.StorageCount != 1 || fmt.Sprint(g.StoragePort) != fmt.Sprint(portOf(st.Addr())) ||
+				g.SubdirCountPerPath != 256 || g.StorePathCount != 1 {
+				t.Fatalf("groups %+v", gs)
+			}
+			classic := l <= fdfs.StatLayoutV6_12
+			if classic && g.ActiveCount != 1 || !classic && (g.ReadableServerCount != 1 || g.WritableServerCount != 1) {
+				t.Fatalf("server counts read with the wrong layout: %+v", g)
+			}
+			ss, err := cl.ListStorages(ctx, "g2", "")
+			if err != nil || len(ss) != 1 || ss[0].IPAddr != "127.0.0.1" || ss[0].Status != fdfs.FdfsStorageStatusActive {
+				t.Fatalf("storages %+v %v", ss, err)
+			}
+			id := upload(t, cl, "g2", "x", []byte("layout"))
+			if got := download(t, cl, id, 0, 0); string(got) != "layout" {
+				t.Fatalf("downloaded %q", got)
+			}
+			fi, err := cl.QueryFileInfo(ctx, id)
+			if err != nil || fi.SourceIP != "127.0.0.1" || fi.FileSize != 6 {
+				t.Fatalf("file info %+v %v", fi, err)
+			}
+			all, err := cl.QueryFetchAll(ctx, id)
+			if err != nil || len(all) != 1 || all[0].IP != "127.0.0.1" {
+				t.Fatalf("fetch all %+v %v", all, err)
+			}
+		})
+	}
+}
