@@ -541,14 +541,35 @@ func (c *Client) upload(ctx context.Context, cmd byte, group, ext string, r io.R
 	if err != nil {
 		return "", err
 	}
-	prefix := UploadFileRequest{StorePathIndex: st.StorePathIndex, FileSize: size, Ext: ext}.Append(nil)
-	var m FileIDResponse
-	err = c.exchange(ctx, st.ServerAddr.String(), request{cmd: cmd, body: prefix, content: r, contentLen: size,
-		handle: readBody(decodeInto(&m, DecodeFileIDResponse))})
-	if err != nil {
+	send := func(st StorageAddr) (string, error) {
+		prefix := UploadFileRequest{StorePathIndex: st.StorePathIndex, FileSize: size, Ext: ext}.Append(nil)
+		var m FileIDResponse
+		err := c.exchange(ctx, st.ServerAddr.String(), request{cmd: cmd, body: prefix, content: r, contentLen: size,
+			handle: readBody(decodeInto(&m, DecodeFileIDResponse))})
+		return m.FileID(), err
+	}
+	id, err := send(st)
+	var de *dialError
+	if !errors.As(err, &de) {
+		return id, err
+	}
+	// The storage named cannot be reached (the tracker has not noticed
+	// yet). Nothing of r was read, so another writable storage can take it.
+	all, qerr := c.QueryStoreAll(ctx, group)
+	if qerr != nil {
 		return "", err
 	}
-	return m.FileID(), nil
+	for _, other := range all {
+		if other.ServerAddr == st.ServerAddr {
+			continue
+		}
+		c.cfg.Logger.Warn("fdfs: uploading to another storage", "storage", other.ServerAddr.String(), "after", err)
+		id, err = send(other)
+		if !errors.As(err, &de) {
+			return id, err
+		}
+	}
+	return "", err
 }
 
 // updateTarget parses fileID and finds the storage that may change it.

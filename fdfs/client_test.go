@@ -491,6 +491,14 @@ func TestStorageFailover(t *testing.T) {
 		if err != nil || fi.FileSize != int64(len(data)) {
 			t.Errorf("%s: file info %+v %v", name, fi, err)
 		}
+		// Nothing of the content was read before the dial failed, so the
+		// upload goes to the other writable storage.
+		nid, err := c.Upload(ctx, "group1", "", bytes.NewReader(data[:5000]), 5000)
+		if err != nil {
+			t.Errorf("%s: upload: %v", name, err)
+		} else if !other.Has(nid) {
+			t.Errorf("%s: upload %s is not on the running storage", name, nid)
+		}
 	}
 }
 
@@ -501,10 +509,10 @@ func portOf(addr string) int {
 	return n
 }
 
-// staleTracker is a tracker proxy that answers QUERY_FETCH_ONE with first
-// and QUERY_FETCH_ALL with first and then second, the way a tracker answers
-// before it has noticed that first is gone; it passes every other request
-// to the real tracker.
+// staleTracker is a tracker proxy that answers QUERY_FETCH_ONE and
+// QUERY_STORE_WITH_GROUP_ONE with first, and their _ALL forms with first
+// and then second, the way a tracker answers before it has noticed that
+// first is gone; it passes every other request to the real tracker.
 func staleTracker(t testing.TB, real string, first, second fdfs.ServerAddr) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -547,6 +555,12 @@ func staleTracker(t testing.TB, real string, first, second fdfs.ServerAddr) stri
 					case fdfs.TrackerProtoCmdServiceQueryFetchAll:
 						m, _ := fdfs.DecodeFileRequest(body)
 						resp = fdfs.QueryFetchAllResponse{Group: m.Group, Servers: []fdfs.ServerAddr{first, second}}.Append(nil)
+					case fdfs.TrackerProtoCmdServiceQueryStoreWithGroupOne:
+						m, _ := fdfs.DecodeGroupRequest(body)
+						resp = fdfs.QueryStoreResponse{Group: m.Group, Server: first}.Append(nil)
+					case fdfs.TrackerProtoCmdServiceQueryStoreWithGroupAll:
+						m, _ := fdfs.DecodeGroupRequest(body)
+						resp = fdfs.QueryStoreAllResponse{Group: m.Group, Servers: []fdfs.ServerAddr{first, second}}.Append(nil)
 					default:
 						if up == nil {
 							if up, err = net.Dial("tcp", real); err != nil {
