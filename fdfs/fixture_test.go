@@ -9,21 +9,8 @@ import (
 	"testing"
 )
 
-// fixtureDir holds the frames captured from a real FastDFS V6.16.1 cluster:
-// shared/fdfs-wire in the nearest directory above this one that has it
-// (../../shared from the main checkout, further up from a worktree).
-var fixtureDir = findFixtureDir()
-
-func findFixtureDir() string {
-	dir := ".."
-	for range 6 {
-		if fi, err := os.Stat(filepath.Join(dir, "shared", "fdfs-wire")); err == nil && fi.IsDir() {
-			return filepath.Join(dir, "shared", "fdfs-wire")
-		}
-		dir = filepath.Join(dir, "..")
-	}
-	return "../../shared/fdfs-wire"
-}
+// fixtureDir holds the frames captured from a real FastDFS V6.16.1 cluster.
+const fixtureDir = "../../shared/fdfs-wire"
 
 // frame is one captured message: its header and its body.
 type frame struct {
