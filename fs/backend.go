@@ -2,7 +2,10 @@ package fs
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"syscall"
 
 	"fdfsfs/fdfs"
 )
@@ -27,25 +30,28 @@ func (b clientBackend) Groups(ctx context.Context) ([]GroupInfo, error) {
 
 func (b clientBackend) Upload(ctx context.Context, group, ext string, r io.Reader, size int64, appender bool) (string, error) {
 	if appender {
-		return b.c.UploadAppender(ctx, group, ext, r, size)
+		id, err := b.c.UploadAppender(ctx, group, ext, r, size)
+		return id, noStorage(err)
 	}
-	return b.c.Upload(ctx, group, ext, r, size)
+	id, err := b.c.Upload(ctx, group, ext, r, size)
+	return id, noStorage(err)
 }
 
 func (b clientBackend) Modify(ctx context.Context, fileID string, off int64, r io.Reader, size int64) error {
-	return b.c.Modify(ctx, fileID, off, r, size)
+	return noStorage(b.c.Modify(ctx, fileID, off, r, size))
 }
 
 func (b clientBackend) Truncate(ctx context.Context, fileID string, size int64) error {
-	return b.c.Truncate(ctx, fileID, size)
+	return noStorage(b.c.Truncate(ctx, fileID, size))
 }
 
 func (b clientBackend) Download(ctx context.Context, fileID string, off, length int64, w io.Writer) (int64, error) {
-	return b.c.Download(ctx, fileID, off, length, w)
+	n, err := b.c.Download(ctx, fileID, off, length, w)
+	return n, noStorage(err)
 }
 
 func (b clientBackend) Delete(ctx context.Context, fileID string) error {
-	return b.c.Delete(ctx, fileID)
+	return noStorage(b.c.Delete(ctx, fileID))
 }
 
 func (b clientBackend) FileSize(ctx context.Context, fileID string) (int64, error) {
@@ -54,13 +60,14 @@ func (b clientBackend) FileSize(ctx context.Context, fileID string) (int64, erro
 	}
 	info, err := b.c.QueryFileInfo(ctx, fileID)
 	if err != nil {
-		return 0, err
+		return 0, noStorage(err)
 	}
 	return info.FileSize, nil
 }
 
 func (b clientBackend) GetMetadata(ctx context.Context, fileID string) (map[string]string, error) {
-	return b.c.GetMetadata(ctx, fileID)
+	meta, err := b.c.GetMetadata(ctx, fileID)
+	return meta, noStorage(err)
 }
 
 func (b clientBackend) SetMetadata(ctx context.Context, fileID string, meta map[string]string, merge bool) error {
@@ -68,5 +75,29 @@ func (b clientBackend) SetMetadata(ctx context.Context, fileID string, meta map[
 	if merge {
 		flag = fdfs.MetaMerge
 	}
-	return b.c.SetMetadata(ctx, fileID, meta, flag)
+	return noStorage(b.c.SetMetadata(ctx, fileID, meta, flag))
+}
+
+// errNoStorage: the tracker named no storage for a request. It maps to
+// EIO, as a missing disk would.
+var errNoStorage = errors.New("no storage server available")
+
+// noStorage turns the tracker's ENOENT to a query (no active storage in
+// the group) into errNoStorage. Left as it is, it would reach the
+// application as ENOENT from write(), close() or read() of a file that
+// exists. A storage's own ENOENT (the file is not there) stays ENOENT.
+func noStorage(err error) error {
+	var se *fdfs.StatusError
+	if !errors.As(err, &se) || se.Errno() != syscall.ENOENT {
+		return err
+	}
+	switch se.Cmd {
+	case fdfs.TrackerProtoCmdServiceQueryStoreWithoutGroupOne, fdfs.TrackerProtoCmdServiceQueryStoreWithGroupOne,
+		fdfs.TrackerProtoCmdServiceQueryStoreWithoutGroupAll, fdfs.TrackerProtoCmdServiceQueryStoreWithGroupAll,
+		fdfs.TrackerProtoCmdServiceQueryFetchOne, fdfs.TrackerProtoCmdServiceQueryFetchAll,
+		fdfs.TrackerProtoCmdServiceQueryUpdate:
+		// %v, not %w: errors.Is must no longer see ENOENT.
+		return fmt.Errorf("%w: %v", errNoStorage, err)
+	}
+	return err
 }
