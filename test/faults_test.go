@@ -1,12 +1,15 @@
 package test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"fdfsfs/fdfs"
 	"fdfsfs/fdfs/fdfstest"
 )
 
@@ -92,5 +95,94 @@ func TestFaultStorageDownReadsFromPeer(t *testing.T) {
 		if err := down.Restart(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// streamUntilFailure writes data to f in 256 KiB writes, calling midway
+// once half of it is written, and returns the first error of a write or of
+// close.
+func streamUntilFailure(f *os.File, data []byte, midway func()) error {
+	const step = 256 << 10
+	for off := 0; off < len(data); off += step {
+		if off == len(data)/2 {
+			midway()
+		}
+		if _, err := f.Write(data[off:min(off+step, len(data))]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// TestFaultStorageDiesDuringWrite: the only storage of a group stops while
+// a large file is being streamed into it. The write or the close says EIO
+// within the network timeout, the name keeps what it had, and the uploaded
+// part is deleted from FastDFS by the next mount or `index check --repair`.
+func TestFaultStorageDiesDuringWrite(t *testing.T) {
+	data := t.TempDir()
+	c := cluster(t, fdfstest.Options{Groups: []string{"group1"}, DataDir: data})
+	st := c.Storages()[0]
+	stDir := filepath.Join(data, "group1", "storage0")
+	// 1 MiB chunks: the 8 MiB files below are several streamed requests.
+	m := startMount(t, c, append(fastFail, "--write-buffer", "4194304")...)
+	old := pattern(2<<20, 1)
+	if err := writeFile(m.path("group1", "old.bin"), old); err != nil {
+		t.Fatal(err)
+	}
+	before := countFiles(t, stDir)
+
+	cases := []struct {
+		name  string
+		flags int
+	}{
+		{"new.bin", os.O_CREATE | os.O_EXCL | os.O_WRONLY},
+		{"old.bin", os.O_TRUNC | os.O_WRONLY},
+	}
+	for i, tc := range cases {
+		f, err := os.OpenFile(m.path("group1", tc.name), tc.flags, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var werr error
+		within(t, 60*time.Second, "write with the storage down", func() {
+			werr = streamUntilFailure(f, pattern(8<<20, byte(20+i)), st.Stop)
+		})
+		if !errors.Is(werr, syscall.EIO) {
+			t.Errorf("%s: write/close with the storage down: %v, want EIO\n", tc.name, werr)
+		}
+		if err := st.Restart(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A storage that refuses one modify in the middle of the stream.
+	c.FailNext(fdfs.StorageProtoCmdModifyFile, byte(syscall.EIO))
+	err := writeFile(m.path("group1", "refused.bin"), pattern(6<<20, 30))
+	if !errors.Is(err, syscall.EIO) {
+		t.Errorf("write/close with a refused modify: %v, want EIO", err)
+	}
+	if fi, err := os.Stat(m.path("group1", "refused.bin")); err != nil || fi.Size() != 0 {
+		t.Errorf("refused.bin after the failed write: %v; want an empty file", err)
+	}
+	// The new name exists, as create made it, and is empty; the old one
+	// has its old content.
+	if fi, err := os.Stat(m.path("group1", "new.bin")); err != nil || fi.Size() != 0 {
+		t.Errorf("new.bin after the failed write: %v; want an empty file", err)
+	}
+	if got := sum(t, m.path("group1", "old.bin")); got != sumBytes(old) {
+		t.Errorf("old.bin lost its content after a failed overwrite")
+	}
+	m.stop()
+	out := run(t, append([]string{"index", "check"}, m.indexArgs(c)...)...)
+	if !strings.Contains(out, "upload never claimed") {
+		t.Errorf("index check does not report the uploads cut short:\n%s", out)
+	}
+	out = run(t, append([]string{"index", "check", "--repair"}, m.indexArgs(c)...)...)
+	if after := countFiles(t, stDir); after != before {
+		t.Errorf("storage holds %d files after repair, %d before the failed writes\n%s", after, before, out)
+	}
+	out = run(t, append([]string{"index", "check"}, m.indexArgs(c)...)...)
+	if !strings.HasSuffix(strings.TrimSpace(out), "ok") {
+		t.Errorf("index check after repair:\n%s", out)
 	}
 }
