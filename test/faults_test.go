@@ -186,3 +186,86 @@ func TestFaultStorageDiesDuringWrite(t *testing.T) {
 		t.Errorf("index check after repair:\n%s", out)
 	}
 }
+
+// TestFaultTrackerDownAtMount: with no tracker reachable the mount still
+// starts; names and attributes come from the index, content fails with EIO,
+// and everything works again once the tracker is back.
+func TestFaultTrackerDownAtMount(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	m := startMount(t, c, fastFail...)
+	data := pattern(500000, 3)
+	os.MkdirAll(m.path("group1", "d"), 0o755)
+	if err := writeFile(m.path("group1", "d", "f.bin"), data); err != nil {
+		t.Fatal(err)
+	}
+	m.stop()
+	c.StopTracker(0)
+	m.start()
+
+	if out := strings.Fields(sh(t, "ls "+m.dir)); strings.Join(out, " ") != "group1 group2 group3" {
+		t.Errorf("ls root with the tracker down = %q", out)
+	}
+	out := sh(t, "ls -l "+m.path("group1", "d"))
+	if !strings.Contains(out, "500000") || !strings.Contains(out, "f.bin") {
+		t.Errorf("ls -l with the tracker down:\n%s", out)
+	}
+	if fi, err := os.Stat(m.path("group1", "d", "f.bin")); err != nil || fi.Size() != int64(len(data)) {
+		t.Errorf("stat with the tracker down: %v", err)
+	}
+	var rerr, werr error
+	within(t, 30*time.Second, "read and write with the tracker down", func() {
+		_, rerr = os.ReadFile(m.path("group1", "d", "f.bin"))
+		werr = writeFile(m.path("group1", "d", "new.txt"), []byte("new"))
+	})
+	if !errors.Is(rerr, syscall.EIO) {
+		t.Errorf("read with the tracker down: %v, want EIO", rerr)
+	}
+	if !errors.Is(werr, syscall.EIO) {
+		t.Errorf("write with the tracker down: %v, want EIO", werr)
+	}
+
+	if err := c.StartTracker(0); err != nil {
+		t.Fatal(err)
+	}
+	dropCaches()
+	if got := sum(t, m.path("group1", "d", "f.bin")); got != sumBytes(data) {
+		t.Error("content differs after the tracker came back")
+	}
+	if err := writeFile(m.path("group2", "after.txt"), []byte("after")); err != nil {
+		t.Fatalf("write after the tracker came back: %v", err)
+	}
+	if b, err := os.ReadFile(m.path("group2", "after.txt")); err != nil || string(b) != "after" {
+		t.Errorf("read back after the tracker came back: %q, %v", b, err)
+	}
+}
+
+// TestFaultSlowCluster: servers that answer later than --network-timeout
+// make reads and closes fail with EIO instead of hanging; once they answer
+// in time again, so does the mount.
+func TestFaultSlowCluster(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	m := startMount(t, c, fastFail...)
+	data := pattern(300000, 4)
+	if err := writeFile(m.path("group1", "f.bin"), data); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDelay(5 * time.Second)
+	var rerr, werr error
+	within(t, 60*time.Second, "read and write with slow servers", func() {
+		_, rerr = os.ReadFile(m.path("group1", "f.bin"))
+		werr = writeFile(m.path("group1", "g.bin"), []byte("slow"))
+	})
+	c.SetDelay(0)
+	if !errors.Is(rerr, syscall.EIO) {
+		t.Errorf("read with slow servers: %v, want EIO", rerr)
+	}
+	if !errors.Is(werr, syscall.EIO) {
+		t.Errorf("write with slow servers: %v, want EIO", werr)
+	}
+	if got := sum(t, m.path("group1", "f.bin")); got != sumBytes(data) {
+		t.Error("content differs once the servers are fast again")
+	}
+	if err := writeFile(m.path("group1", "g.bin"), []byte("fast")); err != nil {
+		t.Errorf("write once the servers are fast again: %v", err)
+	}
+}
