@@ -269,3 +269,40 @@ func TestFaultSlowCluster(t *testing.T) {
 		t.Errorf("write once the servers are fast again: %v", err)
 	}
 }
+
+// TestFaultGroupFull: a full group refuses new content with ENOSPC, small
+// files and streamed ones alike; the other groups keep working.
+func TestFaultGroupFull(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	m := startMount(t, c, append(fastFail, "--write-buffer", "4194304")...)
+	old := []byte("written before the group filled up")
+	if err := writeFile(m.path("group2", "old.txt"), old); err != nil {
+		t.Fatal(err)
+	}
+	c.SetFull("group2", true)
+	for _, size := range []int{100, 5 << 20} {
+		err := writeFile(m.path("group2", "new.bin"), pattern(size, 5))
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("%d bytes into a full group: %v, want ENOSPC", size, err)
+		}
+	}
+	if err := writeFile(m.path("group2", "old.txt"), []byte("overwrite")); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("overwrite in a full group: %v, want ENOSPC", err)
+	}
+	if b, err := os.ReadFile(m.path("group2", "old.txt")); err != nil || string(b) != string(old) {
+		t.Errorf("old.txt after the refused overwrite: %q, %v", b, err)
+	}
+	for _, g := range []string{"group1", "group3"} {
+		data := pattern(3<<20, 6)
+		if err := writeFile(m.path(g, "ok.bin"), data); err != nil {
+			t.Fatalf("%s with group2 full: %v", g, err)
+		}
+		if got := sum(t, m.path(g, "ok.bin")); got != sumBytes(data) {
+			t.Errorf("%s: content differs", g)
+		}
+	}
+	c.SetFull("group2", false)
+	if err := writeFile(m.path("group2", "new.bin"), []byte("room again")); err != nil {
+		t.Errorf("group2 with room again: %v", err)
+	}
+}
