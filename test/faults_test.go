@@ -430,3 +430,54 @@ wait:
 		t.Errorf("index check after --repair:\n%s", out)
 	}
 }
+
+// TestFaultReadOnly: with -o ro every change fails with EROFS and reads
+// work.
+func TestFaultReadOnly(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	m := startMount(t, c, fastFail...)
+	data := pattern(200000, 7)
+	os.MkdirAll(m.path("group1", "d"), 0o755)
+	if err := writeFile(m.path("group1", "d", "f.txt"), data); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "setfattr -n user.k -v v "+m.path("group1", "d", "f.txt"))
+	m.stop()
+	m.args = append(m.args, "-o", "ro")
+	m.start()
+
+	f := m.path("group1", "d", "f.txt")
+	changes := map[string]func() error{
+		"create":   func() error { return os.WriteFile(m.path("group1", "d", "new"), nil, 0o644) },
+		"write":    func() error { return writeFile(f, []byte("x")) },
+		"append":   func() error { _, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND, 0); return err },
+		"mkdir":    func() error { return os.Mkdir(m.path("group1", "e"), 0o755) },
+		"rename":   func() error { return os.Rename(f, m.path("group1", "d", "g.txt")) },
+		"unlink":   func() error { return os.Remove(f) },
+		"rmdir":    func() error { return syscall.Rmdir(m.path("group1", "d")) },
+		"chmod":    func() error { return os.Chmod(f, 0o600) },
+		"chown":    func() error { return os.Chown(f, 1, 1) },
+		"utimes":   func() error { return os.Chtimes(f, time.Now(), time.Now()) },
+		"symlink":  func() error { return os.Symlink("f.txt", m.path("group1", "d", "s")) },
+		"link":     func() error { return os.Link(f, m.path("group1", "d", "h")) },
+		"truncate": func() error { return os.Truncate(f, 10) },
+		"setxattr": func() error {
+			return syscall.Setxattr(f, "user.k", []byte("w"), 0)
+		},
+		"removexattr": func() error { return syscall.Removexattr(f, "user.k") },
+	}
+	for name, change := range changes {
+		if err := change(); !errors.Is(err, syscall.EROFS) {
+			t.Errorf("%s on a read-only mount: %v, want EROFS", name, err)
+		}
+	}
+	if got := sum(t, f); got != sumBytes(data) {
+		t.Error("read on a read-only mount: content differs")
+	}
+	if out := sh(t, "ls "+m.path("group1", "d")); strings.TrimSpace(out) != "f.txt" {
+		t.Errorf("ls on a read-only mount = %q", out)
+	}
+	if out := sh(t, "getfattr --only-values -n user.k "+f); out != "v" {
+		t.Errorf("getfattr on a read-only mount = %q", out)
+	}
+}
