@@ -481,3 +481,111 @@ func TestFaultReadOnly(t *testing.T) {
 		t.Errorf("getfattr on a read-only mount = %q", out)
 	}
 }
+
+// TestFaultOddInput: malformed by-ID paths are ENOENT (not EIO), names
+// over 255 bytes ENAMETOOLONG, names with odd bytes and a deep tree work.
+func TestFaultOddInput(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	m := startMount(t, c, fastFail...)
+	src := filepath.Join(t.TempDir(), "real.txt")
+	os.WriteFile(src, []byte("real"), 0o644)
+	id := strings.TrimSpace(run(t, "put", "--tracker", c.TrackerAddr(), "--group", "group1", src))
+	base := filepath.Base(id) // a valid name of group1/M00/HH/HH/
+
+	t.Run("malformed by-ID paths", func(t *testing.T) {
+		for _, p := range []string{
+			"group1/M00/00/00/x",
+			"group1/M00/00/00/" + strings.Repeat("A", 200),
+			"group1/M00/00/00/" + base[:len(base)-1] + "Z",       // not the stored file
+			"group1/M00/00/00/" + strings.Repeat("=", len(base)), // not base64
+			"group1/M00/0G/00/" + base,
+			"group1/M00/000/00/" + base,
+			"group1/MFF/00/00/" + base, // a store path the group does not have
+			"group9/M00/00/00/" + base, // no such group
+		} {
+			_, err := os.Stat(m.path(p))
+			if !errors.Is(err, syscall.ENOENT) {
+				t.Errorf("stat %s: %v, want ENOENT", p, err)
+			}
+			if _, err := os.ReadFile(m.path(p)); err == nil {
+				t.Errorf("read %s succeeded", p)
+			} else if errors.Is(err, syscall.EIO) {
+				t.Errorf("read %s: %v, want ENOENT", p, err)
+			}
+		}
+		if b, err := os.ReadFile(m.path(id)); err != nil || string(b) != "real" {
+			t.Errorf("the real ID %s: %q, %v", id, b, err)
+		}
+	})
+
+	t.Run("name too long", func(t *testing.T) {
+		long := strings.Repeat("n", 256)
+		for what, op := range map[string]func() error{
+			"create":  func() error { return os.WriteFile(m.path("group1", long), nil, 0o644) },
+			"mkdir":   func() error { return os.Mkdir(m.path("group1", long), 0o755) },
+			"rename":  func() error { return os.Rename(m.path("group1", "M00"), m.path("group1", long)) },
+			"symlink": func() error { return os.Symlink("x", m.path("group1", long)) },
+			"stat":    func() error { _, err := os.Stat(m.path("group1", long)); return err },
+		} {
+			if err := op(); !errors.Is(err, syscall.ENAMETOOLONG) {
+				t.Errorf("%s of a 256-byte name: %v, want ENAMETOOLONG", what, err)
+			}
+		}
+	})
+
+	t.Run("odd bytes in names", func(t *testing.T) {
+		names := []string{"ctl\x01x", "hi\xffbyte", "new\nline", `"double"`, "'single'", "back\\slash", " lead and trail ", "*?[glob]", "..."}
+		for _, n := range names {
+			if err := writeFile(m.path("group2", n), []byte(n)); err != nil {
+				t.Errorf("%q: %v", n, err)
+			}
+		}
+		os.Mkdir(m.path("group2", "dir\x01\xff\n"), 0o755)
+		ents, err := os.ReadDir(m.path("group2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := map[string]bool{}
+		for _, e := range ents {
+			have[e.Name()] = true
+		}
+		for _, n := range append(names, "dir\x01\xff\n") {
+			if !have[n] {
+				t.Errorf("%q not listed", n)
+			}
+		}
+		for _, n := range names {
+			if b, err := os.ReadFile(m.path("group2", n)); err != nil || string(b) != n {
+				t.Errorf("%q reads %q, %v", n, b, err)
+			}
+		}
+		m.remount()
+		for _, n := range names {
+			if b, err := os.ReadFile(m.path("group2", n)); err != nil || string(b) != n {
+				t.Errorf("%q after a remount reads %q, %v", n, b, err)
+			}
+		}
+	})
+
+	t.Run("100 levels deep", func(t *testing.T) {
+		parts := []string{m.dir, "group3"}
+		for i := 0; i < 100; i++ {
+			parts = append(parts, fmt.Sprintf("l%d", i))
+		}
+		deep := filepath.Join(parts...)
+		if err := os.MkdirAll(deep, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeFile(filepath.Join(deep, "bottom"), []byte("deep")); err != nil {
+			t.Fatal(err)
+		}
+		out := sh(t, "find "+m.path("group3", "l0")+" | wc -l")
+		if strings.TrimSpace(out) != "101" {
+			t.Errorf("find lists %s entries, want 101", strings.TrimSpace(out))
+		}
+		if b, err := os.ReadFile(filepath.Join(deep, "bottom")); err != nil || string(b) != "deep" {
+			t.Errorf("bottom reads %q, %v", b, err)
+		}
+		sh(t, "rm -r "+m.path("group3", "l0"))
+	})
+}
