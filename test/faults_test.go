@@ -589,3 +589,198 @@ func TestFaultOddInput(t *testing.T) {
 		sh(t, "rm -r "+m.path("group3", "l0"))
 	})
 }
+
+// procStats reads what the mount process holds: resident memory, open file
+// descriptors and, of those, sockets (its TCP connections to FastDFS).
+func procStats(t *testing.T, pid int) (rssKB int64, fds, sockets int) {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &rssKB)
+		}
+	}
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		fds++
+		if target, _ := os.Readlink(filepath.Join(dir, e.Name())); strings.HasPrefix(target, "socket:") {
+			sockets++
+		}
+	}
+	return rssKB, fds, sockets
+}
+
+// TestFaultLoad: 16 writers and 16 readers for 10 s (60 s with
+// FDFSFS_LONG=1). Every file whose close returned 0 reads back with the
+// same sha256, memory stays bounded, and descriptors and connections go
+// back to about where they started.
+func TestFaultLoad(t *testing.T) {
+	duration := 10 * time.Second
+	if os.Getenv("FDFSFS_LONG") == "1" {
+		duration = 60 * time.Second
+	}
+	const (
+		writers, readers = 16, 16
+		keep             = 6 // files each writer keeps; older ones are removed
+		rssBoundKB       = 1 << 20
+	)
+	c := cluster(t, fdfstest.Options{})
+	// 1 MiB chunks: the larger files are streamed in several requests.
+	m := startMount(t, c, append(fastFail, "--write-buffer", "4194304")...)
+	pid := m.cmd.Process.Pid
+	for _, g := range []string{"group1", "group2", "group3"} {
+		if err := writeFile(m.path(g, "warm"), []byte("warm")); err != nil {
+			t.Fatal(err)
+		}
+		os.ReadFile(m.path(g, "warm"))
+	}
+	_, fds0, sockets0 := procStats(t, pid)
+
+	type file struct {
+		size int
+		seed byte
+	}
+	sizes := []int{100, 4 << 10, 100 << 10, 1<<20 + 7, 3<<20 + 5}
+	var (
+		mu    sync.Mutex
+		files = map[string]file{} // closed successfully and not removed
+		names []string
+	)
+	var written, read, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dir := m.path(fmt.Sprintf("group%d", w%3+1), fmt.Sprintf("w%02d", w))
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Error(err)
+				return
+			}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f := file{size: sizes[(w+i)%len(sizes)], seed: byte(w*31 + i)}
+				p := filepath.Join(dir, fmt.Sprintf("f%05d", i))
+				if err := writeFile(p, pattern(f.size, f.seed)); err != nil {
+					t.Errorf("writing %s: %v", p, err)
+					failed.Add(1)
+					return
+				}
+				written.Add(1)
+				mu.Lock()
+				files[p] = f
+				names = append(names, p)
+				old := filepath.Join(dir, fmt.Sprintf("f%05d", i-keep))
+				_, had := files[old]
+				delete(files, old)
+				mu.Unlock()
+				if had {
+					if err := os.Remove(old); err != nil {
+						t.Errorf("removing %s: %v", old, err)
+					}
+				}
+			}
+		}()
+	}
+	for r := 0; r < readers; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				if len(names) == 0 {
+					mu.Unlock()
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				p := names[(r*7919+i*104729)%len(names)]
+				f, ok := files[p]
+				mu.Unlock()
+				if !ok {
+					continue
+				}
+				b, err := os.ReadFile(p)
+				if err != nil {
+					mu.Lock()
+					_, still := files[p]
+					mu.Unlock()
+					if still || !errors.Is(err, syscall.ENOENT) {
+						t.Errorf("reading %s: %v", p, err)
+						failed.Add(1)
+						return
+					}
+					continue
+				}
+				if sumBytes(b) != sumBytes(pattern(f.size, f.seed)) {
+					t.Errorf("%s: %d bytes read back differ from the %d written", p, len(b), f.size)
+					failed.Add(1)
+					return
+				}
+				read.Add(1)
+			}
+		}()
+	}
+	var maxRSS int64
+	deadline := time.Now().Add(duration)
+	for time.Now().Before(deadline) && failed.Load() == 0 {
+		rss, _, _ := procStats(t, pid)
+		maxRSS = max(maxRSS, rss)
+		time.Sleep(200 * time.Millisecond)
+	}
+	close(stop)
+	within(t, 2*time.Minute, "the writers and readers", wg.Wait)
+	t.Logf("%v: %d files written, %d read back; mount RSS at most %d MiB", duration, written.Load(), read.Load(), maxRSS>>10)
+	if maxRSS > rssBoundKB {
+		t.Errorf("mount RSS reached %d MiB, bound %d MiB", maxRSS>>10, rssBoundKB>>10)
+	}
+	if written.Load() == 0 || read.Load() == 0 {
+		t.Fatalf("nothing happened: %d written, %d read", written.Load(), read.Load())
+	}
+
+	// Every file still named reads back as written, from the storages (the
+	// page cache dropped).
+	dropCaches()
+	mu.Lock()
+	for p, f := range files {
+		if got := sum(t, p); got != sumBytes(pattern(f.size, f.seed)) {
+			t.Errorf("%s differs after the load", p)
+		}
+	}
+	mu.Unlock()
+
+	// Idle pools keep at most 8 connections per server (4 servers here).
+	const idleConns = 8 * 4
+	var fds, sockets int
+	settle := time.Now().Add(20 * time.Second)
+	for {
+		_, fds, sockets = procStats(t, pid)
+		if fds-sockets <= fds0-sockets0+2 && sockets <= sockets0+idleConns || time.Now().After(settle) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("descriptors: %d before (%d sockets), %d after (%d sockets)", fds0, sockets0, fds, sockets)
+	if fds-sockets > fds0-sockets0+2 {
+		t.Errorf("the mount holds %d descriptors other than sockets after the load, %d before", fds-sockets, fds0-sockets0)
+	}
+	if sockets > sockets0+idleConns {
+		t.Errorf("the mount holds %d sockets after the load, %d before", sockets, sockets0)
+	}
+}
