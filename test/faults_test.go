@@ -784,3 +784,49 @@ func TestFaultLoad(t *testing.T) {
 		t.Errorf("the mount holds %d sockets after the load, %d before", sockets, sockets0)
 	}
 }
+
+// TestFaultIndexBackupRestore: the index, backed up into the cluster, is
+// rebuilt from its file ID after the local copy is lost.
+func TestFaultIndexBackupRestore(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	m := startMount(t, c, fastFail...)
+	src := t.TempDir()
+	for name, data := range map[string][]byte{
+		"a.txt":            []byte("alpha\n"),
+		"empty":            nil,
+		"d/b.jpg":          pattern(300<<10, 1),
+		"d/sub/c d.md":     []byte("with a space\n"),
+		"d/sub/big.bin":    pattern(9<<20+1, 2),
+		"d/sub/deeper/e":   pattern(4096, 3),
+		"d/odd\x01\xff\n.": []byte("odd"),
+	} {
+		p := filepath.Join(src, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink("a.txt", filepath.Join(src, "link"))
+	sh(t, "cp -a "+src+" "+m.path("group2", "tree"))
+	sh(t, "diff -r "+src+" "+m.path("group2", "tree"))
+	m.stop()
+
+	id := strings.TrimSpace(run(t, append([]string{"index", "backup", "--group", "group1"}, m.indexArgs(c)...)...))
+	if !strings.HasPrefix(id, "group1/M00/") {
+		t.Fatalf("index backup printed %q, want a group1 file ID", id)
+	}
+	if err := os.RemoveAll(filepath.Join(m.state, "index")); err != nil {
+		t.Fatal(err)
+	}
+	run(t, append([]string{"index", "restore", id}, m.indexArgs(c)...)...)
+	m.start()
+	dropCaches()
+	sh(t, "diff -r --no-dereference "+src+" "+m.path("group2", "tree"))
+	if out := sh(t, "stat -c %a "+m.path("group2", "tree", "a.txt")); strings.TrimSpace(out) != "640" {
+		t.Errorf("mode after restore = %s, want 640", out)
+	}
+	m.stop()
+	if out := run(t, append([]string{"index", "check"}, m.indexArgs(c)...)...); !strings.HasSuffix(strings.TrimSpace(out), "ok") {
+		t.Errorf("index check after restore:\n%s", out)
+	}
+}
