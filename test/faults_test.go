@@ -830,3 +830,22 @@ func TestFaultIndexBackupRestore(t *testing.T) {
 		t.Errorf("index check after restore:\n%s", out)
 	}
 }
+
+// TestFaultDroppedConnections: servers that close every pooled connection
+// (a restart, an idle timeout on their side) cost nothing visible.
+func TestFaultDroppedConnections(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	m := startMount(t, c, fastFail...)
+	for i := 0; i < 3; i++ {
+		data := pattern(200000+i, byte(40+i))
+		p := m.path("group1", fmt.Sprintf("f%d", i))
+		if err := writeFile(p, data); err != nil {
+			t.Fatalf("write %d after dropped connections: %v", i, err)
+		}
+		dropCaches()
+		if got := sum(t, p); got != sumBytes(data) {
+			t.Fatalf("read %d after dropped connections: content differs", i)
+		}
+		c.DropConnections()
+	}
+}
