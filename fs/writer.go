@@ -49,6 +49,11 @@ type writer struct {
 	stage *os.File
 	dirty extents
 
+	// streamed are the appender files this writer's pipelines made. They
+	// stay marked as in progress until discard, after the commit that
+	// claims them, so that the sweeper never takes one for abandoned.
+	streamed []string
+
 	err error // sticky: a failed upload fails every later call
 }
 
@@ -182,6 +187,9 @@ func (w *writer) finishPipe() (string, int64, error) {
 	w.buf = nil
 	fileID, uploaded, err := w.pipe.finish()
 	w.pipe = nil
+	if fileID != "" {
+		w.streamed = append(w.streamed, fileID)
+	}
 	if err != nil {
 		w.err = err
 		return "", 0, err
@@ -408,9 +416,15 @@ func (w *writer) applyInPlace(ctx context.Context) error {
 // committed stay in the journal and are deleted by the sweeper.
 func (w *writer) discard() {
 	if w.pipe != nil {
-		w.pipe.finish()
+		if fileID, _, _ := w.pipe.finish(); fileID != "" {
+			w.streamed = append(w.streamed, fileID)
+		}
 		w.pipe = nil
 	}
+	for _, id := range w.streamed {
+		markUploading(id, false)
+	}
+	w.streamed = nil
 	putChunk(w.buf)
 	w.buf = nil
 	if w.stage != nil {
@@ -527,9 +541,6 @@ func (p *pipeline) finish() (fileID string, uploaded int64, err error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.fileID != "" {
-		markUploading(p.fileID, false)
-	}
 	return p.fileID, p.uploaded, p.err
 }
 
