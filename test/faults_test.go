@@ -632,8 +632,10 @@ func TestFaultLoad(t *testing.T) {
 		rssBoundKB       = 1 << 20
 	)
 	c := cluster(t, fdfstest.Options{})
-	// 1 MiB chunks: the larger files are streamed in several requests.
-	m := startMount(t, c, append(fastFail, "--write-buffer", "4194304")...)
+	// 1 MiB chunks: the larger files are streamed in several requests. The
+	// journal sweep runs at each group refresh: every 200ms here, so that
+	// it meets commits in flight.
+	m := startMount(t, c, append(fastFail, "--write-buffer", "4194304", "--group-refresh", "200ms")...)
 	pid := m.cmd.Process.Pid
 	for _, g := range []string{"group1", "group2", "group3"} {
 		if err := writeFile(m.path(g, "warm"), []byte("warm")); err != nil {
