@@ -851,3 +851,42 @@ func TestFaultDroppedConnections(t *testing.T) {
 		c.DropConnections()
 	}
 }
+
+// TestFaultSignalsDuringClose: signals to the closing thread (Go's runtime
+// preempts goroutines with SIGURG) interrupt the FUSE request; close() still
+// saves the data and returns 0, not EINTR.
+func TestFaultSignalsDuringClose(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	m := startMount(t, c, fastFail...)
+	c.SetDelay(300 * time.Millisecond) // each close takes a while
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				syscall.Kill(os.Getpid(), syscall.SIGURG)
+			}
+		}
+	}()
+	var errs []error
+	for i := 0; i < 3; i++ {
+		errs = append(errs, writeFile(m.path("group1", fmt.Sprintf("f%d", i)), pattern(1000, byte(i))))
+	}
+	close(stop)
+	wg.Wait()
+	c.SetDelay(0)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("close %d with signals arriving: %v", i, err)
+			continue
+		}
+		if got := sum(t, m.path("group1", fmt.Sprintf("f%d", i))); got != sumBytes(pattern(1000, byte(i))) {
+			t.Errorf("f%d: content differs", i)
+		}
+	}
+}
