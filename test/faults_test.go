@@ -95,6 +95,15 @@ func TestFaultStorageDownReadsFromPeer(t *testing.T) {
 		if got := sum(t, m.path("group1", name)); got != sumBytes(want[name]) {
 			t.Fatalf("%s with storage %d down: content differs", name, i)
 		}
+		// New files go to the storage that is up.
+		data := pattern(2<<20, byte(20+i))
+		p := m.path("group1", fmt.Sprintf("while-%d-down", i))
+		if err := writeFile(p, data); err != nil {
+			t.Fatalf("write with storage %d down: %v", i, err)
+		}
+		if got := sum(t, p); got != sumBytes(data) {
+			t.Fatalf("%s: content differs", p)
+		}
 		if err := down.Restart(); err != nil {
 			t.Fatal(err)
 		}
