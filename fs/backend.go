@@ -2,7 +2,11 @@ package fs
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
+	"syscall"
 
 	"fdfsfs/fdfs"
 )
@@ -14,7 +18,11 @@ type clientBackend struct{ c *fdfs.Client }
 func NewBackend(c *fdfs.Client) Backend { return clientBackend{c} }
 
 func (b clientBackend) Groups(ctx context.Context) ([]GroupInfo, error) {
-	gs, err := b.c.ListGroups(ctx)
+	var gs []fdfs.GroupStat
+	err := resend(ctx, nil, func() (err error) {
+		gs, err = b.c.ListGroups(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -25,42 +33,65 @@ func (b clientBackend) Groups(ctx context.Context) ([]GroupInfo, error) {
 	return out, nil
 }
 
-func (b clientBackend) Upload(ctx context.Context, group, ext string, r io.Reader, size int64, appender bool) (string, error) {
-	if appender {
-		return b.c.UploadAppender(ctx, group, ext, r, size)
-	}
-	return b.c.Upload(ctx, group, ext, r, size)
+func (b clientBackend) Upload(ctx context.Context, group, ext string, r io.Reader, size int64, appender bool) (id string, err error) {
+	err = resend(ctx, r, func() (err error) {
+		if appender {
+			id, err = b.c.UploadAppender(ctx, group, ext, r, size)
+		} else {
+			id, err = b.c.Upload(ctx, group, ext, r, size)
+		}
+		return err
+	})
+	return id, noStorage(err)
 }
 
 func (b clientBackend) Modify(ctx context.Context, fileID string, off int64, r io.Reader, size int64) error {
-	return b.c.Modify(ctx, fileID, off, r, size)
+	return noStorage(resend(ctx, r, func() error { return b.c.Modify(ctx, fileID, off, r, size) }))
 }
 
 func (b clientBackend) Truncate(ctx context.Context, fileID string, size int64) error {
-	return b.c.Truncate(ctx, fileID, size)
+	return noStorage(resend(ctx, nil, func() error { return b.c.Truncate(ctx, fileID, size) }))
 }
 
 func (b clientBackend) Download(ctx context.Context, fileID string, off, length int64, w io.Writer) (int64, error) {
-	return b.c.Download(ctx, fileID, off, length, w)
+	cw := &countingWriter{w: w}
+	err := resend(ctx, nil, func() error {
+		_, err := b.c.Download(ctx, fileID, off, length, cw)
+		if err != nil && cw.n > 0 {
+			// Part of the range is out already; a second try would
+			// repeat it.
+			return partialError{err}
+		}
+		return err
+	})
+	return cw.n, noStorage(err)
 }
 
 func (b clientBackend) Delete(ctx context.Context, fileID string) error {
-	return b.c.Delete(ctx, fileID)
+	return noStorage(resend(ctx, nil, func() error { return b.c.Delete(ctx, fileID) }))
 }
 
 func (b clientBackend) FileSize(ctx context.Context, fileID string) (int64, error) {
 	if _, err := fdfs.ParseFileID(fileID); err != nil {
 		return 0, err
 	}
-	info, err := b.c.QueryFileInfo(ctx, fileID)
+	var info fdfs.QueryFileInfoResponse
+	err := resend(ctx, nil, func() (err error) {
+		info, err = b.c.QueryFileInfo(ctx, fileID)
+		return err
+	})
 	if err != nil {
-		return 0, err
+		return 0, noStorage(err)
 	}
 	return info.FileSize, nil
 }
 
-func (b clientBackend) GetMetadata(ctx context.Context, fileID string) (map[string]string, error) {
-	return b.c.GetMetadata(ctx, fileID)
+func (b clientBackend) GetMetadata(ctx context.Context, fileID string) (meta map[string]string, err error) {
+	err = resend(ctx, nil, func() (err error) {
+		meta, err = b.c.GetMetadata(ctx, fileID)
+		return err
+	})
+	return meta, noStorage(err)
 }
 
 func (b clientBackend) SetMetadata(ctx context.Context, fileID string, meta map[string]string, merge bool) error {
@@ -68,5 +99,92 @@ func (b clientBackend) SetMetadata(ctx context.Context, fileID string, meta map[
 	if merge {
 		flag = fdfs.MetaMerge
 	}
-	return b.c.SetMetadata(ctx, fileID, meta, flag)
+	return noStorage(resend(ctx, nil, func() error { return b.c.SetMetadata(ctx, fileID, meta, flag) }))
+}
+
+// resend runs op again while it fails on a connection that the server had
+// closed while it sat idle in the client's pool (a server restart, or the
+// server's own idle timeout): that request never reached the server, and
+// every idle connection to it may be just as stale, so up to the pool's
+// size plus one tries are made. A dead server fails at the dial, a slow one
+// with a timeout; neither is tried again. r, when not nil, must seek back
+// to its start, or op is not repeated. A server that took a whole upload
+// and then died before answering gets it again from a peer: at worst one
+// unreferenced copy, as a crash of the mount would leave.
+//
+// This belongs in the client's pool (test a connection before reuse); it
+// is here until the pool does it.
+func resend(ctx context.Context, r io.Reader, op func() error) error {
+	err := op()
+	for try := 0; try < fdfs.DefaultMaxIdlePerServer && brokenConn(err) && ctx.Err() == nil; try++ {
+		if r != nil {
+			s, ok := r.(io.Seeker)
+			if !ok {
+				return err
+			}
+			if _, serr := s.Seek(0, io.SeekStart); serr != nil {
+				return err
+			}
+		}
+		err = op()
+	}
+	return err
+}
+
+// brokenConn reports whether err is a connection closed by the peer, not
+// an answer, a timeout or a refused dial.
+func brokenConn(err error) bool {
+	var se *fdfs.StatusError
+	var pe partialError
+	if err == nil || errors.As(err, &se) || errors.As(err, &pe) || errors.Is(err, fdfs.ErrProtocol) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// partialError is a failure after part of the answer was used; the request
+// cannot be repeated.
+type partialError struct{ err error }
+
+func (e partialError) Error() string { return e.err.Error() }
+func (e partialError) Unwrap() error { return e.err }
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// errNoStorage: the tracker named no storage for a request. It maps to
+// EIO, as a missing disk would.
+var errNoStorage = errors.New("no storage server available")
+
+// noStorage turns the tracker's ENOENT to a query (no active storage in
+// the group) into errNoStorage. Left as it is, it would reach the
+// application as ENOENT from write(), close() or read() of a file that
+// exists. A storage's own ENOENT (the file is not there) stays ENOENT.
+func noStorage(err error) error {
+	var se *fdfs.StatusError
+	if !errors.As(err, &se) || se.Errno() != syscall.ENOENT {
+		return err
+	}
+	switch se.Cmd {
+	case fdfs.TrackerProtoCmdServiceQueryStoreWithoutGroupOne, fdfs.TrackerProtoCmdServiceQueryStoreWithGroupOne,
+		fdfs.TrackerProtoCmdServiceQueryStoreWithoutGroupAll, fdfs.TrackerProtoCmdServiceQueryStoreWithGroupAll,
+		fdfs.TrackerProtoCmdServiceQueryFetchOne, fdfs.TrackerProtoCmdServiceQueryFetchAll,
+		fdfs.TrackerProtoCmdServiceQueryUpdate:
+		// %v, not %w: errors.Is must no longer see ENOENT.
+		return fmt.Errorf("%w: %v", errNoStorage, err)
+	}
+	return err
 }

@@ -248,7 +248,14 @@ var _ = (fusefs.FileFlusher)((*fileHandle)(nil))
 
 // Flush runs on every close(): what was written is committed before close
 // returns, so close's result says whether the data is safe.
+//
+// A signal to the closing thread (Go's runtime preempts with SIGURG; any
+// program may get SIGCHLD) makes the kernel interrupt the request. The
+// commit goes on regardless, bounded by the network timeout of each
+// request: an EINTR from close() would leave the data unsaved, and nobody
+// retries a close.
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
+	ctx = context.WithoutCancel(ctx)
 	h.n.wmu.Lock()
 	defer h.n.wmu.Unlock()
 	return h.n.commitLocked(ctx)

@@ -256,17 +256,30 @@ func (f *FS) recover(ctx context.Context) {
 
 // sweepPending deletes the FastDFS files the journal says are due. Uploads
 // still in progress in this process are skipped.
+//
+// An upload is marked in progress before it enters the journal and stays
+// marked until after the commit that claims it (and removes its entry), so
+// the journal is read a second time after the marks were checked: an entry
+// that was unmarked then and is still there is abandoned, never one that a
+// commit claimed in between.
 func (f *FS) sweepPending(ctx context.Context) {
 	ps, err := f.idx.ListPending(ctx)
 	if err != nil {
 		f.log.Warn("listing pending files", "err", err)
 		return
 	}
+	due := make(map[string]bool, len(ps))
 	for _, p := range ps {
-		if p.Reason == index.PendingUpload && f.uploading(p.FileID) {
-			continue
+		due[p.FileID] = p.Reason != index.PendingUpload || !f.uploading(p.FileID)
+	}
+	if ps, err = f.idx.ListPending(ctx); err != nil {
+		f.log.Warn("listing pending files", "err", err)
+		return
+	}
+	for _, p := range ps {
+		if due[p.FileID] {
+			f.deleteRemote(ctx, p.FileID)
 		}
-		f.deleteRemote(ctx, p.FileID)
 	}
 }
 

@@ -49,6 +49,11 @@ type writer struct {
 	stage *os.File
 	dirty extents
 
+	// streamed are the appender files this writer's pipelines made. They
+	// stay marked as in progress until discard, after the commit that
+	// claims them, so that the sweeper never takes one for abandoned.
+	streamed []string
+
 	err error // sticky: a failed upload fails every later call
 }
 
@@ -182,6 +187,9 @@ func (w *writer) finishPipe() (string, int64, error) {
 	w.buf = nil
 	fileID, uploaded, err := w.pipe.finish()
 	w.pipe = nil
+	if fileID != "" {
+		w.streamed = append(w.streamed, fileID)
+	}
 	if err != nil {
 		w.err = err
 		return "", 0, err
@@ -244,10 +252,11 @@ func (w *writer) commit(ctx context.Context) error {
 	switch {
 	case w.streaming && w.pipe == nil:
 		if len(w.buf) > 0 {
-			id, err := f.be.Upload(ctx, w.n.group, w.n.ext(), bytes.NewReader(w.buf), int64(len(w.buf)), false)
+			id, done, err := f.uploadJournalled(ctx, w.n.group, w.n.ext(), bytes.NewReader(w.buf), int64(len(w.buf)), false)
 			if err != nil {
 				return err
 			}
+			defer done()
 			c.FileID = id
 		}
 	case w.streaming:
@@ -271,10 +280,11 @@ func (w *writer) commit(ctx context.Context) error {
 			dataEnd = max(dataEnd, w.dirty[len(w.dirty)-1].end)
 		}
 		dataEnd = min(dataEnd, w.size)
-		id, err := f.be.Upload(ctx, w.n.group, w.n.ext(), &mergedReader{ctx: ctx, w: w, limit: dataEnd}, dataEnd, true)
+		id, done, err := f.uploadJournalled(ctx, w.n.group, w.n.ext(), &mergedReader{ctx: ctx, w: w, limit: dataEnd}, dataEnd, true)
 		if err != nil {
 			return err
 		}
+		defer done()
 		if w.size > dataEnd {
 			if err := f.be.Truncate(ctx, id, w.size); err != nil {
 				f.deleteRemote(ctx, id)
@@ -291,10 +301,11 @@ func (w *writer) commit(ctx context.Context) error {
 		// Emptied (O_TRUNC, then a close before the new content comes):
 		// an empty file has no FastDFS file, so metadata would be lost
 		// with the old one. Keep it on an empty upload instead.
-		id, err := f.metadataCarrier(ctx, w.n, old.FileID)
+		id, done, err := f.metadataCarrier(ctx, w.n, old.FileID)
 		if err != nil {
 			return err
 		}
+		defer done()
 		c.FileID = id
 	} else if old.FileID != "" && c.FileID != "" && old.FileID != c.FileID {
 		// Metadata (user.* attributes) lives on the FastDFS file: carry
@@ -314,24 +325,44 @@ func (w *writer) commit(ctx context.Context) error {
 }
 
 // metadataCarrier returns a new empty FastDFS file holding the metadata of
-// from, or "" when from has none.
-func (f *FS) metadataCarrier(ctx context.Context, n *fileNode, from string) (string, error) {
+// from, or "" when from has none. Call done once the index claims it.
+func (f *FS) metadataCarrier(ctx context.Context, n *fileNode, from string) (id string, done func(), err error) {
 	meta, err := f.be.GetMetadata(ctx, from)
 	if errors.Is(err, syscall.ENOENT) || err == nil && len(meta) == 0 {
-		return "", nil
+		return "", func() {}, nil
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	id, err := f.be.Upload(ctx, n.group, n.ext(), bytes.NewReader(nil), 0, false)
+	id, done, err = f.uploadJournalled(ctx, n.group, n.ext(), bytes.NewReader(nil), 0, false)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := f.be.SetMetadata(ctx, id, meta, false); err != nil {
 		f.deleteRemote(ctx, id)
-		return "", err
+		done()
+		return "", nil, err
 	}
-	return id, nil
+	return id, done, nil
+}
+
+// uploadJournalled uploads a new FastDFS file and journals it as an upload
+// not yet claimed, so that a crash before the index points at it leaves it
+// to the next mount's sweep instead of leaking it. Until done is called the
+// sweeper of this process leaves it alone.
+func (f *FS) uploadJournalled(ctx context.Context, group, ext string, r io.Reader, size int64, appender bool) (id string, done func(), err error) {
+	id, err = f.be.Upload(ctx, group, ext, r, size, appender)
+	if err != nil {
+		return "", nil, err
+	}
+	markUploading(id, true)
+	done = func() { markUploading(id, false) }
+	if err := f.idx.AddPending(ctx, index.Pending{FileID: id, Reason: index.PendingUpload, Since: time.Now()}); err != nil {
+		done()
+		f.be.Delete(ctx, id)
+		return "", nil, err
+	}
+	return id, done, nil
 }
 
 func (f *FS) copyMetadata(ctx context.Context, from, to string) error {
@@ -385,9 +416,15 @@ func (w *writer) applyInPlace(ctx context.Context) error {
 // committed stay in the journal and are deleted by the sweeper.
 func (w *writer) discard() {
 	if w.pipe != nil {
-		w.pipe.finish()
+		if fileID, _, _ := w.pipe.finish(); fileID != "" {
+			w.streamed = append(w.streamed, fileID)
+		}
 		w.pipe = nil
 	}
+	for _, id := range w.streamed {
+		markUploading(id, false)
+	}
+	w.streamed = nil
 	putChunk(w.buf)
 	w.buf = nil
 	if w.stage != nil {
@@ -504,9 +541,6 @@ func (p *pipeline) finish() (fileID string, uploaded int64, err error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.fileID != "" {
-		markUploading(p.fileID, false)
-	}
 	return p.fileID, p.uploaded, p.err
 }
 

@@ -214,3 +214,20 @@ func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	delete(meta, key)
 	return n.fs.toErrno("removexattr", n.fs.be.SetMetadata(ctx, id, meta, false))
 }
+
+// Directories and symlinks have no FastDFS file to carry metadata. Setting
+// an attribute on them is ENOTSUP, the answer cp -a and rsync -X take as
+// "this file system has none" (go-fuse's default, ENODATA, makes cp -a
+// fail on every directory it copies).
+
+var _ = (fusefs.NodeSetxattrer)((*dirNode)(nil))
+
+func (d *dirNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.ENOTSUP
+}
+
+var _ = (fusefs.NodeSetxattrer)((*symlinkNode)(nil))
+
+func (s *symlinkNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.ENOTSUP
+}

@@ -240,3 +240,84 @@ func pattern(n int, seed byte) []byte {
 	}
 	return b
 }
+
+// run runs the binary with args (a CLI command, not a mount) and returns
+// its standard output; it fails the test with both outputs on error.
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command(binary, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("fdfsfs %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.Bytes())
+	}
+	return string(out)
+}
+
+// indexArgs are the flags that make a CLI command use the mount's index and
+// trackers.
+func (m *mount) indexArgs(c *fdfstest.Cluster) []string {
+	args := []string{"--index", filepath.Join(m.state, "index")}
+	for _, a := range c.TrackerAddrs() {
+		args = append(args, "--tracker", a)
+	}
+	return args
+}
+
+// writeFile writes data to a new or truncated file and reports the first
+// failure of open, write or close: close is where fdfsfs says whether the
+// upload succeeded.
+func writeFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// within fails the test when fn has not returned after d: a guard against
+// hangs, with a generous bound, not a timing assertion.
+func within(t *testing.T, d time.Duration, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+// dropCaches makes the kernel forget cached pages, so that the next read
+// reaches the mount.
+func dropCaches() {
+	os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0)
+}
+
+// countFiles counts the content files a storage keeps under dir/data
+// (metadata files, "-m", excluded).
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(filepath.Join(dir, "data"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && !strings.HasSuffix(p, "-m") {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
