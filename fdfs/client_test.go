@@ -892,3 +892,27 @@ func TestStatLayouts(t *testing.T) {
 		})
 	}
 }
+
+// TestServerClosedIdleConnections: a storage restart (here: every server
+// dropping its connections) closes the pooled connections; the next upload,
+// whose content cannot be sent twice, must not be written into one of them.
+func TestServerClosedIdleConnections(t *testing.T) {
+	cluster := startCluster(t, fdfstest.Options{})
+	cl := newClient(t, fdfs.Config{Trackers: []string{cluster.TrackerAddr()}})
+	ctx := context.Background()
+	for i := range 3 {
+		upload(t, cl, "group1", "txt", pattern(100+i))
+	}
+	cluster.DropConnections()
+	time.Sleep(50 * time.Millisecond) // let the FINs arrive
+	for i := range 3 {
+		data := pattern(200 + i)
+		id, err := cl.Upload(ctx, "group1", "txt", bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatalf("upload %d after the server closed the pooled connections: %v", i, err)
+		}
+		if got := download(t, cl, id, 0, 0); !bytes.Equal(got, data) {
+			t.Fatalf("upload %d reads back differently", i)
+		}
+	}
+}

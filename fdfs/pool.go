@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -156,6 +157,12 @@ func (p *pools) get(ctx context.Context, addr string) (*conn, error) {
 		}
 		c.deadline = deadline
 		c.reused = true
+		if !peerOpen(c) {
+			// Closed by the server while it sat idle (a restart, its idle
+			// timeout): found now, before a request is written into it.
+			p.discard(c)
+			continue
+		}
 		if idle > p.cfg.IdleTestAge {
 			stop := c.watch(ctx)
 			err := activeTest(c, p.cfg.MaxBodySize)
@@ -283,4 +290,39 @@ func readResponseHeader(r io.Reader, cmd byte, maxBody int64) (Header, error) {
 		return Header{}, protocolErrorf("%s: body length %d over the limit of %d", CmdName(cmd), h.Length, maxBody)
 	}
 	return h, nil
+}
+
+// peerOpen reports whether an idle connection still looks usable: nothing
+// buffered, and a non-blocking peek at the socket finds neither an end of
+// stream (the peer closed it) nor stray bytes (out of step). It costs one
+// system call and no round trip.
+func peerOpen(c *conn) bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := true
+	var buf [1]byte
+	cerr := raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case n > 0:
+			open = false // unexpected bytes
+		case n == 0 && err == nil:
+			open = false // orderly shutdown by the peer
+		case err == syscall.EAGAIN:
+			// nothing to read: alive
+		case err != nil:
+			open = false
+		}
+		return true // never wait for readability
+	})
+	return cerr == nil && open
 }

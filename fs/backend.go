@@ -102,21 +102,17 @@ func (b clientBackend) SetMetadata(ctx context.Context, fileID string, meta map[
 	return noStorage(resend(ctx, nil, func() error { return b.c.SetMetadata(ctx, fileID, meta, flag) }))
 }
 
-// resend runs op again while it fails on a connection that the server had
-// closed while it sat idle in the client's pool (a server restart, or the
-// server's own idle timeout): that request never reached the server, and
-// every idle connection to it may be just as stale, so up to the pool's
-// size plus one tries are made. A dead server fails at the dial, a slow one
-// with a timeout; neither is tried again. r, when not nil, must seek back
-// to its start, or op is not repeated. A server that took a whole upload
-// and then died before answering gets it again from a peer: at worst one
-// unreferenced copy, as a crash of the mount would leave.
-//
-// This belongs in the client's pool (test a connection before reuse); it
-// is here until the pool does it.
+// resend runs op once more when it failed on a connection the server had
+// closed: the pool peeks at every idle connection before reuse (see
+// fdfs/pool.go), so this is left for a close that lands between that check
+// and the request. A dead server fails at the dial, a slow one with a
+// timeout; neither is tried again. r, when not nil, must seek back to its
+// start, or op is not repeated. A server that took a whole upload and then
+// died before answering gets it again: at worst one unreferenced copy, as a
+// crash of the mount would leave.
 func resend(ctx context.Context, r io.Reader, op func() error) error {
 	err := op()
-	for try := 0; try < fdfs.DefaultMaxIdlePerServer && brokenConn(err) && ctx.Err() == nil; try++ {
+	if brokenConn(err) && ctx.Err() == nil {
 		if r != nil {
 			s, ok := r.(io.Seeker)
 			if !ok {
