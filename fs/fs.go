@@ -81,7 +81,19 @@ type Options struct {
 	// user.fdfs.url attribute.
 	HTTPBase map[string]string
 	Logger   *slog.Logger
+	// Shared says other mount hosts use the same index. Their open
+	// handles and uploads in progress are invisible here, so the mount
+	// then purges no orphans at start and sweeps only its own unclaimed
+	// uploads (and others' once older than StaleUpload).
+	Shared bool
+	// Session is the name the index writes into this mount's journal
+	// entries (index.Pending.Session).
+	Session string
 }
+
+// StaleUpload is the age after which another host's unclaimed upload in a
+// shared index counts as abandoned by a crash.
+const StaleUpload = 24 * time.Hour
 
 // FS is one mounted tree.
 type FS struct {
@@ -242,6 +254,12 @@ func (f *FS) groupInfo(name string) (GroupInfo, bool) {
 // FastDFS files in the journal (uploads never claimed, deletes never done)
 // are deleted.
 func (f *FS) recover(ctx context.Context) {
+	if f.opts.Shared {
+		// Another host may hold these open; `fdfsfs index check
+		// --repair` purges them once no host mounts the index.
+		f.sweepPending(ctx)
+		return
+	}
 	orphans, err := f.idx.Orphans(ctx)
 	if err != nil {
 		f.log.Warn("listing orphans", "err", err)
@@ -265,6 +283,9 @@ func (f *FS) sweepPending(ctx context.Context) {
 	for _, p := range ps {
 		if p.Reason == index.PendingUpload && f.uploading(p.FileID) {
 			continue
+		}
+		if p.Reason == index.PendingUpload && f.opts.Shared && p.Session != f.opts.Session && time.Since(p.Since) < StaleUpload {
+			continue // another host's upload, perhaps still running
 		}
 		f.deleteRemote(ctx, p.FileID)
 	}
