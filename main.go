@@ -520,6 +520,7 @@ type mountFlags struct {
 	localData    string
 	httpBase     []string
 	groupRefresh time.Duration
+	attrTimeout  time.Duration
 }
 
 func runMount(ctx context.Context, args []string) error {
@@ -536,6 +537,7 @@ func runMount(ctx context.Context, args []string) error {
 	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
 	fl.StringArrayVar(&mf.httpBase, "http-base", nil, "GROUP=URL of the nginx serving a group, for the user.fdfs.url attribute (repeatable)")
 	fl.DurationVar(&mf.groupRefresh, "group-refresh", 30*time.Second, "how often the group list is re-read from the tracker")
+	fl.DurationVar(&mf.attrTimeout, "attr-timeout", time.Second, "how long the kernel may cache names and attributes (a shared index also sends change notices)")
 	background := fl.Bool("background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -786,13 +788,13 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 	}
 	defer fsys.Close()
 
-	second := time.Second
+	timeout := mf.attrTimeout
 	mo.Debug = mf.debugFuse
 	server, err := fusefs.Mount(mountpoint, fsys.Root(), &fusefs.Options{
 		MountOptions:    mo,
-		EntryTimeout:    &second,
-		AttrTimeout:     &second,
-		NegativeTimeout: &second,
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
 	})
 	if err != nil {
 		return fmt.Errorf("mounting %s: %w", mountpoint, err)

@@ -110,6 +110,8 @@ type FS struct {
 	// groups is the tracker's last answer (guarded by mu).
 	groups   map[string]GroupInfo
 	groupsOK bool
+	// nodes finds the kernel's inodes for change notices (notify.go).
+	nodes nodeTable
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -152,6 +154,10 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 	}
 	f.wg.Add(1)
 	go f.refreshLoop()
+	if changes := opts.Index.Changes(); changes != nil {
+		f.wg.Add(1)
+		go f.watchChanges(changes)
+	}
 	return f, nil
 }
 
