@@ -7,11 +7,12 @@ import "context"
 // written by key. Badger implements it over one badger.Txn (badger_kv.go),
 // Redis over one WATCH … MULTI/EXEC round (redis_kv.go).
 //
-// Reads return nil, nil for a missing key. A transaction's reads see the
-// store as it was when each key was first read, not this transaction's own
-// writes: the operations never read back what they wrote, and keep inodes in
-// txn.nodes. Writes may be buffered until commit, so they only fail for
-// reasons the engine knows up front (Badger: a transaction too big).
+// Reads return nil, nil for a missing key. Whether a read sees the
+// transaction's own earlier writes differs (Badger: yes; Redis: no, they
+// are queued for EXEC), so the operations never read back what they wrote
+// and keep the inodes they change in txn.nodes. Writes may be queued until
+// commit, so they only fail for reasons the engine knows up front (Badger:
+// a transaction too big).
 type kv interface {
 	attr(ino Ino) ([]byte, error)
 	// attrs reads many inodes at once (one round trip for Redis); a missing

@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 
 // redisServer returns the URL of the test server, skipping the test when
 // redis-server is not installed.
-func redisServer(t *testing.T) string {
+func redisServer(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -340,4 +340,88 @@ func TestOpenURL(t *testing.T) {
 			t.Errorf("Open(%q) succeeded", u)
 		}
 	}
+}
+
+// Benchmarks of the operations a mount does most, on the test server
+// (loopback): compare with BenchmarkBadger* below.
+func BenchmarkRedis(b *testing.B) {
+	url := redisServer(b)
+	benchIndex(b, func() index.Index {
+		r, err := index.OpenRedis(b.Context(), url, index.RedisOptions{Prefix: newPrefix()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return r
+	})
+}
+
+func BenchmarkBadger(b *testing.B) {
+	benchIndex(b, func() index.Index {
+		idx, err := index.OpenBadger(b.TempDir(), index.BadgerOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return idx
+	})
+}
+
+func benchIndex(b *testing.B, open func() index.Index) {
+	ctx := b.Context()
+	idx := open()
+	defer idx.Close()
+	dir, err := idx.Create(ctx, index.RootIno, "bench", index.Attr{Kind: index.KindDir, Mode: 0o755})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const listed = 1000
+	for i := range listed {
+		if _, err := idx.Create(ctx, dir.Ino, fmt.Sprintf("f%04d", i), index.Attr{Kind: index.KindFile, Mode: 0o644}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("Lookup", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			if _, err := idx.Lookup(ctx, dir.Ino, fmt.Sprintf("f%04d", i%listed)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("GetAttr", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := idx.GetAttr(ctx, dir.Ino); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ReadDir1000", func(b *testing.B) {
+		for b.Loop() {
+			if es, err := idx.ReadDir(ctx, dir.Ino); err != nil || len(es) != listed {
+				b.Fatal(len(es), err)
+			}
+		}
+	})
+	b.Run("CreateUnlink", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			name := fmt.Sprintf("c%d", i)
+			if _, err := idx.Create(ctx, index.RootIno, name, index.Attr{Kind: index.KindFile, Mode: 0o644}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := idx.Unlink(ctx, index.RootIno, name); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("RenameAcrossDirs", func(b *testing.B) {
+		if _, err := idx.Create(ctx, index.RootIno, "r", index.Attr{Kind: index.KindFile, Mode: 0o644}); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := idx.Rename(ctx, index.RootIno, "r", dir.Ino, "r", 0); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := idx.Rename(ctx, dir.Ino, "r", index.RootIno, "r", 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
