@@ -14,18 +14,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"fdfsfs/cache"
 	"fdfsfs/fdfs"
@@ -119,10 +123,11 @@ func flagSet(name string) *pflag.FlagSet {
 
 // clientFlags are the flags every command that talks to FastDFS takes.
 type clientFlags struct {
-	trackers []string
-	conf     string
-	timeout  time.Duration
-	logLevel string
+	trackers    []string
+	conf        string
+	timeout     time.Duration
+	logLevel    string
+	fdfsVersion string
 }
 
 func (c *clientFlags) register(fl *pflag.FlagSet) {
@@ -130,6 +135,7 @@ func (c *clientFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&c.conf, "conf", "", "FastDFS client.conf to read tracker_server and timeouts from")
 	fl.DurationVar(&c.timeout, "network-timeout", 0, "network timeout per request (default: client.conf's, else 30s)")
 	fl.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.StringVar(&c.fdfsVersion, "fdfs-version", "", "the FastDFS servers' version, for the list-groups record layout (default: detected; V6.13.0 needs it)")
 }
 
 func (c *clientFlags) logger() *slog.Logger {
@@ -165,6 +171,13 @@ func (c *clientFlags) config() (cfg fdfs.Config, ok bool, err error) {
 	}
 	if c.timeout > 0 {
 		cfg.NetworkTimeout = c.timeout
+	}
+	if c.fdfsVersion != "" {
+		// V6.13.0's group records have the classic size with other
+		// fields in them; only the version tells them apart.
+		if cfg.StatLayout, err = fdfs.ParseStatLayout(c.fdfsVersion); err != nil {
+			return cfg, false, fmt.Errorf("--fdfs-version: %w", err)
+		}
 	}
 	cfg.Logger = c.logger()
 	return cfg, len(cfg.Trackers) > 0, nil
@@ -249,7 +262,7 @@ func putFile(ctx context.Context, c *fdfs.Client, group, name string, appender b
 	if len(ext) > 6 {
 		ext = ""
 	}
-	r := newProgress(f, st.Size(), filepath.Base(name))
+	r := newProgress(f, st.Size(), filepath.Base(name), os.Stderr)
 	defer r.done()
 	if appender {
 		return c.UploadAppender(ctx, group, ext, r, st.Size())
@@ -297,7 +310,7 @@ func runGet(ctx context.Context, args []string) error {
 		w = tmp
 	}
 	if info.FileSize > 0 {
-		pw := newProgressWriter(w, info.FileSize, filepath.Base(id))
+		pw := newProgressWriter(w, info.FileSize, filepath.Base(id), os.Stderr)
 		_, err = c.Download(ctx, id, 0, 0, pw)
 		pw.done()
 		if err != nil {
@@ -521,6 +534,8 @@ type mountFlags struct {
 	httpBase     []string
 	groupRefresh time.Duration
 	attrTimeout  time.Duration
+	readAhead    int64
+	metrics      string
 }
 
 func runMount(ctx context.Context, args []string) error {
@@ -532,12 +547,14 @@ func runMount(ctx context.Context, args []string) error {
 	fl.StringVar(&mf.cacheDir, "cache", "", "block cache and staging directory (default: CACHE/CLUSTER)")
 	fl.Int64Var(&mf.cacheSize, "cache-size", 4<<30, "block cache size limit in bytes")
 	fl.Int64Var(&mf.writeBuffer, "write-buffer", 32<<20, "memory per file being written, in bytes (4 chunks of a quarter each)")
-	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options: allow_other, ro, nonempty, fsname=, index=, cache=, cache_size=, tracker=, conf= (comma-separated, repeatable)")
+	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options: allow_other, ro, nonempty, fsname=, index=, cache=, cache_size=, tracker=, conf=, http_base=, metrics=, fdfs_version= (comma-separated, repeatable)")
 	fl.BoolVar(&mf.debugFuse, "debug-fuse", false, "log every FUSE request")
 	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
 	fl.StringArrayVar(&mf.httpBase, "http-base", nil, "GROUP=URL of the nginx serving a group, for the user.fdfs.url attribute (repeatable)")
 	fl.DurationVar(&mf.groupRefresh, "group-refresh", 30*time.Second, "how often the group list is re-read from the tracker")
 	fl.DurationVar(&mf.attrTimeout, "attr-timeout", time.Second, "how long the kernel may cache names and attributes (a shared index also sends change notices)")
+	fl.Int64Var(&mf.readAhead, "read-ahead", 4<<20, "kernel readahead for the mount in bytes, set through /sys/class/bdi when fdfsfs may write there (0: the kernel's default)")
+	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
 	background := fl.Bool("background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -601,8 +618,12 @@ func (mf *mountFlags) applyOptions() (fuse.MountOptions, error) {
 				mf.conf = val
 			case "log_level":
 				mf.logLevel = val
+			case "fdfs_version":
+				mf.fdfsVersion = val
 			case "http_base":
 				mf.httpBase = append(mf.httpBase, val)
+			case "metrics":
+				mf.metrics = val
 			default:
 				if hasVal {
 					return mo, fmt.Errorf("unknown mount option %q", o)
@@ -655,15 +676,15 @@ func checkMountpoint(dir string, nonempty bool) error {
 	if !st.IsDir() {
 		return fmt.Errorf("mountpoint %s is not a directory", dir)
 	}
+	if mounted, _ := isMountpoint(dir); mounted {
+		return fmt.Errorf("mountpoint %s is busy: something is already mounted there", dir)
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("mountpoint: %w", err)
 	}
 	if len(ents) > 0 && !nonempty {
 		return fmt.Errorf("mountpoint %s is not empty (use -o nonempty to mount over it)", dir)
-	}
-	if mounted, _ := isMountpoint(dir); mounted {
-		return fmt.Errorf("mountpoint %s is busy: something is already mounted there", dir)
 	}
 	return nil
 }
@@ -750,6 +771,19 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		httpBase[g] = u
 	}
 
+	var reg *prometheus.Registry
+	var fsMetrics *fs.Metrics
+	if mf.metrics != "" {
+		reg = newRegistry()
+		fsMetrics = fs.NewMetrics(reg)
+		cfg.Observe = newFdfsMetrics(reg).observe
+		stop, err := serveMetrics(mf.metrics, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	client, err := fdfs.NewClient(cfg)
 	if err != nil {
 		return err
@@ -767,10 +801,16 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		return fmt.Errorf("opening the cache %s: %w", cacheRoot, err)
 	}
 	defer blocks.Close()
+	backend := fs.NewBackend(client)
+	if reg != nil {
+		openConnsGauge(reg, client)
+		reg.MustRegister(newCacheCollector(blocks))
+		backend = fsMetrics.Backend(backend)
+	}
 
 	chunk := int(max(mf.writeBuffer/4, 1<<20))
 	fsys, err := fs.New(ctx, fs.Options{
-		Backend:       fs.NewBackend(client),
+		Backend:       backend,
 		Index:         idx,
 		Cache:         blocks,
 		StageDir:      filepath.Join(cacheRoot, "staging"),
@@ -790,14 +830,27 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 
 	timeout := mf.attrTimeout
 	mo.Debug = mf.debugFuse
-	server, err := fusefs.Mount(mountpoint, fsys.Root(), &fusefs.Options{
-		MountOptions:    mo,
+	raw := fusefs.NewNodeFS(fsys.Root(), &fusefs.Options{
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
 	})
+	if fsMetrics != nil {
+		raw = fsMetrics.Instrument(raw)
+	}
+	server, err := fuse.NewServer(raw, mountpoint, &mo)
 	if err != nil {
 		return fmt.Errorf("mounting %s: %w", mountpoint, err)
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		server.Unmount()
+		return fmt.Errorf("mounting %s: %w", mountpoint, err)
+	}
+	if mf.readAhead > 0 {
+		if err := setReadAhead(mountpoint, mf.readAhead); err != nil {
+			log.Info("kernel readahead left at its default", "err", err)
+		}
 	}
 	log.Info("mounted", "mountpoint", mountpoint, "trackers", cfg.Trackers, "index", redactURL(metaURL), "cache", cacheRoot)
 	notifyReady(nil)
@@ -845,14 +898,23 @@ func mountHelperArgs(argv0 string, args []string) ([]string, bool) {
 	if args[0] == "help" {
 		return nil, false
 	}
-	if st, err := os.Stat(args[1]); err != nil || !st.IsDir() {
+	// mount.fuse3 always passes -o (at least dev,suid); with it, a missing
+	// mountpoint is reported as such rather than as an unknown command.
+	if st, err := os.Stat(args[1]); (err != nil || !st.IsDir()) && (len(args) < 4 || args[2] != "-o") {
 		return nil, false
 	}
 	out := []string{"mount", "--background"}
-	if src := args[0]; src != "local" && src != "none" && src != "fdfsfs" {
+	src := args[0]
+	if src != "local" && src != "none" && src != "fdfsfs" {
 		for _, t := range strings.Split(src, ",") {
 			out = append(out, "--tracker", t)
 		}
+	}
+	// The source shows in /proc/mounts as in fstab, which is also how
+	// `mount -a` sees that the line is already mounted. An fsname= in the
+	// options still wins.
+	if !strings.ContainsAny(src, ", \t\n") {
+		out = append(out, "-o", "fsname="+src)
 	}
 	out = append(out, args[2:]...)
 	return append(out, args[1]), true
@@ -862,8 +924,12 @@ func mountHelperArgs(argv0 string, args []string) ([]string, bool) {
 const readyEnv = "FDFSFS_READY_FD"
 
 // notifyReady tells the waiting parent (mount helper mode) that the mount
-// is up, or why it failed. Without a parent it does nothing.
+// is up, or why it failed; under systemd's Type=notify it sends READY=1.
+// Without either it does nothing.
 func notifyReady(err error) {
+	if err == nil {
+		sdNotify("READY=1")
+	}
 	if os.Getenv(readyEnv) == "" {
 		return
 	}
@@ -875,6 +941,25 @@ func notifyReady(err error) {
 	}
 	f.Close()
 	os.Unsetenv(readyEnv)
+}
+
+// sdNotify sends one state line to systemd's notify socket, if the service
+// manager gave one (Type=notify). A leading @ names an abstract socket.
+func sdNotify(state string) {
+	path := os.Getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return
+	}
+	os.Unsetenv("NOTIFY_SOCKET") // not for children
+	if strings.HasPrefix(path, "@") {
+		path = "\x00" + path[1:]
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	conn.Write([]byte(state))
 }
 
 // daemonize runs this command again in the background and waits until it
@@ -924,27 +1009,39 @@ func daemonize(args []string) error {
 }
 
 // progress shows bytes, rate and ETA on a terminal and nothing when the
-// output is piped.
+// output is piped or redirected.
 type progress struct {
-	name    string
-	total   int64
-	n       int64
-	start   time.Time
-	last    time.Time
-	enabled bool
+	out   io.Writer // nil when not a terminal: nothing is drawn
+	name  string
+	total int64
+	n     int64
+	start time.Time
+	last  time.Time
 }
 
+func newProgressOn(out *os.File, total int64, name string) progress {
+	p := progress{name: name, total: total, start: time.Now()}
+	if isTerminal(out) {
+		p.out = out
+	}
+	return p
+}
+
+// isTerminal asks the tty driver, so that /dev/null (also a character
+// device) counts as redirected.
 func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
-func newProgress(r io.Reader, total int64, name string) *progressReader {
-	return &progressReader{r: r, p: progress{name: name, total: total, start: time.Now(), enabled: isTerminal(os.Stderr)}}
+// newProgress counts what is read from r on stderr's progress line.
+func newProgress(r io.Reader, total int64, name string, stderr *os.File) *progressReader {
+	return &progressReader{r: r, p: newProgressOn(stderr, total, name)}
 }
 
-func newProgressWriter(w io.Writer, total int64, name string) *progressWriter {
-	return &progressWriter{w: w, p: progress{name: name, total: total, start: time.Now(), enabled: isTerminal(os.Stderr)}}
+// newProgressWriter counts what is written to w on stderr's progress line.
+func newProgressWriter(w io.Writer, total int64, name string, stderr *os.File) *progressWriter {
+	return &progressWriter{w: w, p: newProgressOn(stderr, total, name)}
 }
 
 type progressReader struct {
@@ -975,7 +1072,7 @@ func (pw *progressWriter) done() { pw.p.finish() }
 
 func (p *progress) add(n int) {
 	p.n += int64(n)
-	if !p.enabled || time.Since(p.last) < 200*time.Millisecond {
+	if p.out == nil || time.Since(p.last) < 200*time.Millisecond {
 		return
 	}
 	p.last = time.Now()
@@ -983,23 +1080,31 @@ func (p *progress) add(n int) {
 }
 
 func (p *progress) draw() {
-	el := time.Since(p.start).Seconds()
-	rate := float64(p.n) / max(el, 1e-3)
+	fmt.Fprintf(p.out, "\r%s\033[K", progressLine(p.name, p.n, p.total, time.Since(p.start)))
+}
+
+// progressLine is one state of the line: name, percent, bytes done of the
+// total, the mean rate so far and the time left at that rate.
+func progressLine(name string, n, total int64, elapsed time.Duration) string {
+	rate := float64(n) / max(elapsed.Seconds(), 1e-3)
 	eta := "--"
-	if rate > 0 && p.total > p.n {
-		eta = (time.Duration(float64(p.total-p.n)/rate) * time.Second / time.Second).Round(time.Second).String()
+	switch {
+	case total <= n:
+		eta = "0s"
+	case rate > 0:
+		eta = time.Duration(float64(total-n) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	pct := 100.0
-	if p.total > 0 {
-		pct = float64(p.n) * 100 / float64(p.total)
+	if total > 0 {
+		pct = float64(n) * 100 / float64(total)
 	}
-	fmt.Fprintf(os.Stderr, "\r%s %5.1f%% %s/%s %s/s ETA %s\033[K", p.name, pct, human(p.n), human(p.total), human(int64(rate)), eta)
+	return fmt.Sprintf("%s %5.1f%% %s/%s %s/s ETA %s", name, pct, human(n), human(total), human(int64(rate)), eta)
 }
 
 func (p *progress) finish() {
-	if p.enabled && !p.last.IsZero() {
+	if p.out != nil && !p.last.IsZero() {
 		p.draw()
-		fmt.Fprintln(os.Stderr)
+		fmt.Fprintln(p.out)
 	}
 }
 
@@ -1333,4 +1438,17 @@ func printReport(r index.Report) {
 	if !r.Damaged() {
 		fmt.Println("ok")
 	}
+}
+
+// setReadAhead raises the kernel's readahead for the mount. FUSE's INIT
+// caps it at what the kernel offers (128 KiB), which makes a sequential read
+// a stream of 128 KiB requests, each a round trip through the daemon; the
+// mount's backing device info in sysfs can be raised afterwards (as root).
+func setReadAhead(mountpoint string, bytes int64) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(mountpoint, &st); err != nil {
+		return err
+	}
+	path := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	return os.WriteFile(path, []byte(strconv.FormatInt(max(bytes>>10, 4), 10)), 0o644)
 }

@@ -33,6 +33,7 @@ const (
 	DefaultBlockSize       = 1 << 20
 	DefaultMaxBytes        = 1 << 30
 	DefaultReadaheadBlocks = 16
+	DefaultMemBytes        = 32 << 20
 	DefaultMaxPrefetch     = 8
 )
 
@@ -58,6 +59,11 @@ type Options struct {
 	// MaxPrefetch bounds the readahead fetches running at once, across all
 	// Readers of the Cache.
 	MaxPrefetch int
+	// MemBytes bounds the recently fetched blocks also kept in memory, so
+	// that a sequential reader, which asks for a block in many small FUSE
+	// reads, is served from RAM rather than by a file open and read each
+	// time. Negative keeps none.
+	MemBytes int64
 	// Logger receives debug and warning records; nil discards them.
 	Logger *slog.Logger
 }
@@ -147,6 +153,13 @@ type Cache struct {
 	objects map[string]map[int64]*entry // mu; by objectID, for Invalidate
 	flights map[blockID]*flight         // mu
 	bytes   int64                       // mu; sum of entry sizes
+
+	// The memory tier: blocks fetched lately, oldest first in memOrder.
+	// Content never changes under a key, so these are never stale.
+	memMax   int64
+	mem      map[blockID][]byte // mu
+	memOrder []blockID          // mu
+	memBytes int64              // mu
 }
 
 // Open opens (creating if needed) the cache in dir and rebuilds its LRU from
@@ -174,6 +187,11 @@ func Open(dir string, opts Options) (*Cache, error) {
 	if c.readaheadBlocks == 0 {
 		c.readaheadBlocks = DefaultReadaheadBlocks
 	}
+	c.memMax = opts.MemBytes
+	if c.memMax == 0 {
+		c.memMax = DefaultMemBytes
+	}
+	c.mem = make(map[blockID][]byte)
 	maxPrefetch := opts.MaxPrefetch
 	if maxPrefetch == 0 {
 		maxPrefetch = DefaultMaxPrefetch
@@ -393,6 +411,12 @@ func (c *Cache) Invalidate(key string) {
 	for _, e := range c.objects[obj] {
 		c.removeLocked(e)
 	}
+	for id := range c.mem {
+		if id.obj == obj {
+			c.memBytes -= int64(len(c.mem[id]))
+			delete(c.mem, id)
+		}
+	}
 	for id, f := range c.flights {
 		if id.obj == obj {
 			f.dropped = true
@@ -501,6 +525,11 @@ func (c *Cache) lookup(obj Object, bid blockID, length int64, dst []byte, offset
 // whole. A vanished or short file is dropped from the index.
 func (c *Cache) readCached(bid blockID, length int64, dst []byte, offset int64) bool {
 	c.mu.Lock()
+	if data, ok := c.mem[bid]; ok && int64(len(data)) == length && !c.closed {
+		copy(dst, data[offset:])
+		c.mu.Unlock()
+		return true
+	}
 	e := c.blocks[bid]
 	if e == nil || c.closed {
 		c.mu.Unlock()
@@ -622,6 +651,11 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 	c.fetches.Add(1)
 	c.fetchedBytes.Add(length)
 	f.data = w.buf
+	c.mu.Lock()
+	if !f.dropped {
+		c.rememberLocked(bid, w.buf)
+	}
+	c.mu.Unlock()
 	close(f.done)
 
 	// Readers of this block keep finding the flight (and its data) until the
@@ -646,6 +680,40 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 
 // writeBlock writes a block to a temporary file and renames it into place,
 // so a block file is always whole.
+// rememberLocked keeps data in the memory tier, dropping the oldest blocks
+// beyond memMax.
+func (c *Cache) rememberLocked(bid blockID, data []byte) {
+	if c.memMax <= 0 || int64(len(data)) > c.memMax {
+		return
+	}
+	if old, ok := c.mem[bid]; ok {
+		c.memBytes -= int64(len(old))
+	} else {
+		c.memOrder = append(c.memOrder, bid)
+	}
+	c.mem[bid] = data
+	c.memBytes += int64(len(data))
+	for c.memBytes > c.memMax && len(c.memOrder) > 0 {
+		id := c.memOrder[0]
+		c.memOrder = c.memOrder[1:]
+		if d, ok := c.mem[id]; ok {
+			c.memBytes -= int64(len(d))
+			delete(c.mem, id)
+		}
+	}
+	// Entries dropped by Invalidate leave their ids behind in memOrder;
+	// compact once it is mostly such ids.
+	if len(c.memOrder) > 4*len(c.mem)+64 {
+		live := c.memOrder[:0]
+		for _, id := range c.memOrder {
+			if _, ok := c.mem[id]; ok {
+				live = append(live, id)
+			}
+		}
+		c.memOrder = live
+	}
+}
+
 func (c *Cache) writeBlock(bid blockID, data []byte) (string, error) {
 	tmp, err := os.CreateTemp(c.tmpDir, "block-*")
 	if err != nil {

@@ -203,7 +203,8 @@ func TestConcurrentReadersFetchOnce(t *testing.T) {
 func TestEvictionKeepsDiskUnderMaxBytes(t *testing.T) {
 	dir := t.TempDir()
 	const keep = 10
-	c := openTest(t, dir, Options{MaxBytes: keep * testBlock})
+	// The memory tier would answer for evicted blocks; this is about disk.
+	c := openTest(t, dir, Options{MaxBytes: keep * testBlock, MemBytes: -1})
 	f := newFakeFetcher(t, 30*testBlock)
 	obj := f.object("big")
 	for idx := range int64(30) {
@@ -478,7 +479,7 @@ func TestCancelledReader(t *testing.T) {
 }
 
 func TestDamagedBlockIsRefetched(t *testing.T) {
-	c := openTest(t, t.TempDir(), Options{})
+	c := openTest(t, t.TempDir(), Options{MemBytes: -1})
 	f := newFakeFetcher(t, 2*testBlock)
 	obj := f.object("k")
 	mustRead(t, c, obj, 0, 2*testBlock)
@@ -522,4 +523,35 @@ func FuzzParseBlockName(f *testing.F) {
 			t.Fatalf("%q parsed as %v, which names %q", name, id, blockName(id))
 		}
 	})
+}
+
+func TestMemoryTierServesRecentBlocks(t *testing.T) {
+	dir := t.TempDir()
+	c := openTest(t, dir, Options{MemBytes: 2 * testBlock})
+	f := newFakeFetcher(t, 4*testBlock)
+	obj := f.object("mem")
+	for idx := range int64(4) { // one at a time, so memory keeps 2 and 3
+		mustRead(t, c, obj, idx*testBlock, testBlock)
+	}
+	settle(t, c)
+	// Take the disk copies away: the last two blocks still read from
+	// memory, the first two, pushed out of it, are fetched again.
+	for idx := range int64(4) {
+		os.Remove(c.blockPath(blockID{objectID(obj.Key), idx}))
+	}
+	before := f.Count()
+	mustRead(t, c, obj, 2*testBlock, 2*testBlock)
+	if f.Count() != before {
+		t.Fatalf("blocks in the memory tier were fetched again: %v", f.Calls()[before:])
+	}
+	mustRead(t, c, obj, 0, testBlock)
+	if f.Count() != before+1 {
+		t.Fatalf("%d fetches for a block beyond MemBytes, want 1", f.Count()-before)
+	}
+	c.Invalidate(obj.Key)
+	before = f.Count()
+	mustRead(t, c, obj, 3*testBlock, 1)
+	if f.Count() != before+1 {
+		t.Fatal("an invalidated block was served from memory")
+	}
 }

@@ -1,6 +1,7 @@
 package fdfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +26,30 @@ type Client struct {
 
 	layoutMu sync.Mutex
 	layout   StatLayout // the stat layout seen last, a hint for 105-byte records
+
+	// where remembers the tracker's answers to QUERY_FETCH_ONE and
+	// QUERY_UPDATE for a short while. A file's storages do not change
+	// under its ID, and a 1 GiB read in 1 MiB blocks would otherwise ask
+	// the tracker 1,024 times. An entry is dropped when its storage fails.
+	whereMu sync.Mutex
+	where   map[whereKey]whereEntry
 }
+
+type whereKey struct {
+	cmd    byte
+	fileID string
+}
+
+type whereEntry struct {
+	addr    ServerAddr
+	expires time.Time
+}
+
+// Bounds of the location cache.
+const (
+	whereTTL     = 10 * time.Second
+	whereEntries = 4096
+)
 
 // NewClient checks cfg and returns a client. It does not connect.
 func NewClient(cfg Config) (*Client, error) {
@@ -67,36 +91,72 @@ type request struct {
 	handle func(h Header, r io.Reader) error
 }
 
-// exchange runs one request on a pooled connection to addr.
+// exchange runs one request on a pooled connection to addr. A pooled
+// connection the peer has closed meanwhile (a restart, its idle timeout)
+// fails before any answer arrives; a request without streamed content is
+// then sent once more on a fresh connection, so callers never see the
+// error of a connection they didn't know was stale.
 func (c *Client) exchange(ctx context.Context, addr string, req request) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		start := time.Now()
+		cn, err := c.pools.get(ctx, addr)
+		if err != nil {
+			c.observe(req.cmd, addr, start, nil, err)
+			return err
+		}
+		// A cancelled context ends the I/O at once rather than at the timeout.
+		stop := cn.watch(ctx)
+		cn.sent, cn.received = 0, 0
+		err = c.roundTrip(cn, req)
+		c.observe(req.cmd, addr, start, cn, err)
+		// Once put, cn may be in another call's hands: read it first.
+		stale := cn.reused && req.contentLen == 0 && cn.received == 0 && brokenConn(err)
+		if !stop() {
+			// The deadline was forced into the past; the connection is no
+			// longer usable even if the exchange happened to finish.
+			if err == nil {
+				err = ctx.Err()
+			}
+			c.pools.discard(cn)
+		} else {
+			c.pools.put(cn, err)
+		}
+		if err != nil && !isStatus(err) {
+			if cerr := contextErr(ctx); cerr != nil {
+				return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), addr, cerr)
+			}
+		}
+		if stale {
+			c.cfg.Logger.Debug("fdfs: pooled connection was closed by the peer; retrying on a new one",
+				"cmd", CmdName(req.cmd), "addr", addr, "err", err)
+			continue
+		}
+		return err
+	}
+}
+
+// contextErr is ctx.Err(), or DeadlineExceeded once ctx's deadline has
+// passed: the connection's deadline, set to the context's, can fire a
+// moment before the context notices.
+func contextErr(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	start := time.Now()
-	cn, err := c.pools.get(ctx, addr)
-	if err != nil {
-		c.observe(req.cmd, addr, start, nil, err)
-		return err
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
 	}
-	// A cancelled context ends the I/O at once rather than at the timeout.
-	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
-	cn.sent, cn.received = 0, 0
-	err = c.roundTrip(cn, req)
-	c.observe(req.cmd, addr, start, cn, err)
-	if !stop() {
-		// The deadline was forced into the past; the connection is no
-		// longer usable even if the exchange happened to finish.
-		if err == nil {
-			err = ctx.Err()
-		}
-		c.pools.discard(cn)
-	} else {
-		c.pools.put(cn, err)
-	}
-	if err != nil && ctx.Err() != nil && !isStatus(err) {
-		return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), addr, ctx.Err())
-	}
-	return err
+	return nil
+}
+
+// brokenConn reports whether err means the peer had closed the connection,
+// rather than answered badly or slowly.
+func brokenConn(err error) bool {
+	return err != nil && !isStatus(err) && !errors.Is(err, ErrProtocol) &&
+		(errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+			errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }
 
 func (c *Client) observe(cmd byte, addr string, start time.Time, cn *conn, err error) {
@@ -123,9 +183,19 @@ func (c *Client) roundTrip(cn *conn, req request) error {
 		return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), cn.addr, err)
 	}
 	if req.contentLen > 0 {
-		n, err := copyContent(cn, req.content, req.contentLen)
-		if err != nil {
-			return fmt.Errorf("fdfs: %s to %s: sending content (%d of %d bytes): %w", CmdName(req.cmd), cn.addr, n, req.contentLen, err)
+		n, readErr, writeErr := copyContent(cn, req.content, req.contentLen)
+		if readErr != nil {
+			return fmt.Errorf("fdfs: %s to %s: reading content (%d of %d bytes sent): %w", CmdName(req.cmd), cn.addr, n, req.contentLen, readErr)
+		}
+		if writeErr != nil {
+			// A storage may refuse early (no space, a bad request), answer
+			// and close without reading the rest. Its answer says more
+			// than the broken pipe does; the connection is done either way.
+			cn.broken = true
+			if _, err := readResponseHeader(cn, req.cmd, 0); isStatus(err) {
+				return err
+			}
+			return fmt.Errorf("fdfs: %s to %s: sending content (%d of %d bytes): %w", CmdName(req.cmd), cn.addr, n, req.contentLen, writeErr)
 		}
 	}
 	maxResp := req.maxResp
@@ -147,7 +217,7 @@ func (c *Client) roundTrip(cn *conn, req request) error {
 	}
 	lr := &io.LimitedReader{R: cn, N: h.Length}
 	if err := req.handle(h, lr); err != nil {
-		return err
+		return fmt.Errorf("fdfs: %s from %s: %w", CmdName(req.cmd), cn.addr, err)
 	}
 	if lr.N != 0 {
 		return protocolErrorf("%s: %d response bytes left unread", CmdName(req.cmd), lr.N)
@@ -157,27 +227,61 @@ func (c *Client) roundTrip(cn *conn, req request) error {
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// copyContent sends exactly n bytes of r. A reader that ends early is an
-// error: the header already promised n bytes.
-func copyContent(w io.Writer, r io.Reader, n int64) (int64, error) {
+// copyContent sends exactly n bytes of r to w and tells the reader's
+// errors from the writer's. A reader that ends early is an error: the
+// header already promised n bytes.
+func copyContent(w io.Writer, r io.Reader, n int64) (written int64, readErr, writeErr error) {
+	if br, ok := r.(*bytes.Reader); ok && int64(br.Len()) == n {
+		// A chunk in memory goes out in one write, with no copy.
+		written, writeErr = br.WriteTo(w)
+		return written, nil, writeErr
+	}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	written, err := io.CopyBuffer(w, io.LimitReader(r, n), *bp)
-	if err == nil && written < n {
-		err = fmt.Errorf("content source ended after %d bytes: %w", written, io.ErrUnexpectedEOF)
+	buf := *bp
+	for written < n {
+		chunk := buf[:min(int64(len(buf)), n-written)]
+		k, err := r.Read(chunk)
+		if k > 0 {
+			m, werr := w.Write(chunk[:k])
+			written += int64(m)
+			if werr != nil {
+				return written, nil, werr
+			}
+		}
+		if err == io.EOF {
+			if written < n {
+				return written, fmt.Errorf("content source ended after %d bytes: %w", written, io.ErrUnexpectedEOF), nil
+			}
+			break
+		}
+		if err != nil {
+			return written, err, nil
+		}
 	}
-	return written, err
+	return written, nil, nil
 }
 
-// readBody returns a handler that reads the whole (bounded) body into *out.
-func readBody(out *[]byte) func(Header, io.Reader) error {
+// readBody returns a handler that reads the whole (bounded) body and
+// decodes it while the connection is still checked out, so a body that
+// does not decode gets its connection discarded like any malformed frame.
+func readBody(decode func([]byte) error) func(Header, io.Reader) error {
 	return func(h Header, r io.Reader) error {
 		b := make([]byte, h.Length)
 		if _, err := io.ReadFull(r, b); err != nil {
 			return err
 		}
-		*out = b
-		return nil
+		return decode(b)
+	}
+}
+
+// decodeInto returns a readBody decode function that stores decode's
+// result in *out.
+func decodeInto[T any](out *T, decode func([]byte) (T, error)) func([]byte) error {
+	return func(b []byte) error {
+		v, err := decode(b)
+		*out = v
+		return err
 	}
 }
 
@@ -185,14 +289,33 @@ func readBody(out *[]byte) func(Header, io.Reader) error {
 // the connection broke, so another server may do better. Statuses and
 // protocol errors are the server's answer and are not retried.
 func retryable(err error) bool {
-	if err == nil || isStatus(err) || errors.Is(err, ErrProtocol) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, errPoolClosed) {
+	var se *sinkError
+	if err == nil || isStatus(err) || errors.Is(err, ErrProtocol) || errors.As(err, &se) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errPoolClosed) {
 		return false
 	}
 	var de *dialError
 	var ne net.Error
 	return errors.As(err, &de) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// sinkError is a failure of the caller's writer during a download. It says
+// nothing about the server, so no other server is tried.
+type sinkError struct{ err error }
+
+func (e *sinkError) Error() string { return "writing downloaded bytes: " + e.err.Error() }
+func (e *sinkError) Unwrap() error { return e.err }
+
+// sinkWriter marks the errors of w as *sinkError.
+type sinkWriter struct{ w io.Writer }
+
+func (s sinkWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if err != nil {
+		err = &sinkError{err}
+	}
+	return n, err
 }
 
 // tracker runs req on the trackers in turn, starting with the one that
@@ -205,7 +328,8 @@ func (c *Client) tracker(ctx context.Context, req request) error {
 		addr := c.trackers[k]
 		err := c.exchange(ctx, addr, req)
 		if !retryable(err) {
-			if err == nil && k != start {
+			// Any answer, an error status included, shows the tracker is up.
+			if k != start && (err == nil || isStatus(err)) {
 				c.next.Store(int64(k))
 				c.cfg.Logger.Warn("fdfs: using another tracker", "tracker", addr, "after", errors.Join(errs...))
 			}
@@ -240,16 +364,11 @@ func (c *Client) noteLayout(l StatLayout) {
 
 // ListGroups asks for every group's stat record (LIST_ALL_GROUPS).
 func (c *Client) ListGroups(ctx context.Context) ([]GroupStat, error) {
-	var body []byte
-	if err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListAllGroups, handle: readBody(&body)}); err != nil {
+	var d groupsDecoder
+	if err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListAllGroups, handle: readBody(c.decodeGroups(&d))}); err != nil {
 		return nil, err
 	}
-	gs, l, err := DecodeGroupStats(body, c.statHint())
-	if err != nil {
-		return nil, err
-	}
-	c.noteLayout(l)
-	return gs, nil
+	return c.settleGroupLayout(ctx, d), nil
 }
 
 // ListOneGroup asks for one group's record (LIST_ONE_GROUP). An unknown
@@ -258,20 +377,22 @@ func (c *Client) ListOneGroup(ctx context.Context, group string) (GroupStat, err
 	if err := checkGroup(group); err != nil {
 		return GroupStat{}, err
 	}
-	var body []byte
-	err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListOneGroup, body: GroupRequest{group}.Append(nil), handle: readBody(&body)})
+	var d groupsDecoder
+	decode := c.decodeGroups(&d)
+	err := c.tracker(ctx, request{cmd: TrackerProtoCmdServerListOneGroup, body: GroupRequest{group}.Append(nil),
+		handle: readBody(func(b []byte) error {
+			if err := decode(b); err != nil {
+				return err
+			}
+			if len(d.groups) != 1 {
+				return protocolErrorf("list one group answered with %d records", len(d.groups))
+			}
+			return nil
+		})})
 	if err != nil {
 		return GroupStat{}, err
 	}
-	gs, l, err := DecodeGroupStats(body, c.statHint())
-	if err != nil {
-		return GroupStat{}, err
-	}
-	if len(gs) != 1 {
-		return GroupStat{}, protocolErrorf("list one group answered with %d records", len(gs))
-	}
-	c.noteLayout(l)
-	return gs[0], nil
+	return c.settleGroupLayout(ctx, d)[0], nil
 }
 
 // ListStorages lists the storages of a group (LIST_STORAGE), or only the
@@ -280,17 +401,66 @@ func (c *Client) ListStorages(ctx context.Context, group, storageID string) ([]S
 	if err := checkGroup(group); err != nil {
 		return nil, err
 	}
-	var body []byte
-	req := request{cmd: TrackerProtoCmdServerListStorage, body: ListStoragesRequest{Group: group, StorageID: storageID}.Append(nil), handle: readBody(&body)}
+	var ss []StorageStat
+	req := request{cmd: TrackerProtoCmdServerListStorage, body: ListStoragesRequest{Group: group, StorageID: storageID}.Append(nil),
+		handle: readBody(func(b []byte) error {
+			var l StatLayout
+			var err error
+			if ss, l, err = DecodeStorageStats(b, c.statHint()); err == nil {
+				c.noteLayout(l)
+			}
+			return err
+		})}
 	if err := c.tracker(ctx, req); err != nil {
 		return nil, err
 	}
-	ss, l, err := DecodeStorageStats(body, c.statHint())
-	if err != nil {
-		return nil, err
-	}
-	c.noteLayout(l)
 	return ss, nil
+}
+
+// groupsDecoder holds a group-records body and how it was read.
+type groupsDecoder struct {
+	body   []byte
+	groups []GroupStat
+	layout StatLayout
+	hinted bool // a 105-byte layout came from the config or storage records
+}
+
+// decodeGroups decodes group records into d. It does not note the layout:
+// the record size alone cannot tell the 105-byte layouts apart, so only
+// storage records (or the config) teach the client which release it faces.
+func (c *Client) decodeGroups(d *groupsDecoder) func([]byte) error {
+	return func(b []byte) error {
+		hint := c.statHint()
+		gs, l, err := DecodeGroupStats(b, hint)
+		if err == nil {
+			*d = groupsDecoder{body: b, groups: gs, layout: l, hinted: hint.GroupStatSize() == 105}
+		}
+		return err
+	}
+}
+
+// settleGroupLayout returns d's groups, decoded again if need be: V6.13.0
+// has 105-byte group records like the classic releases but with other
+// fields (readable and writable counts instead of the HTTP port and the
+// active count). When a 105-byte body came with nothing to tell which,
+// the storage records of its first group decide, once: their sizes differ.
+func (c *Client) settleGroupLayout(ctx context.Context, d groupsDecoder) []GroupStat {
+	if d.layout.GroupStatSize() != 105 || d.hinted || len(d.groups) == 0 {
+		return d.groups
+	}
+	if _, err := c.ListStorages(ctx, d.groups[0].Name, ""); err != nil {
+		c.cfg.Logger.Debug("fdfs: cannot tell the 105-byte group layout apart; reading it as classic", "err", err)
+		return d.groups
+	}
+	hint := c.statHint()
+	if hint.GroupStatSize() != 105 || hint == d.layout {
+		return d.groups
+	}
+	gs, _, err := DecodeGroupStats(d.body, hint)
+	if err != nil {
+		return d.groups
+	}
+	return gs
 }
 
 func checkGroup(group string) error {
@@ -310,13 +480,9 @@ func (c *Client) QueryStore(ctx context.Context, group string) (StorageAddr, err
 		}
 		req = request{cmd: TrackerProtoCmdServiceQueryStoreWithGroupOne, body: GroupRequest{group}.Append(nil)}
 	}
-	var body []byte
-	req.handle = readBody(&body)
+	var m QueryStoreResponse
+	req.handle = readBody(decodeInto(&m, DecodeQueryStoreResponse))
 	if err := c.tracker(ctx, req); err != nil {
-		return StorageAddr{}, err
-	}
-	m, err := DecodeQueryStoreResponse(body)
-	if err != nil {
 		return StorageAddr{}, err
 	}
 	return m.Storage(), nil
@@ -331,22 +497,17 @@ func (c *Client) QueryStoreAll(ctx context.Context, group string) ([]StorageAddr
 		}
 		req = request{cmd: TrackerProtoCmdServiceQueryStoreWithGroupAll, body: GroupRequest{group}.Append(nil)}
 	}
-	var body []byte
-	req.handle = readBody(&body)
+	var m QueryStoreAllResponse
+	req.handle = readBody(decodeInto(&m, DecodeQueryStoreAllResponse))
 	if err := c.tracker(ctx, req); err != nil {
-		return nil, err
-	}
-	m, err := DecodeQueryStoreAllResponse(body)
-	if err != nil {
 		return nil, err
 	}
 	return m.Storages(), nil
 }
 
-func (c *Client) queryFile(ctx context.Context, cmd byte, id FileID) ([]byte, error) {
-	var body []byte
-	err := c.tracker(ctx, request{cmd: cmd, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil), handle: readBody(&body)})
-	return body, err
+// queryFile asks the trackers cmd about id and decodes the answer.
+func (c *Client) queryFile(ctx context.Context, cmd byte, id FileID, decode func([]byte) error) error {
+	return c.tracker(ctx, request{cmd: cmd, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil), handle: readBody(decode)})
 }
 
 // QueryFetch names a storage to read fileID from (QUERY_FETCH_ONE).
@@ -365,15 +526,33 @@ func (c *Client) queryOne(ctx context.Context, cmd byte, fileID string) (ServerA
 	if err != nil {
 		return ServerAddr{}, err
 	}
-	body, err := c.queryFile(ctx, cmd, id)
-	if err != nil {
+	key := whereKey{cmd, id.String()}
+	c.whereMu.Lock()
+	e, ok := c.where[key]
+	c.whereMu.Unlock()
+	if ok && time.Now().Before(e.expires) {
+		return e.addr, nil
+	}
+	var m QueryFetchResponse
+	if err := c.queryFile(ctx, cmd, id, decodeInto(&m, DecodeQueryFetchResponse)); err != nil {
 		return ServerAddr{}, err
 	}
-	m, err := DecodeQueryFetchResponse(body)
-	if err != nil {
-		return ServerAddr{}, err
+	c.whereMu.Lock()
+	if c.where == nil || len(c.where) >= whereEntries {
+		c.where = make(map[whereKey]whereEntry)
 	}
+	c.where[key] = whereEntry{addr: m.Server, expires: time.Now().Add(whereTTL)}
+	c.whereMu.Unlock()
 	return m.Server, nil
+}
+
+// forget drops what the location cache says about fileID, after its
+// storage failed or the file was deleted.
+func (c *Client) forget(fileID string) {
+	c.whereMu.Lock()
+	delete(c.where, whereKey{TrackerProtoCmdServiceQueryFetchOne, fileID})
+	delete(c.where, whereKey{TrackerProtoCmdServiceQueryUpdate, fileID})
+	c.whereMu.Unlock()
 }
 
 // QueryFetchAll lists every storage that holds fileID (QUERY_FETCH_ALL).
@@ -382,12 +561,8 @@ func (c *Client) QueryFetchAll(ctx context.Context, fileID string) ([]ServerAddr
 	if err != nil {
 		return nil, err
 	}
-	body, err := c.queryFile(ctx, TrackerProtoCmdServiceQueryFetchAll, id)
-	if err != nil {
-		return nil, err
-	}
-	m, err := DecodeQueryFetchAllResponse(body)
-	if err != nil {
+	var m QueryFetchAllResponse
+	if err := c.queryFile(ctx, TrackerProtoCmdServiceQueryFetchAll, id, decodeInto(&m, DecodeQueryFetchAllResponse)); err != nil {
 		return nil, err
 	}
 	return m.Servers, nil
@@ -417,17 +592,35 @@ func (c *Client) upload(ctx context.Context, cmd byte, group, ext string, r io.R
 	if err != nil {
 		return "", err
 	}
-	prefix := UploadFileRequest{StorePathIndex: st.StorePathIndex, FileSize: size, Ext: ext}.Append(nil)
-	var body []byte
-	err = c.exchange(ctx, st.ServerAddr.String(), request{cmd: cmd, body: prefix, content: r, contentLen: size, handle: readBody(&body)})
-	if err != nil {
+	send := func(st StorageAddr) (string, error) {
+		prefix := UploadFileRequest{StorePathIndex: st.StorePathIndex, FileSize: size, Ext: ext}.Append(nil)
+		var m FileIDResponse
+		err := c.exchange(ctx, st.ServerAddr.String(), request{cmd: cmd, body: prefix, content: r, contentLen: size,
+			handle: readBody(decodeInto(&m, DecodeFileIDResponse))})
+		return m.FileID(), err
+	}
+	id, err := send(st)
+	var de *dialError
+	if !errors.As(err, &de) {
+		return id, err
+	}
+	// The storage named cannot be reached (the tracker has not noticed
+	// yet). Nothing of r was read, so another writable storage can take it.
+	all, qerr := c.QueryStoreAll(ctx, group)
+	if qerr != nil {
 		return "", err
 	}
-	m, err := DecodeFileIDResponse(body)
-	if err != nil {
-		return "", err
+	for _, other := range all {
+		if other.ServerAddr == st.ServerAddr {
+			continue
+		}
+		c.cfg.Logger.Warn("fdfs: uploading to another storage", "storage", other.ServerAddr.String(), "after", err)
+		id, err = send(other)
+		if !errors.As(err, &de) {
+			return id, err
+		}
 	}
-	return m.FileID(), nil
+	return "", err
 }
 
 // updateTarget parses fileID and finds the storage that may change it.
@@ -436,25 +629,34 @@ func (c *Client) updateTarget(ctx context.Context, fileID string) (FileID, strin
 	if err != nil {
 		return FileID{}, "", err
 	}
-	body, err := c.queryFile(ctx, TrackerProtoCmdServiceQueryUpdate, id)
+	s, err := c.QueryUpdate(ctx, fileID)
 	if err != nil {
 		return FileID{}, "", err
 	}
-	m, err := DecodeQueryFetchResponse(body)
-	if err != nil {
-		return FileID{}, "", err
+	return id, s.String(), nil
+}
+
+// updateExchange runs a change on the storage QUERY_UPDATE named and forgets
+// that answer when the storage could not be reached.
+func (c *Client) updateExchange(ctx context.Context, id FileID, addr string, req request) error {
+	err := c.exchange(ctx, addr, req)
+	if retryable(err) {
+		c.forget(id.String())
 	}
-	return id, m.Server.String(), nil
+	return err
 }
 
 // Append adds size bytes from r to the end of an appender file.
 func (c *Client) Append(ctx context.Context, fileID string, r io.Reader, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("fdfs: append of negative size %d", size)
+	}
 	id, addr, err := c.updateTarget(ctx, fileID)
 	if err != nil {
 		return err
 	}
 	prefix := AppendFileRequest{Filename: id.Remote, Size: size}.Append(nil)
-	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdAppendFile, body: prefix, content: r, contentLen: size})
+	return c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdAppendFile, body: prefix, content: r, contentLen: size})
 }
 
 // Modify overwrites size bytes of an appender file at off with bytes from
@@ -468,10 +670,10 @@ func (c *Client) Modify(ctx context.Context, fileID string, off int64, r io.Read
 		return err
 	}
 	prefix := ModifyFileRequest{Filename: id.Remote, Offset: off, Size: size}.Append(nil)
-	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdModifyFile, body: prefix, content: r, contentLen: size})
+	return c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdModifyFile, body: prefix, content: r, contentLen: size})
 }
 
-// Truncate sets the size of an appender file; FastDFS only shrinks.
+// Truncate sets the size of an appender file.
 func (c *Client) Truncate(ctx context.Context, fileID string, size int64) error {
 	if size < 0 {
 		return fmt.Errorf("fdfs: truncate to negative size %d", size)
@@ -480,7 +682,7 @@ func (c *Client) Truncate(ctx context.Context, fileID string, size int64) error 
 	if err != nil {
 		return err
 	}
-	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdTruncateFile, body: TruncateFileRequest{Filename: id.Remote, Size: size}.Append(nil)})
+	return c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdTruncateFile, body: TruncateFileRequest{Filename: id.Remote, Size: size}.Append(nil)})
 }
 
 // RegenerateAppenderFilename turns an appender file into a normal one with
@@ -490,13 +692,9 @@ func (c *Client) RegenerateAppenderFilename(ctx context.Context, fileID string) 
 	if err != nil {
 		return "", err
 	}
-	var body []byte
-	err = c.exchange(ctx, addr, request{cmd: StorageProtoCmdRegenerateAppenderFilename,
-		body: RegenerateAppenderFilenameRequest{Filename: id.Remote}.Append(nil), handle: readBody(&body)})
-	if err != nil {
-		return "", err
-	}
-	m, err := DecodeFileIDResponse(body)
+	var m FileIDResponse
+	err = c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdRegenerateAppenderFilename,
+		body: RegenerateAppenderFilenameRequest{Filename: id.Remote}.Append(nil), handle: readBody(decodeInto(&m, DecodeFileIDResponse))})
 	if err != nil {
 		return "", err
 	}
@@ -509,28 +707,36 @@ func (c *Client) Delete(ctx context.Context, fileID string) error {
 	if err != nil {
 		return err
 	}
-	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdDeleteFile, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil)})
+	err = c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdDeleteFile, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil)})
+	c.forget(id.String())
+	return err
 }
 
 // SetMetadata replaces (MetaOverwrite) or merges into (MetaMerge) the
-// metadata of a file.
+// metadata of a file. The entries go out sorted by name.
 func (c *Client) SetMetadata(ctx context.Context, fileID string, meta map[string]string, flag byte) error {
+	return c.SetMetadataEntries(ctx, fileID, MetaFromMap(meta), flag)
+}
+
+// SetMetadataEntries is SetMetadata with the entries sent in the order
+// given, as upstream's tools send them.
+func (c *Client) SetMetadataEntries(ctx context.Context, fileID string, meta []MetaEntry, flag byte) error {
 	if flag != MetaOverwrite && flag != MetaMerge {
 		return fmt.Errorf("fdfs: metadata flag %q is neither 'O' nor 'M'", flag)
 	}
-	for k, v := range meta {
-		if k == "" || len(k) > FdfsMaxMetaNameLen || len(v) > FdfsMaxMetaValueLen ||
-			strings.ContainsAny(k+v, string([]byte{FdfsRecordSeparator, FdfsFieldSeparator})) {
+	for _, e := range meta {
+		if e.Name == "" || len(e.Name) > FdfsMaxMetaNameLen || len(e.Value) > FdfsMaxMetaValueLen ||
+			strings.ContainsAny(e.Name+e.Value, string([]byte{FdfsRecordSeparator, FdfsFieldSeparator})) {
 			return fmt.Errorf("fdfs: metadata %q: names are 1 to %d bytes, values up to %d, without bytes 0x01 and 0x02",
-				k, FdfsMaxMetaNameLen, FdfsMaxMetaValueLen)
+				e.Name, FdfsMaxMetaNameLen, FdfsMaxMetaValueLen)
 		}
 	}
 	id, addr, err := c.updateTarget(ctx, fileID)
 	if err != nil {
 		return err
 	}
-	body := SetMetadataRequest{Flag: flag, Group: id.Group, Filename: id.Remote, Meta: MetaFromMap(meta)}.Append(nil)
-	return c.exchange(ctx, addr, request{cmd: StorageProtoCmdSetMetadata, body: body})
+	body := SetMetadataRequest{Flag: flag, Group: id.Group, Filename: id.Remote, Meta: meta}.Append(nil)
+	return c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdSetMetadata, body: body})
 }
 
 // fetchServers runs op on the storage the tracker names for reading fileID
@@ -544,6 +750,7 @@ func (c *Client) fetchServers(ctx context.Context, fileID string, op func(addr s
 	if !retryable(err) {
 		return err
 	}
+	c.forget(fileID)
 	all, qerr := c.QueryFetchAll(ctx, fileID)
 	if qerr != nil {
 		return err
@@ -561,20 +768,18 @@ func (c *Client) fetchServers(ctx context.Context, fileID string, op func(addr s
 	return err
 }
 
-// GetMetadata returns the metadata of a file (empty when it has none).
+// GetMetadata returns the metadata of a file. Like upstream, a storage
+// answers ENOENT both for a missing file and for one that never had any.
 func (c *Client) GetMetadata(ctx context.Context, fileID string) (map[string]string, error) {
 	id, err := ParseFileID(fileID)
 	if err != nil {
 		return nil, err
 	}
-	var body []byte
+	var entries []MetaEntry
 	err = c.fetchServers(ctx, fileID, func(addr string) error {
-		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdGetMetadata, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil), handle: readBody(&body)})
+		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdGetMetadata, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil),
+			handle: readBody(decodeInto(&entries, DecodeMetadata))})
 	})
-	if err != nil {
-		return nil, err
-	}
-	entries, err := DecodeMetadata(body)
 	if err != nil {
 		return nil, err
 	}
@@ -588,14 +793,15 @@ func (c *Client) QueryFileInfo(ctx context.Context, fileID string) (QueryFileInf
 	if err != nil {
 		return QueryFileInfoResponse{}, err
 	}
-	var body []byte
+	var m QueryFileInfoResponse
 	err = c.fetchServers(ctx, fileID, func(addr string) error {
-		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdQueryFileInfo, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil), handle: readBody(&body)})
+		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdQueryFileInfo, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil),
+			handle: readBody(decodeInto(&m, DecodeQueryFileInfoResponse))})
 	})
 	if err != nil {
 		return QueryFileInfoResponse{}, err
 	}
-	return DecodeQueryFileInfoResponse(body)
+	return m, nil
 }
 
 // Download streams length bytes of fileID from off (length 0: to the end)
@@ -628,13 +834,13 @@ func (c *Client) Download(ctx context.Context, fileID string, off, length int64,
 			handle: func(h Header, r io.Reader) error {
 				bp := copyBufs.Get().(*[]byte)
 				defer copyBufs.Put(bp)
-				n, err := io.CopyBuffer(w, r, *bp)
+				n, err := io.CopyBuffer(sinkWriter{w}, r, *bp)
 				total += n
 				if err == nil && n < h.Length {
 					err = io.ErrUnexpectedEOF
 				}
 				if err != nil {
-					return fmt.Errorf("fdfs: download %s from %s: %w", fileID, addr, err)
+					return fmt.Errorf("%s at %d: %w", fileID, off+total, err)
 				}
 				return nil
 			}})

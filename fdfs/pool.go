@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -23,27 +24,62 @@ type conn struct {
 	timeout  time.Duration
 	deadline time.Time // the context's, or zero
 	lastUsed time.Time
+	reused   bool // came out of the pool rather than from a dial
+	broken   bool // out of step with its peer even if the call ended in a status
 	// sent and received count bytes of the current exchange.
 	sent, received int64
+
+	// mu orders deadline changes: without it a cancellation that forces
+	// the deadline into the past could be undone by the refresh of the
+	// next read or write, and the call would run on until the timeout.
+	mu      sync.Mutex
+	aborted bool // guarded by mu; set once, the conn is then discarded
 }
 
-func (c *conn) refresh() {
+// errAborted is what I/O on a connection returns after its call's context
+// was cancelled; callers report the context's error instead.
+var errAborted = errors.New("fdfs: call aborted")
+
+func (c *conn) refresh() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.aborted {
+		return errAborted
+	}
 	d := time.Now().Add(c.timeout)
 	if !c.deadline.IsZero() && c.deadline.Before(d) {
 		d = c.deadline
 	}
-	c.nc.SetDeadline(d)
+	return c.nc.SetDeadline(d)
+}
+
+// abort makes the I/O in progress return at once and any later I/O fail.
+func (c *conn) abort() {
+	c.mu.Lock()
+	c.aborted = true
+	c.nc.SetDeadline(time.Unix(1, 0))
+	c.mu.Unlock()
+}
+
+// watch aborts c when ctx is done. The returned stop reports false when
+// that has happened (or is happening): c must then be discarded.
+func (c *conn) watch(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, c.abort)
 }
 
 func (c *conn) Read(p []byte) (int, error) {
-	c.refresh()
+	if err := c.refresh(); err != nil {
+		return 0, err
+	}
 	n, err := c.br.Read(p)
 	c.received += int64(n)
 	return n, err
 }
 
 func (c *conn) Write(p []byte) (int, error) {
-	c.refresh()
+	if err := c.refresh(); err != nil {
+		return 0, err
+	}
 	n, err := c.nc.Write(p)
 	c.sent += int64(n)
 	return n, err
@@ -51,8 +87,9 @@ func (c *conn) Write(p []byte) (int, error) {
 
 // pool keeps idle connections to one address, newest last.
 type pool struct {
-	mu   sync.Mutex
-	idle []*conn
+	mu     sync.Mutex
+	idle   []*conn // guarded by mu
+	closed bool    // guarded by mu; a put after close discards
 }
 
 // pools holds one pool per address and the counters the leak tests read.
@@ -118,9 +155,15 @@ func (p *pools) get(ctx context.Context, addr string) (*conn, error) {
 			continue
 		}
 		c.deadline = deadline
+		c.reused = true
 		if idle > p.cfg.IdleTestAge {
-			if err := activeTest(c, p.cfg.MaxBodySize); err != nil {
+			stop := c.watch(ctx)
+			err := activeTest(c, p.cfg.MaxBodySize)
+			if !stop() || err != nil {
 				p.discard(c)
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
 				continue
 			}
 		}
@@ -142,7 +185,7 @@ func (p *pools) get(ctx context.Context, addr string) (*conn, error) {
 // of step with its peer.
 func (p *pools) put(c *conn, err error) {
 	var se *StatusError
-	if err != nil && !errors.As(err, &se) {
+	if c.broken || err != nil && !errors.As(err, &se) {
 		p.discard(c)
 		return
 	}
@@ -154,7 +197,7 @@ func (p *pools) put(c *conn, err error) {
 		return
 	}
 	pl.mu.Lock()
-	if len(pl.idle) >= p.cfg.MaxIdlePerServer {
+	if pl.closed || len(pl.idle) >= p.cfg.MaxIdlePerServer {
 		pl.mu.Unlock()
 		p.discard(c)
 		return
@@ -180,6 +223,7 @@ func (p *pools) close() {
 		pl.mu.Lock()
 		idle := pl.idle
 		pl.idle = nil
+		pl.closed = true
 		pl.mu.Unlock()
 		for _, c := range idle {
 			// Say goodbye as upstream's pooled clients do; errors don't matter.
@@ -207,9 +251,14 @@ func activeTest(c *conn, maxBody int64) error {
 
 // readResponseHeader reads a response header, checks its command byte and
 // turns a non-zero status into a *StatusError after draining the (small)
-// body that may come with it, so the connection stays usable.
+// body that may come with it, so the connection stays usable. A success
+// with a body over maxBody is refused before anything is allocated for it
+// (maxBody 0: any body).
 func readResponseHeader(r io.Reader, cmd byte, maxBody int64) (Header, error) {
-	h, err := ReadHeader(r, maxBody)
+	if maxBody <= 0 {
+		maxBody = math.MaxInt64
+	}
+	h, err := ReadHeader(r, math.MaxInt64)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("fdfs: %s: connection closed by peer: %w", CmdName(cmd), io.ErrUnexpectedEOF)
@@ -229,6 +278,9 @@ func readResponseHeader(r io.Reader, cmd byte, maxBody int64) (Header, error) {
 			}
 		}
 		return Header{}, &StatusError{Cmd: cmd, Status: h.Status}
+	}
+	if h.Length > maxBody {
+		return Header{}, protocolErrorf("%s: body length %d over the limit of %d", CmdName(cmd), h.Length, maxBody)
 	}
 	return h, nil
 }

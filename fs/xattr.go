@@ -122,6 +122,12 @@ func (n *fileNode) committedFileID(ctx context.Context) (string, syscall.Errno) 
 var _ = (fusefs.NodeGetxattrer)((*fileNode)(nil))
 
 func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(attr, xattrUser) {
+		// The kernel asks for security.capability before every write and
+		// ls for security.selinux and ACLs: answer at once, and never
+		// commit a file being written just for that.
+		return 0, syscall.ENODATA
+	}
 	id, errno := n.committedFileID(ctx)
 	if errno != 0 {
 		return 0, errno

@@ -395,11 +395,20 @@ func (l badgerLogger) Warningf(f string, args ...any) {
 }
 
 func (l badgerLogger) Infof(f string, args ...any) {
-	l.log.Debug("badger: " + trimNewline(fmt.Sprintf(f, args...)))
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug("badger: " + trimNewline(fmt.Sprintf(f, args...)))
+	}
 }
 
+// badgerTraceLevel is below slog's debug: Badger logs several debug lines
+// per write, which would drown fdfsfs's own debug log and cost a Sprintf
+// per transaction.
+const badgerTraceLevel = slog.LevelDebug - 4
+
 func (l badgerLogger) Debugf(f string, args ...any) {
-	l.log.Debug("badger: " + trimNewline(fmt.Sprintf(f, args...)))
+	if l.log.Enabled(context.Background(), badgerTraceLevel) {
+		l.log.Log(context.Background(), badgerTraceLevel, "badger: "+trimNewline(fmt.Sprintf(f, args...)))
+	}
 }
 
 func trimNewline(s string) string {

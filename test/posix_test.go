@@ -1,0 +1,176 @@
+package test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"fdfsfs/fdfs/fdfstest"
+)
+
+// TestPOSIX covers the system calls legacy applications use beyond plain
+// read and write: mmap, fsync, O_APPEND, O_EXCL, rename over a file, locks,
+// and a file larger than one streamed chunk.
+func TestPOSIX(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	// A small write buffer makes a few MiB span several streamed chunks.
+	m := startMount(t, c, "--write-buffer", "4194304")
+	g := m.path("group1")
+
+	t.Run("shared writable mmap", func(t *testing.T) {
+		p := filepath.Join(g, "mapped.bin")
+		data := pattern(3<<20, 11)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mem, err := syscall.Mmap(int(f.Fd()), 0, len(data), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+		if err != nil {
+			f.Close()
+			t.Fatalf("mmap: %v", err)
+		}
+		if !bytes.Equal(mem[:4096], data[:4096]) {
+			t.Error("mapped bytes differ from the file")
+		}
+		copy(mem[2<<20:], "mapped write")
+		copy(data[2<<20:], "mapped write")
+		if err := msync(mem); err != nil {
+			t.Fatalf("msync: %v", err)
+		}
+		syscall.Munmap(mem)
+		if err := f.Close(); err != nil {
+			t.Fatalf("close after mmap: %v", err)
+		}
+		if got := sum(t, p); got != sumBytes(data) {
+			t.Fatal("content after a shared mmap write differs")
+		}
+	})
+
+	t.Run("fsync makes the data durable in FastDFS", func(t *testing.T) {
+		p := filepath.Join(g, "synced.txt")
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		want := pattern(5<<20, 12) // more than one chunk: streamed
+		if _, err := f.Write(want); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatalf("fsync: %v", err)
+		}
+		// The file is still open; what FastDFS holds must already be it.
+		id := strings.TrimSpace(sh(t, "getfattr --only-values -n user.fdfs.file_id "+p))
+		out, err := exec.Command(binary, "get", "--tracker", c.TrackerAddr(), id, "-").Output()
+		if err != nil {
+			t.Fatalf("get %s: %v", id, err)
+		}
+		if !bytes.Equal(out, want) {
+			t.Fatalf("FastDFS holds %d bytes after fsync, want the %d written", len(out), len(want))
+		}
+	})
+
+	t.Run("O_APPEND from several opens", func(t *testing.T) {
+		p := filepath.Join(g, "append.log")
+		for _, line := range []string{"a\n", "b\n", "c\n"} {
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(line)
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if b, _ := os.ReadFile(p); string(b) != "a\nb\nc\n" {
+			t.Fatalf("appended file reads %q", b)
+		}
+	})
+
+	t.Run("O_EXCL refuses an existing name", func(t *testing.T) {
+		p := filepath.Join(g, "excl")
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if _, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); !errors.Is(err, os.ErrExist) {
+			t.Fatalf("second O_EXCL create: %v, want EEXIST", err)
+		}
+	})
+
+	t.Run("rename over a file replaces it atomically", func(t *testing.T) {
+		dst := filepath.Join(g, "config.json")
+		os.WriteFile(dst, []byte(`{"v":1}`), 0o644)
+		tmp := filepath.Join(g, ".config.json.tmp")
+		os.WriteFile(tmp, []byte(`{"v":2}`), 0o644)
+		if err := os.Rename(tmp, dst); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(dst); string(b) != `{"v":2}` {
+			t.Fatalf("after rename: %q", b)
+		}
+		if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+			t.Fatalf("source still there: %v", err)
+		}
+	})
+
+	t.Run("flock is exclusive between descriptors", func(t *testing.T) {
+		p := filepath.Join(g, "locked")
+		os.WriteFile(p, []byte("x"), 0o644)
+		a, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		b, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if err := syscall.Flock(int(a.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			t.Fatalf("first flock: %v", err)
+		}
+		if err := syscall.Flock(int(b.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); !errors.Is(err, syscall.EWOULDBLOCK) {
+			t.Fatalf("second flock: %v, want EWOULDBLOCK", err)
+		}
+		syscall.Flock(int(a.Fd()), syscall.LOCK_UN)
+		if err := syscall.Flock(int(b.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			t.Fatalf("flock after unlock: %v", err)
+		}
+	})
+
+	t.Run("a multi-chunk file streams and reads back", func(t *testing.T) {
+		p := filepath.Join(g, "stream.bin")
+		data := pattern(9<<20+12345, 13)
+		src := filepath.Join(t.TempDir(), "stream.bin")
+		os.WriteFile(src, data, 0o644)
+		sh(t, "cp "+src+" "+p)
+		if got := sum(t, p); got != sumBytes(data) {
+			t.Fatal("streamed file differs")
+		}
+		// Read the middle through a fresh descriptor, as a random reader would.
+		f, _ := os.Open(p)
+		defer f.Close()
+		mid := make([]byte, 4096)
+		if _, err := f.ReadAt(mid, 7<<20); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(mid, data[7<<20:7<<20+4096]) {
+			t.Fatal("ranged read differs")
+		}
+	})
+}
+
+func msync(b []byte) error { return unix.Msync(b, unix.MS_SYNC) }
