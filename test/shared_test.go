@@ -287,3 +287,39 @@ func TestSharedNotices(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSharedUploadSurvivesOtherSweeps writes a file on host A in several
+// streamed chunks, slowly, while host B sweeps the journal every 50 ms: B
+// must leave A's unclaimed upload alone (it is another host's, and recent),
+// so the file ends whole.
+func TestSharedUploadSurvivesOtherSweeps(t *testing.T) {
+	url := redisServer(t)
+	c := cluster(t, fdfstest.Options{})
+	a := startSharedMount(t, c, url, "--write-buffer", "4194304") // 1 MiB chunks
+	b := startSharedMount(t, c, url, "--group-refresh", "50ms")
+
+	data := pattern(5<<20+77, 9)
+	f, err := os.Create(a.path("group1", "slow.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(data); off += 1 << 20 {
+		if _, err := f.Write(data[off:min(off+1<<20, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(150 * time.Millisecond) // B sweeps meanwhile
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close on A: %v", err)
+	}
+	eventually(t, "B reads the whole file", func() error {
+		got, err := os.ReadFile(b.path("group1", "slow.bin"))
+		if err != nil {
+			return err
+		}
+		if sumBytes(got) != sumBytes(data) {
+			return fmt.Errorf("content differs (%d bytes)", len(got))
+		}
+		return nil
+	})
+}
