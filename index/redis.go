@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,7 @@ type RedisOptions struct {
 	// Session names this mount in the pending journal entries it writes.
 	Session string
 	// Prefix starts every key (default "fdfsfs:", or the URL's ?prefix=).
+	// A ':' is added if it does not end with one.
 	Prefix string
 }
 
@@ -107,6 +109,9 @@ func OpenRedis(ctx context.Context, rawURL string, opts RedisOptions) (*Redis, e
 	u.RawQuery = q.Encode()
 	if prefix == "" {
 		prefix = redisDefPrefix
+	}
+	if !strings.HasSuffix(prefix, ":") {
+		prefix += ":"
 	}
 	ro, err := redis.ParseURL(u.String())
 	if err != nil {
@@ -426,12 +431,11 @@ func (r *Redis) scanInos(ctx context.Context, table string) ([]Ino, error) {
 	head := r.prefix + table
 	iter := r.client.Scan(ctx, 0, globEscape(head)+"*", 1000).Iterator()
 	for iter.Next(ctx) {
-		k := iter.Val()
-		ino, err := parseInoMember(k[len(head):])
-		if err != nil || ino == 0 {
-			return nil, corruptf("key %q", k)
+		// A key that does not end in a number belongs to another
+		// namespace whose prefix starts with ours ("fdfsfs:a:…").
+		if ino, err := parseInoMember(iter.Val()[len(head):]); err == nil && ino != 0 {
+			inos = append(inos, ino)
 		}
-		inos = append(inos, ino)
 	}
 	if err := iter.Err(); err != nil {
 		return nil, err

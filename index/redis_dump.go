@@ -197,16 +197,22 @@ func (r *Redis) checkEmpty(ctx context.Context) error {
 	return nil
 }
 
-// wipe deletes every key of the store and makes it new again.
+// wipe deletes every key of the store, and only those (another
+// namespace's prefix may start with ours), and makes it new again.
 func (r *Redis) wipe(ctx context.Context) error {
-	iter := r.client.Scan(ctx, 0, globEscape(r.prefix)+"*", 1000).Iterator()
 	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
+	for _, table := range []string{redisAttr, redisDir} {
+		inos, err := r.scanInos(ctx, table)
+		if err != nil {
+			return err
+		}
+		for _, ino := range inos {
+			keys = append(keys, r.prefix+table+inoMember(ino))
+		}
 	}
-	if err := iter.Err(); err != nil {
-		return err
-	}
+	// The loading mark goes last: a wipe cut short leaves it, and the
+	// store refused.
+	keys = append(keys, r.key(redisOrphans), r.key(redisPending), r.key(redisLastIno), r.key(redisSchema), r.key(redisLoading))
 	for len(keys) > 0 {
 		n := min(len(keys), 1000)
 		if err := r.client.Del(ctx, keys[:n]...).Err(); err != nil {
