@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -424,4 +425,31 @@ func benchIndex(b *testing.B, open func() index.Index) {
 			}
 		}
 	})
+}
+
+// TestRedisNestedPrefixes keeps two namespaces apart when one's prefix
+// starts with the other's ("p:" and "p:a:", whose keys look like p's
+// attribute keys to a careless scan).
+func TestRedisNestedPrefixes(t *testing.T) {
+	ctx := t.Context()
+	url := redisServer(t)
+	p := newPrefix()
+	outer, inner := openRedis(t, url, p), openRedis(t, url, p+"a:")
+	defer outer.Close()
+	defer inner.Close()
+	f, err := inner.Create(ctx, index.RootIno, "f", index.Attr{Kind: index.KindFile, Mode: 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSound(t, outer)
+	// A failed Load wipes outer; inner must keep its tree.
+	truncated := `{"t":"header","format":"fdfsfs-index","version":1}` + "\n"
+	if err := outer.Load(ctx, strings.NewReader(truncated)); !errors.Is(err, index.ErrCorrupt) {
+		t.Fatalf("Load of a truncated dump: %v, want ErrCorrupt", err)
+	}
+	if got, err := inner.Lookup(ctx, index.RootIno, "f"); err != nil || got.Ino != f.Ino {
+		t.Fatalf("inner's f after outer's wipe: %d, %v", got.Ino, err)
+	}
+	checkSound(t, inner)
+	checkSound(t, outer)
 }
