@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -523,6 +524,7 @@ func clusterKey(trackers []string) string {
 type mountFlags struct {
 	clientFlags
 	indexDir     string
+	meta         string
 	cacheDir     string
 	cacheSize    int64
 	writeBuffer  int64
@@ -531,6 +533,7 @@ type mountFlags struct {
 	localData    string
 	httpBase     []string
 	groupRefresh time.Duration
+	attrTimeout  time.Duration
 	readAhead    int64
 	metrics      string
 }
@@ -540,6 +543,7 @@ func runMount(ctx context.Context, args []string) error {
 	var mf mountFlags
 	mf.register(fl)
 	fl.StringVar(&mf.indexDir, "index", "", "index directory (default: DATA/index/CLUSTER)")
+	fl.StringVar(&mf.meta, "meta", "", "metadata engine URL: DIR or badger:///DIR (one host, the default), redis://[:PASSWORD@]HOST:PORT/DB[?prefix=KEYS] (shared by several mount hosts)")
 	fl.StringVar(&mf.cacheDir, "cache", "", "block cache and staging directory (default: CACHE/CLUSTER)")
 	fl.Int64Var(&mf.cacheSize, "cache-size", 4<<30, "block cache size limit in bytes")
 	fl.Int64Var(&mf.writeBuffer, "write-buffer", 32<<20, "memory per file being written, in bytes (4 chunks of a quarter each)")
@@ -548,6 +552,7 @@ func runMount(ctx context.Context, args []string) error {
 	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
 	fl.StringArrayVar(&mf.httpBase, "http-base", nil, "GROUP=URL of the nginx serving a group, for the user.fdfs.url attribute (repeatable)")
 	fl.DurationVar(&mf.groupRefresh, "group-refresh", 30*time.Second, "how often the group list is re-read from the tracker")
+	fl.DurationVar(&mf.attrTimeout, "attr-timeout", time.Second, "how long the kernel may cache names and attributes (a shared index also sends change notices)")
 	fl.Int64Var(&mf.readAhead, "read-ahead", 4<<20, "kernel readahead for the mount in bytes, set through /sys/class/bdi when fdfsfs may write there (0: the kernel's default)")
 	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
 	background := fl.Bool("background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
@@ -597,6 +602,8 @@ func (mf *mountFlags) applyOptions() (fuse.MountOptions, error) {
 				mo.FsName = val
 			case "index":
 				mf.indexDir = val
+			case "meta":
+				mf.meta = val
 			case "cache":
 				mf.cacheDir = val
 			case "cache_size":
@@ -738,15 +745,19 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 			"started the built-in local FastDFS cluster on loopback", "tracker", local.TrackerAddr(), "data", dir)
 		cfg.Trackers = []string{local.TrackerAddr()}
 	}
-	indexDir := mf.indexDir
-	if indexDir == "" {
-		indexDir = filepath.Join(dataDir(), "index", key)
+	metaURL, err := metaURLOf(mf.meta, mf.indexDir, key)
+	if err != nil {
+		return err
 	}
 	cacheRoot := mf.cacheDir
 	if cacheRoot == "" {
 		cacheRoot = filepath.Join(cacheDir(), key)
 	}
-	for _, d := range []string{indexDir, filepath.Join(cacheRoot, "blocks"), filepath.Join(cacheRoot, "staging")} {
+	dirs := []string{filepath.Join(cacheRoot, "blocks"), filepath.Join(cacheRoot, "staging")}
+	if dir, ok := badgerDir(metaURL); ok {
+		dirs = append(dirs, dir)
+	}
+	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
@@ -779,9 +790,10 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 	}
 	defer client.Close()
 	readOnly := mf.has("ro")
-	idx, err := index.OpenBadger(indexDir, index.BadgerOptions{Logger: log.With("component", "index"), ReadOnly: readOnly})
+	session := mountSession(mountpoint)
+	idx, err := index.Open(ctx, metaURL, index.OpenOptions{Logger: log.With("component", "index"), ReadOnly: readOnly, Session: session})
 	if err != nil {
-		return fmt.Errorf("opening the index %s: %w", indexDir, err)
+		return fmt.Errorf("opening the index %s: %w", redactURL(metaURL), err)
 	}
 	defer idx.Close()
 	blocks, err := cache.Open(filepath.Join(cacheRoot, "blocks"), cache.Options{MaxBytes: mf.cacheSize, Logger: log.With("component", "cache")})
@@ -805,6 +817,8 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		WriteChunk:    chunk,
 		WriteInflight: 3,
 		ReadOnly:      readOnly,
+		Shared:        index.Shared(metaURL),
+		Session:       session,
 		GroupRefresh:  mf.groupRefresh,
 		HTTPBase:      httpBase,
 		Logger:        log,
@@ -814,12 +828,12 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 	}
 	defer fsys.Close()
 
-	second := time.Second
+	timeout := mf.attrTimeout
 	mo.Debug = mf.debugFuse
 	raw := fusefs.NewNodeFS(fsys.Root(), &fusefs.Options{
-		EntryTimeout:    &second,
-		AttrTimeout:     &second,
-		NegativeTimeout: &second,
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
 	})
 	if fsMetrics != nil {
 		raw = fsMetrics.Instrument(raw)
@@ -838,7 +852,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 			log.Info("kernel readahead left at its default", "err", err)
 		}
 	}
-	log.Info("mounted", "mountpoint", mountpoint, "trackers", cfg.Trackers, "index", indexDir, "cache", cacheRoot)
+	log.Info("mounted", "mountpoint", mountpoint, "trackers", cfg.Trackers, "index", redactURL(metaURL), "cache", cacheRoot)
 	notifyReady(nil)
 
 	done := make(chan struct{})
@@ -1111,42 +1125,97 @@ func human(n int64) string {
 // mount would use for the same trackers.
 type indexFlags struct {
 	clientFlags
-	dir string
+	dir  string
+	meta string
 }
 
 func (f *indexFlags) register(fl *pflag.FlagSet) {
 	f.clientFlags.register(fl)
 	fl.StringVar(&f.dir, "index", "", "index directory (default: the one mount uses for these trackers)")
+	fl.StringVar(&f.meta, "meta", "", "metadata engine URL, as mount's --meta (instead of --index)")
 }
 
-func (f *indexFlags) path() (string, error) {
-	if f.dir != "" {
-		return f.dir, nil
-	}
-	cfg, ok, err := f.config()
-	if err != nil {
-		return "", err
-	}
+// url is the metadata URL of the index: --meta, --index, or the directory
+// mount uses by default.
+func (f *indexFlags) url() (string, error) {
 	key := "local"
-	if ok {
-		key = clusterKey(cfg.Trackers)
+	if f.meta == "" && f.dir == "" {
+		cfg, ok, err := f.config()
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			key = clusterKey(cfg.Trackers)
+		}
+	}
+	return metaURLOf(f.meta, f.dir, key)
+}
+
+func (f *indexFlags) open(readOnly bool) (index.Index, error) {
+	u, err := f.url()
+	if err != nil {
+		return nil, err
+	}
+	dir, isDir := badgerDir(u)
+	if _, err := os.Stat(dir); isDir && err != nil && readOnly {
+		return nil, fmt.Errorf("no index at %s", dir)
+	}
+	idx, err := index.Open(context.Background(), u, index.OpenOptions{Logger: f.logger(), ReadOnly: readOnly, Session: mountSession("")})
+	if err != nil {
+		if isDir {
+			return nil, fmt.Errorf("opening the index %s (is it mounted?): %w", dir, err)
+		}
+		return nil, fmt.Errorf("opening the index %s: %w", redactURL(u), err)
+	}
+	return idx, nil
+}
+
+// metaURLOf picks the index: --meta, else --index (a Badger directory),
+// else the Badger directory kept per cluster key.
+func metaURLOf(meta, indexDir, key string) (string, error) {
+	switch {
+	case meta != "" && indexDir != "":
+		return "", errors.New("--meta and --index both name the index: give one")
+	case meta != "":
+		return meta, nil
+	case indexDir != "":
+		return indexDir, nil
 	}
 	return filepath.Join(dataDir(), "index", key), nil
 }
 
-func (f *indexFlags) open(readOnly bool) (index.Index, error) {
-	dir, err := f.path()
+// badgerDir returns the directory of a Badger metadata URL.
+func badgerDir(u string) (string, bool) {
+	if rest, ok := strings.CutPrefix(u, "badger://"); ok {
+		return rest, true
+	}
+	if strings.Contains(u, "://") {
+		return "", false
+	}
+	return u, true
+}
+
+// redactURL hides a password in a metadata URL, for logs and errors.
+func redactURL(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	u, err := url.Parse(s)
 	if err != nil {
-		return nil, err
+		return "(unparsable URL)"
 	}
-	if _, err := os.Stat(dir); err != nil && readOnly {
-		return nil, fmt.Errorf("no index at %s", dir)
+	return u.Redacted()
+}
+
+// mountSession names this process in the journal entries it writes, so
+// that with a shared index each host sweeps only its own unclaimed uploads.
+func mountSession(mountpoint string) string {
+	host, _ := os.Hostname()
+	s := fmt.Sprintf("%s:%d", host, os.Getpid())
+	if mountpoint != "" {
+		s += ":" + mountpoint
 	}
-	idx, err := index.OpenBadger(dir, index.BadgerOptions{Logger: f.logger(), ReadOnly: readOnly})
-	if err != nil {
-		return nil, fmt.Errorf("opening the index %s (is it mounted?): %w", dir, err)
-	}
-	return idx, nil
+	return s
 }
 
 func runIndex(ctx context.Context, args []string) error {
@@ -1184,6 +1253,16 @@ func runIndex(ctx context.Context, args []string) error {
 			}
 			fmt.Println("after repair:")
 			printReport(after)
+			// No mount holds them open now (the shared engines too:
+			// run this only when no host mounts the index).
+			purged := 0
+			for _, ino := range after.Orphans {
+				if err := idx.Purge(ctx, ino); err != nil {
+					return fmt.Errorf("purge orphan %d: %w", ino, err)
+				}
+				purged++
+			}
+			fmt.Printf("orphans purged: %d\n", purged)
 			// Orphaned uploads and deletes still due need FastDFS.
 			if c, err := ixf.client(); err == nil {
 				defer c.Close()

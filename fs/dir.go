@@ -39,6 +39,7 @@ func (f *FS) newChild(ctx context.Context, parent *fusefs.Inode, name string, a 
 		node = &fileNode{fs: f, ino: a.Ino, group: group}
 	}
 	ch := parent.NewInode(ctx, node, fusefs.StableAttr{Mode: modeOf(a.Kind), Ino: uint64(a.Ino)})
+	f.nodes.track(a.Ino, ch)
 	if out != nil {
 		if fn, ok := ch.Operations().(*fileNode); ok {
 			a = fn.overlay(a)

@@ -81,7 +81,19 @@ type Options struct {
 	// user.fdfs.url attribute.
 	HTTPBase map[string]string
 	Logger   *slog.Logger
+	// Shared says other mount hosts use the same index. Their open
+	// handles and uploads in progress are invisible here, so the mount
+	// then purges no orphans at start and sweeps only its own unclaimed
+	// uploads (and others' once older than StaleUpload).
+	Shared bool
+	// Session is the name the index writes into this mount's journal
+	// entries (index.Pending.Session).
+	Session string
 }
+
+// StaleUpload is the age after which another host's unclaimed upload in a
+// shared index counts as abandoned by a crash.
+const StaleUpload = 24 * time.Hour
 
 // FS is one mounted tree.
 type FS struct {
@@ -98,6 +110,8 @@ type FS struct {
 	// groups is the tracker's last answer (guarded by mu).
 	groups   map[string]GroupInfo
 	groupsOK bool
+	// nodes finds the kernel's inodes for change notices (notify.go).
+	nodes nodeTable
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -140,6 +154,10 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 	}
 	f.wg.Add(1)
 	go f.refreshLoop()
+	if changes := opts.Index.Changes(); changes != nil {
+		f.wg.Add(1)
+		go f.watchChanges(changes)
+	}
 	return f, nil
 }
 
@@ -242,6 +260,12 @@ func (f *FS) groupInfo(name string) (GroupInfo, bool) {
 // FastDFS files in the journal (uploads never claimed, deletes never done)
 // are deleted.
 func (f *FS) recover(ctx context.Context) {
+	if f.opts.Shared {
+		// Another host may hold these open; `fdfsfs index check
+		// --repair` purges them once no host mounts the index.
+		f.sweepPending(ctx)
+		return
+	}
 	orphans, err := f.idx.Orphans(ctx)
 	if err != nil {
 		f.log.Warn("listing orphans", "err", err)
@@ -277,6 +301,9 @@ func (f *FS) sweepPending(ctx context.Context) {
 		return
 	}
 	for _, p := range ps {
+		if p.Reason == index.PendingUpload && f.opts.Shared && p.Session != f.opts.Session && time.Since(p.Since) < StaleUpload {
+			continue // another host's upload, perhaps still running
+		}
 		if due[p.FileID] {
 			f.deleteRemote(ctx, p.FileID)
 		}

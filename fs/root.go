@@ -20,7 +20,7 @@ type rootNode struct {
 
 var _ = (fusefs.NodeOnAdder)((*rootNode)(nil))
 
-func (r *rootNode) OnAdd(ctx context.Context) {}
+func (r *rootNode) OnAdd(ctx context.Context) { r.fs.nodes.track(index.RootIno, &r.Inode) }
 
 var _ = (fusefs.NodeGetattrer)((*rootNode)(nil))
 

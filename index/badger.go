@@ -34,6 +34,7 @@ type BadgerOptions struct {
 
 // Badger is the single-host Index engine, a Badger store on local disk.
 type Badger struct {
+	engine
 	db       *badger.DB
 	log      *slog.Logger
 	readOnly bool
@@ -91,6 +92,7 @@ func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 		return nil, fmt.Errorf("index: open badger %q: %w", dir, err)
 	}
 	b := &Badger{db: db, log: log, readOnly: opts.ReadOnly, session: opts.Session}
+	b.engine = engine{be: b, log: log}
 	if err := b.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -237,15 +239,16 @@ func (b *Badger) update(ctx context.Context, fn func(tx *txn) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		tx := newTxn(b.db.NewTransaction(true), b.session)
+		t := b.db.NewTransaction(true)
+		tx := newTxn(badgerKV{t}, b.session)
 		err := fn(tx)
 		if err == nil {
 			err = tx.flush()
 		}
 		if err == nil {
-			err = tx.t.Commit()
+			err = t.Commit()
 		}
-		tx.t.Discard()
+		t.Discard()
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}
@@ -262,14 +265,30 @@ func (b *Badger) view(ctx context.Context, fn func(tx *txn) error) error {
 		return err
 	}
 	defer b.mu.RUnlock()
-	tx := newTxn(b.db.NewTransaction(false), b.session)
-	defer tx.t.Discard()
-	return fn(tx)
+	t := b.db.NewTransaction(false)
+	defer t.Discard()
+	return fn(newTxn(badgerKV{t}, b.session))
+}
+
+// read runs fn in one read-only Badger transaction, for the scans that only
+// this engine has (dump, orphans, the journal, all inodes).
+func (b *Badger) read(ctx context.Context, fn func(s badgerKV) error) error {
+	if err := b.enter(ctx, false); err != nil {
+		return err
+	}
+	defer b.mu.RUnlock()
+	t := b.db.NewTransaction(false)
+	defer t.Discard()
+	return fn(badgerKV{t})
 }
 
 // allocIno hands out a fresh inode number, reserving a new batch from the
 // counter in its own transaction when the current one is used up.
-func (b *Badger) allocIno() (Ino, error) {
+func (b *Badger) allocIno(ctx context.Context) (Ino, error) {
+	if err := b.enter(ctx, true); err != nil {
+		return 0, err
+	}
+	defer b.mu.RUnlock()
 	b.allocMu.Lock()
 	defer b.allocMu.Unlock()
 	if b.allocNext == b.allocEnd {
@@ -328,541 +347,10 @@ func readCounter(tx *badger.Txn, name string) (uint64, error) {
 	return v, err
 }
 
-func (b *Badger) Lookup(ctx context.Context, parent Ino, name string) (Attr, error) {
-	if err := CheckName(name); err != nil {
-		return Attr{}, err
-	}
-	var a Attr
-	err := b.view(ctx, func(tx *txn) error {
-		ino, _, ok, err := tx.dentry(parent, name)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			if _, err := tx.dir(parent); err != nil {
-				return err
-			}
-			return ErrNotFound
-		}
-		n, err := tx.named(parent, name, ino)
-		if err != nil {
-			return err
-		}
-		a = n.Attr
-		return nil
-	})
-	return a, err
-}
-
-func (b *Badger) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
-	var a Attr
-	err := b.view(ctx, func(tx *txn) error {
-		n, err := tx.node(ino)
-		if err == nil {
-			a = n.Attr
-		}
-		return err
-	})
-	return a, err
-}
-
-// ReadDir lists parent in one transaction: one scan of its entries, then
-// the attributes of each. An entry whose inode is missing is left out and
-// logged; Check reports it.
-func (b *Badger) ReadDir(ctx context.Context, parent Ino) ([]Entry, error) {
-	var entries []Entry
-	err := b.view(ctx, func(tx *txn) error {
-		if _, err := tx.dir(parent); err != nil {
-			return err
-		}
-		entries = entries[:0]
-		type dentry struct {
-			name string
-			ino  Ino
-		}
-		var ds []dentry
-		err := tx.scanDentries(ctx, parent, func(name string, ino Ino, _ Kind) error {
-			ds = append(ds, dentry{name, ino})
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		entries = make([]Entry, 0, len(ds))
-		for i, d := range ds {
-			if i%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			a, _, err := tx.readAttr(d.ino)
-			if errors.Is(err, ErrNotFound) {
-				b.log.Warn("index: entry names a missing inode", "parent", parent, "name", d.name, "ino", d.ino)
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			entries = append(entries, Entry{Name: d.name, Attr: a})
-		}
-		return nil
-	})
-	return entries, err
-}
-
-func (b *Badger) Create(ctx context.Context, parent Ino, name string, attr Attr) (Attr, error) {
-	if err := CheckName(name); err != nil {
-		return Attr{}, err
-	}
-	if !attr.Kind.valid() {
-		return Attr{}, fmt.Errorf("%w: kind %d", ErrInvalid, attr.Kind)
-	}
-	if attr.Kind == KindSymlink && attr.Target == "" {
-		return Attr{}, fmt.Errorf("%w: symlink without a target", ErrInvalid)
-	}
-	if err := b.enter(ctx, true); err != nil {
-		return Attr{}, err
-	}
-	ino, err := b.allocIno()
-	b.mu.RUnlock()
-	if err != nil {
-		return Attr{}, err
-	}
-	var created Attr
-	err = b.update(ctx, func(tx *txn) error {
-		p, err := tx.dir(parent)
-		if err != nil {
-			return err
-		}
-		if _, _, ok, err := tx.dentry(parent, name); err != nil {
-			return err
-		} else if ok {
-			return ErrExists
-		}
-		a := attr
-		a.Ino = ino
-		a.Mode &= 0o7777
-		a.Nlink = 1
-		a.Gen = 0
-		if a.Kind != KindSymlink {
-			a.Target = ""
-		}
-		if a.Kind != KindFile {
-			a.FileID, a.Appender, a.Size = "", false, 0
-		}
-		for _, t := range []*time.Time{&a.Atime, &a.Mtime, &a.Ctime} {
-			if t.IsZero() {
-				*t = tx.now
-			}
-		}
-		n := tx.add(a)
-		if a.Kind == KindDir {
-			n.Nlink = 2
-			n.parent = parent
-			p.Nlink++
-		}
-		if a.FileID != "" {
-			// The new name claims an uploaded file, as SetContent does.
-			if err := tx.t.Delete(pendingKey(a.FileID)); err != nil {
-				return err
-			}
-		}
-		if err := tx.setDentry(parent, name, ino, a.Kind); err != nil {
-			return err
-		}
-		p.Mtime, p.Ctime = tx.now, tx.now
-		tx.touch(p)
-		created = n.Attr
-		return nil
-	})
-	return created, err
-}
-
-// Link refuses a directory with ErrInvalid (link(2) says EPERM, which the
-// error set has no match for) and an orphan with ErrNotFound.
-func (b *Badger) Link(ctx context.Context, ino Ino, newParent Ino, newName string) (Attr, error) {
-	if err := CheckName(newName); err != nil {
-		return Attr{}, err
-	}
-	var linked Attr
-	err := b.update(ctx, func(tx *txn) error {
-		n, err := tx.node(ino)
-		if err != nil {
-			return err
-		}
-		switch {
-		case n.Kind == KindDir:
-			return fmt.Errorf("%w: hard link to a directory", ErrInvalid)
-		case n.Nlink == 0:
-			return fmt.Errorf("%w: inode %d has no names left", ErrNotFound, ino)
-		}
-		p, err := tx.dir(newParent)
-		if err != nil {
-			return err
-		}
-		if _, _, ok, err := tx.dentry(newParent, newName); err != nil {
-			return err
-		} else if ok {
-			return ErrExists
-		}
-		if err := tx.setDentry(newParent, newName, ino, n.Kind); err != nil {
-			return err
-		}
-		n.Nlink++
-		n.Ctime = tx.now
-		tx.touch(n)
-		p.Mtime, p.Ctime = tx.now, tx.now
-		tx.touch(p)
-		linked = n.Attr
-		return nil
-	})
-	return linked, err
-}
-
-func (b *Badger) Unlink(ctx context.Context, parent Ino, name string) (Attr, error) {
-	if err := CheckName(name); err != nil {
-		return Attr{}, err
-	}
-	var after Attr
-	err := b.update(ctx, func(tx *txn) error {
-		p, err := tx.dir(parent)
-		if err != nil {
-			return err
-		}
-		ino, kind, ok, err := tx.dentry(parent, name)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrNotFound
-		}
-		if kind == KindDir {
-			return ErrIsDir
-		}
-		n, err := tx.named(parent, name, ino)
-		if err != nil {
-			return err
-		}
-		if err := tx.t.Delete(dentryKey(parent, name)); err != nil {
-			return err
-		}
-		if n.Nlink > 0 {
-			n.Nlink--
-		}
-		n.Ctime = tx.now
-		tx.touch(n)
-		p.Mtime, p.Ctime = tx.now, tx.now
-		tx.touch(p)
-		after = n.Attr
-		return nil
-	})
-	return after, err
-}
-
-func (b *Badger) Rmdir(ctx context.Context, parent Ino, name string) error {
-	if err := CheckName(name); err != nil {
-		return err
-	}
-	return b.update(ctx, func(tx *txn) error {
-		p, err := tx.dir(parent)
-		if err != nil {
-			return err
-		}
-		ino, kind, ok, err := tx.dentry(parent, name)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrNotFound
-		}
-		if kind != KindDir {
-			return ErrNotDir
-		}
-		n, err := tx.named(parent, name, ino)
-		if err != nil {
-			return err
-		}
-		if err := tx.removeEmptyDir(n); err != nil {
-			return err
-		}
-		if err := tx.t.Delete(dentryKey(parent, name)); err != nil {
-			return err
-		}
-		p.Nlink--
-		p.Mtime, p.Ctime = tx.now, tx.now
-		tx.touch(p)
-		return nil
-	})
-}
-
-func (b *Badger) Rename(ctx context.Context, oldParent Ino, oldName string, newParent Ino, newName string, flags uint32) (*Attr, error) {
-	if flags&^(RenameNoReplace|RenameExchange) != 0 || flags == RenameNoReplace|RenameExchange {
-		return nil, fmt.Errorf("%w: rename flags %#x", ErrInvalid, flags)
-	}
-	if err := CheckName(oldName); err != nil {
-		return nil, err
-	}
-	if err := CheckName(newName); err != nil {
-		return nil, err
-	}
-	var replaced *Attr
-	err := b.update(ctx, func(tx *txn) error {
-		replaced = nil
-		op, err := tx.dir(oldParent)
-		if err != nil {
-			return err
-		}
-		np, err := tx.dir(newParent)
-		if err != nil {
-			return err
-		}
-		srcIno, _, ok, err := tx.dentry(oldParent, oldName)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrNotFound
-		}
-		src, err := tx.named(oldParent, oldName, srcIno)
-		if err != nil {
-			return err
-		}
-		dstIno, _, dstExists, err := tx.dentry(newParent, newName)
-		if err != nil {
-			return err
-		}
-		if oldParent == newParent && oldName == newName {
-			return nil
-		}
-		moved := oldParent != newParent
-
-		if flags&RenameExchange != 0 {
-			if !dstExists {
-				return ErrNotFound
-			}
-			dst, err := tx.named(newParent, newName, dstIno)
-			if err != nil {
-				return err
-			}
-			if moved && src.Kind == KindDir {
-				if err := tx.notInside(src.Ino, newParent); err != nil {
-					return err
-				}
-			}
-			if moved && dst.Kind == KindDir {
-				if err := tx.notInside(dst.Ino, oldParent); err != nil {
-					return err
-				}
-			}
-			if err := tx.setDentry(newParent, newName, src.Ino, src.Kind); err != nil {
-				return err
-			}
-			if err := tx.setDentry(oldParent, oldName, dst.Ino, dst.Kind); err != nil {
-				return err
-			}
-			if moved && src.Kind == KindDir {
-				src.parent = newParent
-				op.Nlink--
-				np.Nlink++
-			}
-			if moved && dst.Kind == KindDir {
-				dst.parent = oldParent
-				np.Nlink--
-				op.Nlink++
-			}
-			src.Ctime, dst.Ctime = tx.now, tx.now
-			tx.touch(src)
-			tx.touch(dst)
-			op.Mtime, op.Ctime, np.Mtime, np.Ctime = tx.now, tx.now, tx.now, tx.now
-			tx.touch(op)
-			tx.touch(np)
-			return nil
-		}
-
-		var dst *node
-		if dstExists {
-			if flags&RenameNoReplace != 0 {
-				return ErrExists
-			}
-			if dstIno == srcIno {
-				// Two names of one inode: rename(2) does nothing.
-				return nil
-			}
-			if dst, err = tx.named(newParent, newName, dstIno); err != nil {
-				return err
-			}
-			switch {
-			case src.Kind == KindDir && dst.Kind != KindDir:
-				return ErrNotDir
-			case src.Kind != KindDir && dst.Kind == KindDir:
-				return ErrIsDir
-			}
-		}
-		if moved && src.Kind == KindDir {
-			if err := tx.notInside(src.Ino, newParent); err != nil {
-				return err
-			}
-		}
-		if dst != nil {
-			if dst.Kind == KindDir {
-				if err := tx.removeEmptyDir(dst); err != nil {
-					return err
-				}
-				np.Nlink--
-				gone := dst.Attr
-				gone.Nlink = 0
-				replaced = &gone
-			} else {
-				dst.Nlink--
-				dst.Ctime = tx.now
-				tx.touch(dst)
-				after := dst.Attr
-				replaced = &after
-			}
-		}
-		if err := tx.t.Delete(dentryKey(oldParent, oldName)); err != nil {
-			return err
-		}
-		if err := tx.setDentry(newParent, newName, src.Ino, src.Kind); err != nil {
-			return err
-		}
-		if moved && src.Kind == KindDir {
-			src.parent = newParent
-			op.Nlink--
-			np.Nlink++
-		}
-		src.Ctime = tx.now
-		tx.touch(src)
-		op.Mtime, op.Ctime, np.Mtime, np.Ctime = tx.now, tx.now, tx.now, tx.now
-		tx.touch(op)
-		tx.touch(np)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return replaced, nil
-}
-
-// SetAttr sets ctime to now unless in.Ctime says otherwise, as chmod,
-// chown and utimes do.
-func (b *Badger) SetAttr(ctx context.Context, ino Ino, in SetAttrIn) (Attr, error) {
-	var a Attr
-	err := b.update(ctx, func(tx *txn) error {
-		n, err := tx.node(ino)
-		if err != nil {
-			return err
-		}
-		if in.Mode != nil {
-			n.Mode = *in.Mode & 0o7777
-		}
-		if in.Uid != nil {
-			n.Uid = *in.Uid
-		}
-		if in.Gid != nil {
-			n.Gid = *in.Gid
-		}
-		if in.Atime != nil {
-			n.Atime = *in.Atime
-		}
-		if in.Mtime != nil {
-			n.Mtime = *in.Mtime
-		}
-		n.Ctime = tx.now
-		if in.Ctime != nil {
-			n.Ctime = *in.Ctime
-		}
-		tx.touch(n)
-		a = n.Attr
-		return nil
-	})
-	return a, err
-}
-
-// SetContent removes the journal entry of c.FileID whatever its reason: a
-// file a name points at must never be deleted. A zero c.Mtime means now.
-func (b *Badger) SetContent(ctx context.Context, ino Ino, c Content) (Attr, error) {
-	if c.Size < 0 {
-		return Attr{}, fmt.Errorf("%w: size %d", ErrInvalid, c.Size)
-	}
-	var a Attr
-	err := b.update(ctx, func(tx *txn) error {
-		n, err := tx.node(ino)
-		if err != nil {
-			return err
-		}
-		switch n.Kind {
-		case KindDir:
-			return ErrIsDir
-		case KindSymlink:
-			return fmt.Errorf("%w: content of a symlink", ErrInvalid)
-		}
-		if c.FileID != "" {
-			if err := tx.t.Delete(pendingKey(c.FileID)); err != nil {
-				return err
-			}
-		}
-		if n.FileID != "" && n.FileID != c.FileID {
-			if err := tx.setPending(Pending{FileID: n.FileID, Reason: PendingDelete, Session: tx.session}); err != nil {
-				return err
-			}
-		}
-		n.FileID, n.Appender, n.Size = c.FileID, c.Appender, c.Size
-		n.Mtime = c.Mtime
-		if n.Mtime.IsZero() {
-			n.Mtime = tx.now
-		}
-		n.Ctime = tx.now
-		n.Gen++
-		tx.touch(n)
-		a = n.Attr
-		return nil
-	})
-	return a, err
-}
-
-// Purge of a missing inode does nothing but drop a stale orphan mark, so
-// that two releases racing to purge both succeed.
-func (b *Badger) Purge(ctx context.Context, ino Ino) error {
-	return b.update(ctx, func(tx *txn) error {
-		n, err := tx.node(ino)
-		if errors.Is(err, ErrNotFound) {
-			return tx.t.Delete(orphanKey(ino))
-		}
-		if err != nil || n.Nlink > 0 {
-			return err
-		}
-		if n.FileID != "" {
-			if err := tx.setPending(Pending{FileID: n.FileID, Reason: PendingDelete, Session: tx.session}); err != nil {
-				return err
-			}
-		}
-		if n.Kind == KindDir {
-			// Only Repair orphans a directory; whatever it still lists
-			// goes with it.
-			var names []string
-			err := tx.scanDentries(ctx, ino, func(name string, _ Ino, _ Kind) error {
-				names = append(names, name)
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			for _, name := range names {
-				if err := tx.t.Delete(dentryKey(ino, name)); err != nil {
-					return err
-				}
-			}
-		}
-		tx.remove(n)
-		return tx.t.Delete(orphanKey(ino))
-	})
-}
-
 func (b *Badger) Orphans(ctx context.Context) ([]Ino, error) {
 	var inos []Ino
-	err := b.view(ctx, func(tx *txn) error {
-		return tx.scan(ctx, []byte{tableOrphan}, false, func(k, _ []byte) error {
+	err := b.read(ctx, func(s badgerKV) error {
+		return s.scan(ctx, []byte{tableOrphan}, false, func(k, _ []byte) error {
 			ino, ok := inoFromKey(k)
 			if !ok {
 				return corruptf("orphan key %x", k)
@@ -874,37 +362,10 @@ func (b *Badger) Orphans(ctx context.Context) ([]Ino, error) {
 	return inos, err
 }
 
-// AddPending fills in an empty Session with this mount's and a zero Since
-// with now. It replaces an entry for the same file ID.
-func (b *Badger) AddPending(ctx context.Context, p Pending) error {
-	if p.FileID == "" || !p.Reason.valid() {
-		return fmt.Errorf("%w: pending entry %+v", ErrInvalid, p)
-	}
-	return b.update(ctx, func(tx *txn) error {
-		if p.Session == "" {
-			p.Session = tx.session
-		}
-		return tx.setPending(p)
-	})
-}
-
-func (b *Badger) RemovePending(ctx context.Context, fileID string) error {
-	return b.update(ctx, func(tx *txn) error {
-		_, err := tx.t.Get(pendingKey(fileID))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		return tx.t.Delete(pendingKey(fileID))
-	})
-}
-
 func (b *Badger) ListPending(ctx context.Context) ([]Pending, error) {
 	var ps []Pending
-	err := b.view(ctx, func(tx *txn) error {
-		return tx.scanPending(ctx, func(p Pending) error {
+	err := b.read(ctx, func(s badgerKV) error {
+		return s.scanPending(ctx, func(p Pending) error {
 			ps = append(ps, p)
 			return nil
 		})
@@ -916,51 +377,9 @@ func (b *Badger) ListPending(ctx context.Context) ([]Pending, error) {
 func (b *Badger) Changes() <-chan Change { return nil }
 
 func (b *Badger) Inodes(ctx context.Context, fn func(Attr) error) error {
-	return b.view(ctx, func(tx *txn) error {
-		return tx.scanInodes(ctx, func(a Attr, _ Ino) error { return fn(a) })
+	return b.read(ctx, func(s badgerKV) error {
+		return s.scanInodes(ctx, func(a Attr, _ Ino) error { return fn(a) })
 	})
-}
-
-func (b *Badger) Dentries(ctx context.Context, dir Ino, fn func(name string, ino Ino, kind Kind) error) error {
-	return b.view(ctx, func(tx *txn) error {
-		return tx.scanDentries(ctx, dir, fn)
-	})
-}
-
-func (b *Badger) DropDentry(ctx context.Context, dir Ino, name string) error {
-	return b.update(ctx, func(tx *txn) error {
-		_, err := tx.t.Get(dentryKey(dir, name))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		return tx.t.Delete(dentryKey(dir, name))
-	})
-}
-
-func (b *Badger) SetNlink(ctx context.Context, ino Ino, nlink uint32) (Attr, error) {
-	var a Attr
-	err := b.update(ctx, func(tx *txn) error {
-		n, err := tx.node(ino)
-		if err != nil {
-			return err
-		}
-		n.Nlink = nlink
-		tx.touch(n)
-		// Set the mark from the new count alone: the old one may be the
-		// damage being repaired.
-		n.origNlink = -1
-		if nlink == 0 {
-			err = tx.t.Set(orphanKey(ino), nil)
-		} else {
-			err = tx.t.Delete(orphanKey(ino))
-		}
-		a = n.Attr
-		return err
-	})
-	return a, err
 }
 
 // badgerLogger sends Badger's messages to slog. Badger is chatty at info

@@ -13,7 +13,7 @@ import (
 // Dump writes the store from one read transaction, so the dump is a
 // consistent snapshot even while the mount keeps working.
 func (b *Badger) Dump(ctx context.Context, w io.Writer) error {
-	return b.view(ctx, func(tx *txn) error {
+	return b.read(ctx, func(tx badgerKV) error {
 		dw, err := NewDumpWriter(w)
 		if err != nil {
 			return err
@@ -83,8 +83,7 @@ func (b *Badger) Load(ctx context.Context, r io.Reader) error {
 	}
 	defer b.mu.RUnlock()
 	err = b.db.Update(func(t *badger.Txn) error {
-		tx := newTxn(t, b.session)
-		if err := tx.checkEmpty(ctx); err != nil {
+		if err := (badgerKV{t}).checkEmpty(ctx); err != nil {
 			return err
 		}
 		return t.Set(metaKey(metaLoading), nil)
@@ -184,7 +183,7 @@ func (b *Badger) wipe() error {
 
 // checkEmpty returns ErrNotEmpty unless the store holds nothing but its
 // root: no other inode, no entry, orphan or journal entry.
-func (tx *txn) checkEmpty(ctx context.Context) error {
+func (tx badgerKV) checkEmpty(ctx context.Context) error {
 	found := errors.New("found")
 	for _, table := range []byte{tableAttr, tableDentry, tableOrphan, tablePending} {
 		err := tx.scan(ctx, []byte{table}, false, func(k, _ []byte) error {

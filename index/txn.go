@@ -5,16 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
-// txn is one Badger transaction seen as inodes and entries. Inodes read
+// txn is one engine transaction (kv) seen as inodes and entries. Inodes read
 // through it are kept, so that one inode in two roles (the old and the new
 // parent of a rename being one directory) is one *node, and flush writes
 // each changed inode once, with its orphan mark.
 type txn struct {
-	t       *badger.Txn
+	kv      kv
 	now     time.Time
 	session string
 	nodes   map[Ino]*node
@@ -29,26 +27,20 @@ type node struct {
 	removed   bool
 }
 
-func newTxn(t *badger.Txn, session string) *txn {
-	return &txn{t: t, now: time.Now(), session: session, nodes: make(map[Ino]*node)}
+func newTxn(store kv, session string) *txn {
+	return &txn{kv: store, now: time.Now(), session: session, nodes: make(map[Ino]*node)}
 }
 
 // readAttr reads one inode, bypassing the txn's cache.
 func (tx *txn) readAttr(ino Ino) (Attr, Ino, error) {
-	item, err := tx.t.Get(attrKey(ino))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return Attr{}, 0, ErrNotFound
-	}
+	v, err := tx.kv.attr(ino)
 	if err != nil {
 		return Attr{}, 0, err
 	}
-	var a Attr
-	var parent Ino
-	err = item.Value(func(v []byte) error {
-		a, parent, err = decodeAttr(ino, v)
-		return err
-	})
-	return a, parent, err
+	if v == nil {
+		return Attr{}, 0, ErrNotFound
+	}
+	return decodeAttr(ino, v)
 }
 
 func (tx *txn) node(ino Ino) (*node, error) {
@@ -114,29 +106,23 @@ func (tx *txn) remove(n *node) {
 func (tx *txn) flush() error {
 	for _, n := range tx.changed {
 		if n.removed {
-			if err := tx.t.Delete(attrKey(n.Ino)); err != nil {
+			if err := tx.kv.deleteAttr(n.Ino); err != nil {
 				return err
 			}
 			if n.origNlink == 0 {
-				if err := tx.t.Delete(orphanKey(n.Ino)); err != nil {
+				if err := tx.kv.setOrphan(n.Ino, false); err != nil {
 					return err
 				}
 			}
 			continue
 		}
-		if err := tx.t.Set(attrKey(n.Ino), encodeAttr(n.Attr, n.parent)); err != nil {
+		if err := tx.kv.setAttr(n.Ino, encodeAttr(n.Attr, n.parent)); err != nil {
 			return err
 		}
 		if n.origNlink < 0 || (n.origNlink == 0) == (n.Nlink == 0) {
 			continue
 		}
-		var err error
-		if n.Nlink == 0 {
-			err = tx.t.Set(orphanKey(n.Ino), nil)
-		} else {
-			err = tx.t.Delete(orphanKey(n.Ino))
-		}
-		if err != nil {
+		if err := tx.kv.setOrphan(n.Ino, n.Nlink == 0); err != nil {
 			return err
 		}
 	}
@@ -145,36 +131,26 @@ func (tx *txn) flush() error {
 
 // dentry reads one entry; ok is false if there is none.
 func (tx *txn) dentry(parent Ino, name string) (ino Ino, kind Kind, ok bool, err error) {
-	item, err := tx.t.Get(dentryKey(parent, name))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, 0, false, nil
-	}
-	if err != nil {
+	v, err := tx.kv.dentry(parent, name)
+	if err != nil || v == nil {
 		return 0, 0, false, err
 	}
-	err = item.Value(func(v []byte) error {
-		ino, kind, err = decodeDentry(v)
-		return err
-	})
+	ino, kind, err = decodeDentry(v)
 	return ino, kind, err == nil, err
 }
 
 func (tx *txn) setDentry(parent Ino, name string, ino Ino, kind Kind) error {
-	return tx.t.Set(dentryKey(parent, name), encodeDentry(ino, kind))
+	return tx.kv.setDentry(parent, name, encodeDentry(ino, kind))
 }
 
 // removeEmptyDir removes directory n, or returns ErrNotEmpty. Every entry
 // added to a directory also writes the directory's attributes, which this
 // transaction has read, so a racing addition makes one of the two conflict.
 func (tx *txn) removeEmptyDir(n *node) error {
-	prefix := dentryPrefix(n.Ino)
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = prefix
-	opts.PrefetchValues = false
-	it := tx.t.NewIterator(opts)
-	it.Seek(prefix)
-	empty := !it.ValidForPrefix(prefix)
-	it.Close()
+	empty, err := tx.kv.dirEmpty(n.Ino)
+	if err != nil {
+		return err
+	}
 	if !empty {
 		return ErrNotEmpty
 	}
@@ -213,72 +189,15 @@ func (tx *txn) setPending(p Pending) error {
 	if p.Since.IsZero() {
 		p.Since = tx.now
 	}
-	return tx.t.Set(pendingKey(p.FileID), encodePending(p))
-}
-
-// scan calls fn for every key under prefix in key order, with its value if
-// values is set. k and v are valid only during the call.
-func (tx *txn) scan(ctx context.Context, prefix []byte, values bool, fn func(k, v []byte) error) error {
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = prefix
-	opts.PrefetchValues = values
-	it := tx.t.NewIterator(opts)
-	defer it.Close()
-	n := 0
-	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-		if n++; n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		item := it.Item()
-		var err error
-		if values {
-			err = item.Value(func(v []byte) error { return fn(item.Key(), v) })
-		} else {
-			err = fn(item.Key(), nil)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return tx.kv.setPending(p.FileID, encodePending(p))
 }
 
 func (tx *txn) scanDentries(ctx context.Context, dir Ino, fn func(name string, ino Ino, kind Kind) error) error {
-	return tx.scan(ctx, dentryPrefix(dir), true, func(k, v []byte) error {
-		name, ok := nameFromDentryKey(k)
-		if !ok {
-			return corruptf("dentry key %x", k)
-		}
+	return tx.kv.dentries(ctx, dir, func(name string, v []byte) error {
 		ino, kind, err := decodeDentry(v)
 		if err != nil {
 			return fmt.Errorf("entry %q of %d: %w", name, dir, err)
 		}
 		return fn(name, ino, kind)
-	})
-}
-
-func (tx *txn) scanInodes(ctx context.Context, fn func(a Attr, parent Ino) error) error {
-	return tx.scan(ctx, []byte{tableAttr}, true, func(k, v []byte) error {
-		ino, ok := inoFromKey(k)
-		if !ok {
-			return corruptf("attr key %x", k)
-		}
-		a, parent, err := decodeAttr(ino, v)
-		if err != nil {
-			return err
-		}
-		return fn(a, parent)
-	})
-}
-
-func (tx *txn) scanPending(ctx context.Context, fn func(Pending) error) error {
-	return tx.scan(ctx, []byte{tablePending}, true, func(k, v []byte) error {
-		p, err := decodePending(string(k[1:]), v)
-		if err != nil {
-			return err
-		}
-		return fn(p)
 	})
 }

@@ -1,0 +1,148 @@
+package index
+
+import (
+	"context"
+	"errors"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// badgerKV is one Badger transaction as the kv the shared operations use,
+// with the key layout of keys.go.
+type badgerKV struct{ t *badger.Txn }
+
+var _ kv = badgerKV{}
+
+// get returns a copy of key's value, nil if there is none.
+func (s badgerKV) get(key []byte) ([]byte, error) {
+	item, err := s.t.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, err := item.ValueCopy(nil)
+	if v == nil && err == nil {
+		v = []byte{} // present but empty
+	}
+	return v, err
+}
+
+func (s badgerKV) attr(ino Ino) ([]byte, error) { return s.get(attrKey(ino)) }
+
+func (s badgerKV) attrs(inos []Ino) ([][]byte, error) {
+	vs := make([][]byte, len(inos))
+	for i, ino := range inos {
+		v, err := s.get(attrKey(ino))
+		if err != nil {
+			return nil, err
+		}
+		vs[i] = v
+	}
+	return vs, nil
+}
+
+func (s badgerKV) setAttr(ino Ino, v []byte) error { return s.t.Set(attrKey(ino), v) }
+func (s badgerKV) deleteAttr(ino Ino) error        { return s.t.Delete(attrKey(ino)) }
+
+func (s badgerKV) dentry(dir Ino, name string) ([]byte, error) {
+	return s.get(dentryKey(dir, name))
+}
+
+func (s badgerKV) setDentry(dir Ino, name string, v []byte) error {
+	return s.t.Set(dentryKey(dir, name), v)
+}
+
+func (s badgerKV) deleteDentry(dir Ino, name string) error {
+	return s.t.Delete(dentryKey(dir, name))
+}
+
+func (s badgerKV) dirEmpty(dir Ino) (bool, error) {
+	prefix := dentryPrefix(dir)
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	opts.PrefetchValues = false
+	it := s.t.NewIterator(opts)
+	defer it.Close()
+	it.Seek(prefix)
+	return !it.ValidForPrefix(prefix), nil
+}
+
+func (s badgerKV) dentries(ctx context.Context, dir Ino, fn func(name string, v []byte) error) error {
+	return s.scan(ctx, dentryPrefix(dir), true, func(k, v []byte) error {
+		name, ok := nameFromDentryKey(k)
+		if !ok {
+			return corruptf("dentry key %x", k)
+		}
+		return fn(name, v)
+	})
+}
+
+func (s badgerKV) setOrphan(ino Ino, orphan bool) error {
+	if orphan {
+		return s.t.Set(orphanKey(ino), nil)
+	}
+	return s.t.Delete(orphanKey(ino))
+}
+
+func (s badgerKV) pending(fileID string) ([]byte, error) { return s.get(pendingKey(fileID)) }
+
+func (s badgerKV) setPending(fileID string, v []byte) error {
+	return s.t.Set(pendingKey(fileID), v)
+}
+
+func (s badgerKV) deletePending(fileID string) error { return s.t.Delete(pendingKey(fileID)) }
+
+// scan calls fn for every key under prefix in key order, with its value if
+// values is set. k and v are valid only during the call.
+func (s badgerKV) scan(ctx context.Context, prefix []byte, values bool, fn func(k, v []byte) error) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	opts.PrefetchValues = values
+	it := s.t.NewIterator(opts)
+	defer it.Close()
+	n := 0
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		if n++; n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		item := it.Item()
+		var err error
+		if values {
+			err = item.Value(func(v []byte) error { return fn(item.Key(), v) })
+		} else {
+			err = fn(item.Key(), nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s badgerKV) scanInodes(ctx context.Context, fn func(a Attr, parent Ino) error) error {
+	return s.scan(ctx, []byte{tableAttr}, true, func(k, v []byte) error {
+		ino, ok := inoFromKey(k)
+		if !ok {
+			return corruptf("attr key %x", k)
+		}
+		a, parent, err := decodeAttr(ino, v)
+		if err != nil {
+			return err
+		}
+		return fn(a, parent)
+	})
+}
+
+func (s badgerKV) scanPending(ctx context.Context, fn func(Pending) error) error {
+	return s.scan(ctx, []byte{tablePending}, true, func(k, v []byte) error {
+		p, err := decodePending(string(k[1:]), v)
+		if err != nil {
+			return err
+		}
+		return fn(p)
+	})
+}

@@ -1,0 +1,325 @@
+package test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"fdfsfs/fdfs/fdfstest"
+)
+
+// redisServer starts a redis-server of the test's own on a free loopback
+// port, with no persistence, and returns its URL; t.Cleanup stops it after
+// the mounts (registered later) are gone.
+func redisServer(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not installed (PATH); the shared index is not tested")
+	}
+	dir := t.TempDir()
+	for range 5 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if waitRedis(addr) {
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			return "redis://" + addr + "/0"
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+	t.Fatalf("redis-server did not answer PING\n%s", log)
+	return ""
+}
+
+func waitRedis(addr string) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			continue
+		}
+		c.SetDeadline(time.Now().Add(time.Second))
+		c.Write([]byte("PING\r\n"))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if line == "+PONG\r\n" {
+			return true
+		}
+	}
+	return false
+}
+
+// startSharedMount mounts the cluster with its index in Redis, as one host
+// of several would.
+func startSharedMount(t *testing.T, c *fdfstest.Cluster, metaURL string, extra ...string) *mount {
+	t.Helper()
+	needFUSE(t)
+	m := &mount{t: t, dir: t.TempDir(), state: t.TempDir()}
+	m.args = []string{"mount", "--meta", metaURL, "--cache", filepath.Join(m.state, "cache"), "--log-level", "debug"}
+	for _, a := range c.TrackerAddrs() {
+		m.args = append(m.args, "--tracker", a)
+	}
+	m.args = append(m.args, extra...)
+	m.start()
+	t.Cleanup(m.stop)
+	return m
+}
+
+// eventually retries check until it returns nil; the bound only guards
+// against a hang (the kernel's caches expire after 1 s).
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err = check(); err == nil {
+			return
+		}
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+// TestSharedIndex mounts one cluster twice, on one Redis index, as two
+// hosts would.
+func TestSharedIndex(t *testing.T) {
+	url := redisServer(t)
+	c := cluster(t, fdfstest.Options{})
+	a := startSharedMount(t, c, url)
+	b := startSharedMount(t, c, url)
+
+	t.Run("write on A, read on B", func(t *testing.T) {
+		data := pattern(200<<10, 7)
+		if err := os.WriteFile(a.path("group1", "f.bin"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B reads A's file", func() error {
+			got, err := os.ReadFile(b.path("group1", "f.bin"))
+			if err != nil {
+				return err
+			}
+			if sumBytes(got) != sumBytes(data) {
+				return fmt.Errorf("content differs (%d bytes)", len(got))
+			}
+			return nil
+		})
+		// New content on A: B sees it at an open after its attributes
+		// expire, not the pages it cached.
+		data2 := pattern(300<<10, 8) // larger: the size B cached must not cut it
+		if err := os.WriteFile(a.path("group1", "f.bin"), data2, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B reads A's new content", func() error {
+			got, err := os.ReadFile(b.path("group1", "f.bin"))
+			if err != nil {
+				return err
+			}
+			if sumBytes(got) != sumBytes(data2) {
+				return fmt.Errorf("content differs (%d bytes)", len(got))
+			}
+			return nil
+		})
+	})
+
+	t.Run("rename a dir on B, list on A", func(t *testing.T) {
+		sh(t, "mkdir -p "+a.path("group2", "d1", "sub")+" && echo hi > "+a.path("group2", "d1", "sub", "x"))
+		eventually(t, "B sees d1", func() error {
+			_, err := os.Stat(b.path("group2", "d1", "sub", "x"))
+			return err
+		})
+		sh(t, "mv "+b.path("group2", "d1")+" "+b.path("group2", "d2"))
+		eventually(t, "A lists the rename", func() error {
+			es, err := os.ReadDir(a.path("group2"))
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, e := range es {
+				names = append(names, e.Name())
+			}
+			if !slices.Equal(names, []string{"d2"}) {
+				return fmt.Errorf("A lists %q", names)
+			}
+			got, err := os.ReadFile(a.path("group2", "d2", "sub", "x"))
+			if err != nil || string(got) != "hi\n" {
+				return fmt.Errorf("d2/sub/x = %q, %v", got, err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("O_EXCL create race", func(t *testing.T) {
+		for round := range 10 {
+			name := fmt.Sprintf("race%d", round)
+			var wg sync.WaitGroup
+			errs := make([]error, 4)
+			for i := range errs {
+				m := a
+				if i%2 == 1 {
+					m = b
+				}
+				wg.Go(func() {
+					// Nothing is written: the race is decided by open(),
+					// and a close with data to commit can be cut short
+					// by a signal (Go's preemption sends them) with EINTR.
+					f, err := os.OpenFile(m.path("group3", name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+					if err == nil {
+						err = f.Close()
+					}
+					errs[i] = err
+				})
+			}
+			wg.Wait()
+			won := 0
+			for i, err := range errs {
+				switch {
+				case err == nil:
+					won++
+				case !errors.Is(err, syscall.EEXIST):
+					t.Errorf("round %d, opener %d: %v, want EEXIST", round, i, err)
+				}
+			}
+			if won != 1 {
+				t.Fatalf("round %d: %d O_EXCL creators of %s won, want 1", round, won, name)
+			}
+		}
+		eventually(t, "both hosts list the winners", func() error {
+			for _, m := range []*mount{a, b} {
+				out := strings.Fields(sh(t, "ls "+m.path("group3")))
+				if len(out) != 10 {
+					return fmt.Errorf("%s lists %q", m.dir, out)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// TestSharedNotices mounts with kernel caches that hold names and
+// attributes for an hour (and noatime, so that reads do not make the kernel
+// ask for attributes again): only the change notices sent through Redis can
+// show host B what host A did.
+func TestSharedNotices(t *testing.T) {
+	url := redisServer(t)
+	c := cluster(t, fdfstest.Options{})
+	a := startSharedMount(t, c, url, "--attr-timeout", "1h", "-o", "noatime")
+	b := startSharedMount(t, c, url, "--attr-timeout", "1h", "-o", "noatime")
+
+	f := "group1/f.txt"
+	if err := os.WriteFile(a.path(f), []byte("one\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	readOn := func(m *mount, name string) func() error {
+		return func() error { _, err := os.ReadFile(m.path(name)); return err }
+	}
+	eventually(t, "B reads f", readOn(b, f))
+	if _, err := os.Stat(b.path(f)); err != nil { // B caches f's attributes
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(b.path("group1", "g")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat g on B before it exists: %v", err) // now a cached negative entry
+	}
+
+	if err := os.Chmod(a.path(f), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B sees A's chmod", func() error {
+		fi, err := os.Stat(b.path(f))
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm() != 0o600 {
+			return fmt.Errorf("mode %v", fi.Mode())
+		}
+		return nil
+	})
+
+	longer := pattern(100<<10, 3)
+	if err := os.WriteFile(a.path(f), longer, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B sees A's new size", func() error {
+		fi, err := os.Stat(b.path(f))
+		if err != nil {
+			return err
+		}
+		if fi.Size() != int64(len(longer)) {
+			return fmt.Errorf("size %d", fi.Size())
+		}
+		return nil
+	})
+	if got, err := os.ReadFile(b.path(f)); err != nil || sumBytes(got) != sumBytes(longer) {
+		t.Fatalf("B reads %d bytes of other content, %v", len(got), err)
+	}
+
+	if err := os.WriteFile(a.path("group1", "g"), []byte("g"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B sees g despite its cached negative entry", readOn(b, "group1/g"))
+
+	if err := os.Remove(a.path(f)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B sees A's unlink", func() error {
+		if _, err := os.Stat(b.path(f)); !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("stat on B: %v", err)
+		}
+		return nil
+	})
+}
+
+// TestSharedUploadSurvivesOtherSweeps writes a file on host A in several
+// streamed chunks, slowly, while host B sweeps the journal every 50 ms: B
+// must leave A's unclaimed upload alone (it is another host's, and recent),
+// so the file ends whole.
+func TestSharedUploadSurvivesOtherSweeps(t *testing.T) {
+	url := redisServer(t)
+	c := cluster(t, fdfstest.Options{})
+	a := startSharedMount(t, c, url, "--write-buffer", "4194304") // 1 MiB chunks
+	b := startSharedMount(t, c, url, "--group-refresh", "50ms")
+
+	data := pattern(5<<20+77, 9)
+	f, err := os.Create(a.path("group1", "slow.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(data); off += 1 << 20 {
+		if _, err := f.Write(data[off:min(off+1<<20, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(150 * time.Millisecond) // B sweeps meanwhile
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close on A: %v", err)
+	}
+	eventually(t, "B reads the whole file", func() error {
+		got, err := os.ReadFile(b.path("group1", "slow.bin"))
+		if err != nil {
+			return err
+		}
+		if sumBytes(got) != sumBytes(data) {
+			return fmt.Errorf("content differs (%d bytes)", len(got))
+		}
+		return nil
+	})
+}
