@@ -38,6 +38,9 @@ func (f *FS) fixedXattr(fileID, name string) (string, bool) {
 }
 
 func (f *FS) getxattr(ctx context.Context, fileID, name string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(name, xattrUser) {
+		return 0, notUserXattr()
+	}
 	if fileID == "" {
 		return 0, syscall.ENODATA
 	}
@@ -119,14 +122,38 @@ func (n *fileNode) committedFileID(ctx context.Context) (string, syscall.Errno) 
 	return a.FileID, 0
 }
 
+// notUserXattr answers a getxattr outside the user namespace. The kernel
+// asks for security.capability before every write, and `ls -l` for
+// security.selinux and system.posix_acl_access on every entry; those are
+// answered at once (never committing a file being written) with ENOTSUP,
+// which tells ls that this file system has none, so it stops asking: an
+// `ls -l` of 100,000 names then costs no 200,000 extra round trips.
+func notUserXattr() syscall.Errno { return syscall.ENOTSUP }
+
+// Directories and symlinks carry no FastDFS file, so no metadata.
+var _ = (fusefs.NodeGetxattrer)((*dirNode)(nil))
+
+func (d *dirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(attr, xattrUser) {
+		return 0, notUserXattr()
+	}
+	return 0, syscall.ENODATA
+}
+
+var _ = (fusefs.NodeGetxattrer)((*symlinkNode)(nil))
+
+func (l *symlinkNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(attr, xattrUser) {
+		return 0, notUserXattr()
+	}
+	return 0, syscall.ENODATA
+}
+
 var _ = (fusefs.NodeGetxattrer)((*fileNode)(nil))
 
 func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if !strings.HasPrefix(attr, xattrUser) {
-		// The kernel asks for security.capability before every write and
-		// ls for security.selinux and ACLs: answer at once, and never
-		// commit a file being written just for that.
-		return 0, syscall.ENODATA
+		return 0, notUserXattr()
 	}
 	id, errno := n.committedFileID(ctx)
 	if errno != 0 {
