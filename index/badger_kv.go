@@ -1,8 +1,11 @@
 package index
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -31,8 +34,18 @@ func (s badgerKV) get(key []byte) ([]byte, error) {
 
 func (s badgerKV) attr(ino Ino) ([]byte, error) { return s.get(attrKey(ino)) }
 
+// attrsScanMin is the batch size from which attrs walks one iterator over
+// the inode keys in order instead of looking each one up: a directory's
+// inodes were mostly allocated together, so their keys sit in the same
+// blocks, and a forward walk reads each block once where point lookups
+// search every level for every key.
+const attrsScanMin = 64
+
 func (s badgerKV) attrs(inos []Ino) ([][]byte, error) {
 	vs := make([][]byte, len(inos))
+	if len(inos) >= attrsScanMin {
+		return vs, s.attrsInOrder(inos, vs)
+	}
 	for i, ino := range inos {
 		v, err := s.get(attrKey(ino))
 		if err != nil {
@@ -41,6 +54,41 @@ func (s badgerKV) attrs(inos []Ino) ([][]byte, error) {
 		vs[i] = v
 	}
 	return vs, nil
+}
+
+func (s badgerKV) attrsInOrder(inos []Ino, vs [][]byte) error {
+	order := make([]int, len(inos))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(inos[a], inos[b]) })
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = attrKey(0)[:len(attrKey(0))-8]
+	it := s.t.NewIterator(opts)
+	defer it.Close()
+	for _, i := range order {
+		key := attrKey(inos[i])
+		// Step forward while the wanted key is near; seek when it is not.
+		for steps := 0; it.Valid() && bytes.Compare(it.Item().Key(), key) < 0 && steps < 8; steps++ {
+			it.Next()
+		}
+		if !it.Valid() || bytes.Compare(it.Item().Key(), key) < 0 {
+			it.Seek(key)
+		}
+		if !it.Valid() || !bytes.Equal(it.Item().Key(), key) {
+			continue // missing: nil, as get says
+		}
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		vs[i] = v
+	}
+	return nil
 }
 
 func (s badgerKV) setAttr(ino Ino, v []byte) error { return s.t.Set(attrKey(ino), v) }
