@@ -9,7 +9,8 @@ import (
 )
 
 // sequentialSlack is how far a read may start from where the previous one
-// ended and still count as sequential (but never more than a block). The
+// ended and still count as sequential (but never more than a block, unless
+// the reads themselves are large). The
 // kernel issues FUSE reads of up to 128 KiB and may deliver a few of them out
 // of order, so an exact match would mistake a plain `cat` for random access.
 const sequentialSlack = 256 << 10
@@ -106,7 +107,10 @@ func (r *Reader) plan(off, length int64) (random bool) {
 	}
 	end := min(off+length, r.obj.Size)
 	last := (end - 1) / r.c.blockSize
-	slack := min(sequentialSlack, r.c.blockSize)
+	// Asynchronous FUSE reads arrive out of order by a few requests, so
+	// the slack grows with the request size (1 MiB reads under a 4 MiB
+	// kernel readahead land up to 4 MiB ahead of where the last ended).
+	slack := max(min(sequentialSlack, r.c.blockSize), 8*length)
 	if off < r.nextOff-slack || off > r.nextOff+slack {
 		r.window, r.ahead, r.block = 0, 0, -1
 		r.nextOff = end
