@@ -1253,16 +1253,24 @@ func runIndex(ctx context.Context, args []string) error {
 			}
 			fmt.Println("after repair:")
 			printReport(after)
-			// No mount holds them open now (the shared engines too:
-			// run this only when no host mounts the index).
-			purged := 0
+			// No mount of this host holds them open now; one that a
+			// live mount's session holds (a shared index) is left to it.
+			purged, held := 0, 0
 			for _, ino := range after.Orphans {
-				if err := idx.Purge(ctx, ino); err != nil {
+				err := idx.Purge(ctx, ino)
+				switch {
+				case errors.Is(err, index.ErrBusy):
+					held++
+					continue
+				case err != nil:
 					return fmt.Errorf("purge orphan %d: %w", ino, err)
 				}
 				purged++
 			}
 			fmt.Printf("orphans purged: %d\n", purged)
+			if held > 0 {
+				fmt.Printf("orphans held open by a live mount: %d\n", held)
+			}
 			// Orphaned uploads and deletes still due need FastDFS.
 			if c, err := ixf.client(); err == nil {
 				defer c.Close()
@@ -1353,6 +1361,12 @@ func deletePending(ctx context.Context, idx index.Index, c *fdfs.Client) int {
 	}
 	n := 0
 	for _, p := range ps {
+		if p.Reason == index.PendingUpload && p.Session != "" {
+			// An upload of a live mount may still be claimed.
+			if alive, err := idx.SessionAlive(ctx, p.Session); err != nil || alive {
+				continue
+			}
+		}
 		if err := c.Delete(ctx, p.FileID); err != nil && !errors.Is(err, syscall.ENOENT) {
 			fmt.Fprintf(os.Stderr, "delete %s: %v\n", p.FileID, err)
 			continue

@@ -529,6 +529,9 @@ func (e *engine) Purge(ctx context.Context, ino Ino) error {
 		if err != nil || n.Nlink > 0 {
 			return err
 		}
+		if err := tx.releaseHolds(ino); err != nil {
+			return err
+		}
 		if n.FileID != "" {
 			if err := tx.setPending(Pending{FileID: n.FileID, Reason: PendingDelete, Session: tx.session}); err != nil {
 				return err

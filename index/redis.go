@@ -32,6 +32,9 @@ import (
 //	P "orphans"       → set of inode numbers with Nlink 0, not yet purged
 //	P "pending"       → hash of the journal: file ID → encodePending
 //	P "changes"       → pub/sub channel of change notices (redis_notify.go)
+//	P "h:" ino        → sessions holding an orphan open, encodeHolds (codec.go)
+//	P "s:" session    → a registered session, "1", expiring (PX) at the
+//	                    session's TTL unless its heartbeat sets it again
 //
 // A directory being one hash makes a listing one HGETALL, and makes "is it
 // empty" and "did anybody add to it" questions about one key, which WATCH
@@ -46,6 +49,8 @@ const (
 	redisOrphans   = "orphans"
 	redisPending   = "pending"
 	redisChanges   = "changes"
+	redisHolds     = "h:"
+	redisSession   = "s:"
 	redisDefPrefix = "fdfsfs:"
 )
 
@@ -146,7 +151,11 @@ func (r *Redis) attrKey(ino Ino) string {
 func (r *Redis) dirKey(ino Ino) string {
 	return r.prefix + redisDir + strconv.FormatUint(uint64(ino), 10)
 }
-func inoMember(ino Ino) string { return strconv.FormatUint(uint64(ino), 10) }
+func (r *Redis) holdsKey(ino Ino) string {
+	return r.prefix + redisHolds + strconv.FormatUint(uint64(ino), 10)
+}
+func (r *Redis) sessionKey(id string) string { return r.prefix + redisSession + id }
+func inoMember(ino Ino) string               { return strconv.FormatUint(uint64(ino), 10) }
 func parseInoMember(s string) (Ino, error) {
 	v, err := strconv.ParseUint(s, 10, 64)
 	return Ino(v), err
