@@ -534,6 +534,7 @@ type mountFlags struct {
 	httpBase     []string
 	groupRefresh time.Duration
 	attrTimeout  time.Duration
+	sessionTTL   time.Duration
 	readAhead    int64
 	metrics      string
 }
@@ -552,6 +553,7 @@ func runMount(ctx context.Context, args []string) error {
 	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
 	fl.StringArrayVar(&mf.httpBase, "http-base", nil, "GROUP=URL of the nginx serving a group, for the user.fdfs.url attribute (repeatable)")
 	fl.DurationVar(&mf.groupRefresh, "group-refresh", 30*time.Second, "how often the group list is re-read from the tracker")
+	fl.DurationVar(&mf.sessionTTL, "session-ttl", 30*time.Second, "shared index: how long after its last heartbeat this mount counts as dead, and other hosts delete its unclaimed uploads and purge the files it held open")
 	fl.DurationVar(&mf.attrTimeout, "attr-timeout", time.Second, "how long the kernel may cache names and attributes (a shared index also sends change notices)")
 	fl.Int64Var(&mf.readAhead, "read-ahead", 4<<20, "kernel readahead for the mount in bytes, set through /sys/class/bdi when fdfsfs may write there (0: the kernel's default)")
 	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
@@ -790,6 +792,9 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 	}
 	defer client.Close()
 	readOnly := mf.has("ro")
+	if mf.sessionTTL < time.Second {
+		return fmt.Errorf("--session-ttl %v: want at least 1s", mf.sessionTTL)
+	}
 	session := mountSession(mountpoint)
 	idx, err := index.Open(ctx, metaURL, index.OpenOptions{Logger: log.With("component", "index"), ReadOnly: readOnly, Session: session})
 	if err != nil {
@@ -819,6 +824,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		ReadOnly:      readOnly,
 		Shared:        index.Shared(metaURL),
 		Session:       session,
+		SessionTTL:    mf.sessionTTL,
 		GroupRefresh:  mf.groupRefresh,
 		HTTPBase:      httpBase,
 		Logger:        log,

@@ -300,6 +300,8 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	}
 	if a, err := n.fs.idx.GetAttr(bg, n.ino); err == nil {
 		n.fs.purgeIfUnused(bg, a)
+	} else if errors.Is(err, index.ErrNotFound) {
+		n.fs.dropHeld(n.ino) // purged already, and its holds with it
 	}
 	return 0
 }
