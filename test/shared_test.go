@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/index"
 )
 
 // redisServer starts a redis-server of the test's own on a free loopback
@@ -322,4 +323,124 @@ func TestSharedUploadSurvivesOtherSweeps(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestSharedSessionExpiry kills host A (kill -9) while it streams two files
+// and holds open a file it unlinked. While A lives, host B's sweeps (every
+// 100 ms) leave A's unclaimed uploads and its held orphan alone; once A's
+// session expires (--session-ttl 2s), B deletes the uploads from the
+// storage and purges the orphan, deleting its FastDFS file too.
+func TestSharedSessionExpiry(t *testing.T) {
+	url := redisServer(t)
+	c := cluster(t, fdfstest.Options{})
+	a := startSharedMount(t, c, url, "--session-ttl", "2s", "--write-buffer", "4194304") // 1 MiB chunks
+	b := startSharedMount(t, c, url, "--session-ttl", "2s", "--group-refresh", "100ms")
+	ctx := t.Context()
+	idx, err := index.OpenRedis(ctx, url, index.RedisOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	stored := func(fileID string) bool {
+		for _, st := range c.Storages() {
+			if st.Has(fileID) {
+				return true
+			}
+		}
+		return false
+	}
+	ofA := fmt.Sprintf(":%d:", a.cmd.Process.Pid)
+	uploadsOfA := func() []string {
+		ps, err := idx.ListPending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, p := range ps {
+			if p.Reason == index.PendingUpload && strings.Contains(p.Session, ofA) {
+				ids = append(ids, p.FileID)
+			}
+		}
+		return ids
+	}
+
+	// A file open on A whose name A removes: an orphan A holds.
+	held := a.path("group1", "held.bin")
+	if err := os.WriteFile(held, pattern(300<<10, 4), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	heldID := strings.TrimSpace(sh(t, "getfattr --only-values -n user.fdfs.file_id "+held))
+	hf, err := os.Open(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hf.Close()
+	fi, err := hf.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldIno := index.Ino(fi.Sys().(*syscall.Stat_t).Ino)
+	if err := os.Remove(held); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two streamed writes, left open mid-way: their appender files are
+	// uploaded and journalled, claimed by no name yet.
+	for i := range 2 {
+		f, err := os.Create(a.path("group1", fmt.Sprintf("slow%d.bin", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.Write(pattern(2<<20+5, byte(10+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var uploads []string
+	eventually(t, "A's uploads in the journal", func() error {
+		if uploads = uploadsOfA(); len(uploads) < 2 {
+			return fmt.Errorf("journal holds %d uploads of A", len(uploads))
+		}
+		return nil
+	})
+
+	// B sweeps about ten times while A is alive; it must touch nothing.
+	time.Sleep(time.Second)
+	if got := uploadsOfA(); !slices.Equal(got, uploads) {
+		t.Errorf("A alive: its journalled uploads went from %q to %q", uploads, got)
+	}
+	for _, id := range append([]string{heldID}, uploads...) {
+		if !stored(id) {
+			t.Errorf("A alive: %s was deleted from the storage", id)
+		}
+	}
+	if _, err := idx.GetAttr(ctx, heldIno); err != nil {
+		t.Errorf("A alive: the orphan it holds open: %v", err)
+	}
+	buf := make([]byte, 4096)
+	if _, err := hf.ReadAt(buf, 200<<10); err != nil {
+		t.Errorf("A alive: reading the unlinked file it holds open: %v", err)
+	}
+
+	a.kill()
+	eventually(t, "B deletes A's uploads and purges its orphan once A's session expires", func() error {
+		if got := uploadsOfA(); len(got) > 0 {
+			return fmt.Errorf("the journal still holds %q", got)
+		}
+		for _, id := range append([]string{heldID}, uploads...) {
+			if stored(id) {
+				return fmt.Errorf("%s is still stored", id)
+			}
+		}
+		if _, err := idx.GetAttr(ctx, heldIno); !errors.Is(err, index.ErrNotFound) {
+			return fmt.Errorf("orphan %d: %v", heldIno, err)
+		}
+		return nil
+	})
+	if os, err := idx.Orphans(ctx); err != nil || len(os) != 0 {
+		t.Errorf("orphans left: %v, %v", os, err)
+	}
+	if !strings.Contains(b.log.String(), "deleting an upload of an expired session") {
+		t.Errorf("B's log does not say it deleted A's uploads\n%s", b.log)
+	}
 }
