@@ -626,6 +626,12 @@ func (mf *mountFlags) applyOptions() (fuse.MountOptions, error) {
 				mf.httpBase = append(mf.httpBase, val)
 			case "metrics":
 				mf.metrics = val
+			case "session_ttl":
+				d, err := time.ParseDuration(val)
+				if err != nil {
+					return mo, fmt.Errorf("-o session_ttl: %w", err)
+				}
+				mf.sessionTTL = d
 			default:
 				if hasVal {
 					return mo, fmt.Errorf("unknown mount option %q", o)
