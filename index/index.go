@@ -96,6 +96,11 @@ type Content struct {
 	Appender bool
 	Size     int64
 	Mtime    time.Time
+	// Claim says FileID is a new upload journalled as PendingUpload:
+	// SetContent then fails with ErrLost, changing nothing, if the entry
+	// is gone or no longer an upload (another host's sweep took it as
+	// abandoned, and may have deleted the file).
+	Claim bool
 }
 
 // PendingReason says why a FastDFS file is in the journal.
@@ -126,17 +131,18 @@ const (
 
 // Errors the index returns. The FUSE layer maps them to errnos in one place.
 var (
-	ErrNotFound = errors.New("index: not found") // ENOENT
-	ErrExists   = errors.New("index: exists")    // EEXIST
-	ErrNotEmpty = errors.New("index: not empty") // ENOTEMPTY
-	ErrNotDir   = errors.New("index: not a dir") // ENOTDIR
-	ErrIsDir    = errors.New("index: is a dir")  // EISDIR
-	ErrInvalid  = errors.New("index: invalid")   // EINVAL (e.g. rename a dir into itself)
-	ErrClosed   = errors.New("index: closed")    // EIO
-	ErrCorrupt  = errors.New("index: corrupt")   // EIO
-	ErrNameLen  = errors.New("index: name long") // ENAMETOOLONG
-	ErrReadOnly = errors.New("index: read-only") // EROFS
-	ErrBusy     = errors.New("index: held open") // EBUSY: a live session holds the inode
+	ErrNotFound = errors.New("index: not found")   // ENOENT
+	ErrExists   = errors.New("index: exists")      // EEXIST
+	ErrNotEmpty = errors.New("index: not empty")   // ENOTEMPTY
+	ErrNotDir   = errors.New("index: not a dir")   // ENOTDIR
+	ErrIsDir    = errors.New("index: is a dir")    // EISDIR
+	ErrInvalid  = errors.New("index: invalid")     // EINVAL (e.g. rename a dir into itself)
+	ErrClosed   = errors.New("index: closed")      // EIO
+	ErrCorrupt  = errors.New("index: corrupt")     // EIO
+	ErrNameLen  = errors.New("index: name long")   // ENAMETOOLONG
+	ErrReadOnly = errors.New("index: read-only")   // EROFS
+	ErrBusy     = errors.New("index: held open")   // EBUSY: a live session holds the inode
+	ErrLost     = errors.New("index: upload lost") // EIO: a claimed upload left the journal
 )
 
 // MaxNameLen is the longest name accepted, in bytes, as on Linux.

@@ -494,6 +494,20 @@ func (e *engine) SetContent(ctx context.Context, ino Ino, c Content) (Attr, erro
 		case KindSymlink:
 			return fmt.Errorf("%w: content of a symlink", ErrInvalid)
 		}
+		if c.Claim {
+			v, err := tx.kv.pending(c.FileID)
+			if err != nil {
+				return err
+			}
+			if v == nil {
+				return fmt.Errorf("%w: %s is not in the journal", ErrLost, c.FileID)
+			}
+			if p, err := decodePending(c.FileID, v); err != nil {
+				return err
+			} else if p.Reason != PendingUpload {
+				return fmt.Errorf("%w: %s is journalled to be deleted", ErrLost, c.FileID)
+			}
+		}
 		if c.FileID != "" {
 			if err := tx.kv.deletePending(c.FileID); err != nil {
 				return err

@@ -51,6 +51,7 @@ func RunContract(t *testing.T, open func(t *testing.T) index.Index) {
 		{"Purge", testPurge},
 		{"Pending", testPending},
 		{"Sessions", testSessions},
+		{"Claim", testClaim},
 		{"Concurrency", testConcurrency},
 		{"DumpLoad", testDumpLoad},
 		{"Check", testCheck},

@@ -235,3 +235,34 @@ func testSessions(t *testing.T, fresh func(*testing.T) index.Index) {
 		wantErr(t, "Hold", idx.Hold(ctx, "x", index.RootIno), index.ErrClosed)
 	})
 }
+
+func testClaim(t *testing.T, fresh func(*testing.T) index.Index) {
+	ctx := t.Context()
+	idx := fresh(t)
+	f := mkfile(t, idx, index.RootIno, "f")
+	mustOK(t, "AddPending", func() error {
+		return idx.AddPending(ctx, index.Pending{FileID: "g/new", Reason: index.PendingUpload})
+	})
+	mustOK(t, "SetContent(claim)", func() error {
+		_, err := idx.SetContent(ctx, f.Ino, index.Content{FileID: "g/new", Size: 3, Claim: true})
+		return err
+	})
+	if ps, _ := idx.ListPending(ctx); len(ps) != 0 {
+		t.Errorf("journal after a claim = %+v, want empty", ps)
+	}
+	// Gone from the journal (another host took it as abandoned): the
+	// claim fails and the file keeps its content.
+	_, err := idx.SetContent(ctx, f.Ino, index.Content{FileID: "g/taken", Size: 5, Claim: true})
+	wantErr(t, "SetContent(claim of an upload not journalled)", err, index.ErrLost)
+	mustOK(t, "AddPending", func() error {
+		return idx.AddPending(ctx, index.Pending{FileID: "g/doomed", Reason: index.PendingDelete})
+	})
+	_, err = idx.SetContent(ctx, f.Ino, index.Content{FileID: "g/doomed", Size: 5, Claim: true})
+	wantErr(t, "SetContent(claim of a file to delete)", err, index.ErrLost)
+	if got := getattr(t, idx, f.Ino); got.FileID != "g/new" || got.Size != 3 {
+		t.Errorf("failed claims changed the file: %s", formatAttr(got))
+	}
+	if ps, _ := idx.ListPending(ctx); len(ps) != 1 || ps[0].FileID != "g/doomed" {
+		t.Errorf("journal after failed claims = %+v, want only g/doomed", ps)
+	}
+}
