@@ -405,9 +405,33 @@ func (f *FS) sweepPending(ctx context.Context) {
 			if live {
 				continue
 			}
-			f.log.Info("deleting an upload of an expired session", "file_id", p.FileID, "session", p.Session)
+			f.takeAbandoned(ctx, p)
+			continue
 		}
 		f.deleteRemote(ctx, p.FileID)
+	}
+}
+
+// takeAbandoned deletes an upload of an expired session. The journal
+// entry goes first, in a transaction that fails if the upload's owner
+// claimed it meanwhile; once it is gone the owner's claim fails (ErrLost),
+// so no name ever points at the deleted file. If the delete fails, the
+// file goes back into the journal, to be deleted.
+func (f *FS) takeAbandoned(ctx context.Context, p index.Pending) {
+	if err := f.idx.RemovePending(ctx, p.FileID); err != nil {
+		if !errors.Is(err, index.ErrNotFound) {
+			f.log.Warn("taking an abandoned upload from the journal", "file_id", p.FileID, "err", err)
+		}
+		return
+	}
+	f.log.Info("deleting an upload of an expired session", "file_id", p.FileID, "session", p.Session)
+	err := f.be.Delete(ctx, p.FileID)
+	if err == nil || errors.Is(err, syscall.ENOENT) {
+		return
+	}
+	f.log.Warn("deleting FastDFS file; will retry", "file_id", p.FileID, "err", err)
+	if err := f.idx.AddPending(ctx, index.Pending{FileID: p.FileID, Reason: index.PendingDelete}); err != nil {
+		f.log.Warn("journalling an upload to delete", "file_id", p.FileID, "err", err)
 	}
 }
 

@@ -315,6 +315,9 @@ func (w *writer) commit(ctx context.Context) error {
 			return err
 		}
 	}
+	// A new upload must still be journalled when it is claimed: on a
+	// shared index another host may have taken it as abandoned.
+	c.Claim = c.FileID != "" && c.FileID != old.FileID
 	if _, err := f.idx.SetContent(ctx, w.n.ino, c); err != nil {
 		return err
 	}

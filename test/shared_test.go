@@ -444,3 +444,79 @@ func TestSharedSessionExpiry(t *testing.T) {
 		t.Errorf("B's log does not say it deleted A's uploads\n%s", b.log)
 	}
 }
+
+// TestSharedSessionLostWhileStopped freezes host A (SIGSTOP) for longer
+// than its session TTL in the middle of a streamed write, as a host cut off
+// from Redis would be: B takes A's upload as abandoned and deletes it.
+// When A runs again its close() must fail, not return 0 for content that
+// is gone, and the file keeps what it had.
+func TestSharedSessionLostWhileStopped(t *testing.T) {
+	url := redisServer(t)
+	c := cluster(t, fdfstest.Options{})
+	a := startSharedMount(t, c, url, "--session-ttl", "2s", "--write-buffer", "4194304") // 1 MiB chunks
+	b := startSharedMount(t, c, url, "--session-ttl", "2s", "--group-refresh", "100ms")
+	ctx := t.Context()
+	idx, err := index.OpenRedis(ctx, url, index.RedisOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	ofA := fmt.Sprintf(":%d:", a.cmd.Process.Pid)
+	uploadsOfA := func() int {
+		ps, err := idx.ListPending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range ps {
+			if p.Reason == index.PendingUpload && strings.Contains(p.Session, ofA) {
+				n++
+			}
+		}
+		return n
+	}
+
+	f, err := os.Create(a.path("group1", "lost.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(pattern(2<<20, 5)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "A's upload in the journal", func() error {
+		if uploadsOfA() == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	a.cmd.Process.Signal(syscall.SIGSTOP)
+	stopped := true
+	defer func() {
+		if stopped {
+			a.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	eventually(t, "B takes A's upload once A's session expires", func() error {
+		if n := uploadsOfA(); n > 0 {
+			return fmt.Errorf("%d uploads of A journalled", n)
+		}
+		return nil
+	})
+	a.cmd.Process.Signal(syscall.SIGCONT)
+	stopped = false
+	within(t, time.Minute, "close on A", func() {
+		if err := f.Close(); !errors.Is(err, syscall.EIO) {
+			t.Errorf("close on A after its upload was deleted: %v, want EIO", err)
+		}
+	})
+	if fi, err := os.Stat(b.path("group1", "lost.bin")); err != nil || fi.Size() != 0 {
+		t.Errorf("lost.bin on B: %v, %v; want it empty, as open(O_CREAT) made it", fi, err)
+	}
+	eventually(t, "A logs that its session had expired", func() error {
+		if !strings.Contains(a.log.String(), "mount session had expired") {
+			return errors.New("no such line in A's log")
+		}
+		return nil
+	})
+}
