@@ -184,21 +184,34 @@ func (s *redisKV) setOrphan(ino Ino, orphan bool) error {
 	return s.queue(func(p redis.Pipeliner) { p.SRem(s.ctx, k, m) })
 }
 
+// pending WATCHes the entry's guard key, not the journal hash: a claim or
+// a take of one upload then conflicts only with changes to that entry,
+// not with every other writer's journal entries.
 func (s *redisKV) pending(fileID string) ([]byte, error) {
-	k := s.r.key(redisPending)
+	k, g := s.r.key(redisPending), s.r.pendingGuardKey(fileID)
 	var cmd *redis.StringCmd
-	if err := s.pipe([]string{k}, func(p redis.Pipeliner) { cmd = p.HGet(s.ctx, k, fileID) }); err != nil {
+	if err := s.pipe([]string{g}, func(p redis.Pipeliner) { cmd = p.HGet(s.ctx, k, fileID) }); err != nil {
 		return nil, err
 	}
 	return bytesOf(cmd)
 }
 
+// pendingGuardTTL outlives any transaction that watches the guard; a
+// guard expiring under a watch only makes that transaction run again.
+const pendingGuardTTL = time.Minute
+
 func (s *redisKV) setPending(fileID string, v []byte) error {
-	return s.queue(func(p redis.Pipeliner) { p.HSet(s.ctx, s.r.key(redisPending), fileID, v) })
+	return s.queue(func(p redis.Pipeliner) {
+		p.HSet(s.ctx, s.r.key(redisPending), fileID, v)
+		p.Set(s.ctx, s.r.pendingGuardKey(fileID), "1", pendingGuardTTL)
+	})
 }
 
 func (s *redisKV) deletePending(fileID string) error {
-	return s.queue(func(p redis.Pipeliner) { p.HDel(s.ctx, s.r.key(redisPending), fileID) })
+	return s.queue(func(p redis.Pipeliner) {
+		p.HDel(s.ctx, s.r.key(redisPending), fileID)
+		p.Set(s.ctx, s.r.pendingGuardKey(fileID), "1", pendingGuardTTL)
+	})
 }
 
 func (s *redisKV) holds(ino Ino) ([]byte, error) {
