@@ -3,7 +3,9 @@ package indextest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -264,5 +266,36 @@ func testClaim(t *testing.T, fresh func(*testing.T) index.Index) {
 	}
 	if ps, _ := idx.ListPending(ctx); len(ps) != 1 || ps[0].FileID != "g/doomed" {
 		t.Errorf("journal after failed claims = %+v, want only g/doomed", ps)
+	}
+
+	// A claim racing another host taking the upload as abandoned
+	// (RemovePending, then deleting the file): exactly one wins, while
+	// other writers change other journal entries.
+	for round := range 30 {
+		id := fmt.Sprintf("g/race%d", round)
+		mustOK(t, "AddPending", func() error {
+			return idx.AddPending(ctx, index.Pending{FileID: id, Reason: index.PendingUpload})
+		})
+		var claimErr, takeErr error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			_, claimErr = idx.SetContent(ctx, f.Ino, index.Content{FileID: id, Size: 1, Claim: true})
+		})
+		wg.Go(func() { takeErr = idx.RemovePending(ctx, id) })
+		wg.Go(func() {
+			idx.AddPending(ctx, index.Pending{FileID: id + "-other", Reason: index.PendingUpload})
+			idx.RemovePending(ctx, id+"-other")
+		})
+		wg.Wait()
+		switch {
+		case claimErr == nil && takeErr == nil:
+			t.Fatalf("round %d: both the claim and the take of %s succeeded", round, id)
+		case claimErr != nil && !errors.Is(claimErr, index.ErrLost):
+			t.Fatalf("round %d: claim: %v", round, claimErr)
+		case takeErr != nil && !errors.Is(takeErr, index.ErrNotFound):
+			t.Fatalf("round %d: take: %v", round, takeErr)
+		case claimErr != nil && takeErr != nil:
+			t.Fatalf("round %d: neither the claim nor the take succeeded", round)
+		}
 	}
 }
