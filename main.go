@@ -534,6 +534,7 @@ type mountFlags struct {
 	httpBase     []string
 	groupRefresh time.Duration
 	attrTimeout  time.Duration
+	sessionTTL   time.Duration
 	readAhead    int64
 	metrics      string
 }
@@ -552,6 +553,7 @@ func runMount(ctx context.Context, args []string) error {
 	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
 	fl.StringArrayVar(&mf.httpBase, "http-base", nil, "GROUP=URL of the nginx serving a group, for the user.fdfs.url attribute (repeatable)")
 	fl.DurationVar(&mf.groupRefresh, "group-refresh", 30*time.Second, "how often the group list is re-read from the tracker")
+	fl.DurationVar(&mf.sessionTTL, "session-ttl", 30*time.Second, "shared index: how long after its last heartbeat this mount counts as dead, and other hosts delete its unclaimed uploads and purge the files it held open")
 	fl.DurationVar(&mf.attrTimeout, "attr-timeout", time.Second, "how long the kernel may cache names and attributes (a shared index also sends change notices)")
 	fl.Int64Var(&mf.readAhead, "read-ahead", 4<<20, "kernel readahead for the mount in bytes, set through /sys/class/bdi when fdfsfs may write there (0: the kernel's default)")
 	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
@@ -624,6 +626,12 @@ func (mf *mountFlags) applyOptions() (fuse.MountOptions, error) {
 				mf.httpBase = append(mf.httpBase, val)
 			case "metrics":
 				mf.metrics = val
+			case "session_ttl":
+				d, err := time.ParseDuration(val)
+				if err != nil {
+					return mo, fmt.Errorf("-o session_ttl: %w", err)
+				}
+				mf.sessionTTL = d
 			default:
 				if hasVal {
 					return mo, fmt.Errorf("unknown mount option %q", o)
@@ -790,6 +798,9 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 	}
 	defer client.Close()
 	readOnly := mf.has("ro")
+	if mf.sessionTTL < time.Second {
+		return fmt.Errorf("--session-ttl %v: want at least 1s", mf.sessionTTL)
+	}
 	session := mountSession(mountpoint)
 	idx, err := index.Open(ctx, metaURL, index.OpenOptions{Logger: log.With("component", "index"), ReadOnly: readOnly, Session: session})
 	if err != nil {
@@ -819,6 +830,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		ReadOnly:      readOnly,
 		Shared:        index.Shared(metaURL),
 		Session:       session,
+		SessionTTL:    mf.sessionTTL,
 		GroupRefresh:  mf.groupRefresh,
 		HTTPBase:      httpBase,
 		Logger:        log,
@@ -1253,16 +1265,24 @@ func runIndex(ctx context.Context, args []string) error {
 			}
 			fmt.Println("after repair:")
 			printReport(after)
-			// No mount holds them open now (the shared engines too:
-			// run this only when no host mounts the index).
-			purged := 0
+			// No mount of this host holds them open now; one that a
+			// live mount's session holds (a shared index) is left to it.
+			purged, held := 0, 0
 			for _, ino := range after.Orphans {
-				if err := idx.Purge(ctx, ino); err != nil {
+				err := idx.Purge(ctx, ino)
+				switch {
+				case errors.Is(err, index.ErrBusy):
+					held++
+					continue
+				case err != nil:
 					return fmt.Errorf("purge orphan %d: %w", ino, err)
 				}
 				purged++
 			}
 			fmt.Printf("orphans purged: %d\n", purged)
+			if held > 0 {
+				fmt.Printf("orphans held open by a live mount: %d\n", held)
+			}
 			// Orphaned uploads and deletes still due need FastDFS.
 			if c, err := ixf.client(); err == nil {
 				defer c.Close()
@@ -1353,6 +1373,12 @@ func deletePending(ctx context.Context, idx index.Index, c *fdfs.Client) int {
 	}
 	n := 0
 	for _, p := range ps {
+		if p.Reason == index.PendingUpload && p.Session != "" {
+			// An upload of a live mount may still be claimed.
+			if alive, err := idx.SessionAlive(ctx, p.Session); err != nil || alive {
+				continue
+			}
+		}
 		if err := c.Delete(ctx, p.FileID); err != nil && !errors.Is(err, syscall.ENOENT) {
 			fmt.Fprintf(os.Stderr, "delete %s: %v\n", p.FileID, err)
 			continue

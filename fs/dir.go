@@ -235,6 +235,9 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if d.fs.opts.ReadOnly {
 		return syscall.EROFS
 	}
+	if err := d.fs.holdIfOpen(ctx, d.GetChild(name)); err != nil {
+		return d.fs.toErrno("unlink "+name, err)
+	}
 	a, err := d.fs.idx.Unlink(ctx, d.ino, name)
 	if err != nil {
 		return d.fs.toErrno("unlink "+name, err)
@@ -271,6 +274,11 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fusefs.Inod
 	}
 	if flags&2 != 0 { // RENAME_EXCHANGE
 		iflags |= index.RenameExchange
+	}
+	if iflags&index.RenameExchange == 0 {
+		if err := d.fs.holdIfOpen(ctx, np.GetChild(newName)); err != nil {
+			return d.fs.toErrno("rename "+name, err)
+		}
 	}
 	replaced, err := d.fs.idx.Rename(ctx, d.ino, name, np.ino, newName, iflags)
 	if err != nil {

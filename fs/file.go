@@ -139,9 +139,22 @@ func (n *fileNode) commitLocked(ctx context.Context) syscall.Errno {
 	n.mu.Unlock()
 	w.discard()
 	if err != nil {
-		return n.fs.toErrno("commit", err)
+		return n.fs.uploadErrno("commit", err)
 	}
 	return 0
+}
+
+// uploadErrno is toErrno for the errors of saving content. A storage that
+// says the file being uploaded does not exist means the upload was deleted
+// under us (on a shared index, by another host that took this mount's
+// session for dead): that is an I/O error of this file, not ENOENT, which
+// would say the file itself is missing.
+func (f *FS) uploadErrno(op string, err error) syscall.Errno {
+	if errors.Is(err, syscall.ENOENT) && !errors.Is(err, index.ErrNotFound) {
+		f.log.Error("the file being uploaded is gone from the storage", "op", op, "err", err)
+		return syscall.EIO
+	}
+	return f.toErrno(op, err)
 }
 
 var _ = (fusefs.NodeOpener)((*fileNode)(nil))
@@ -239,7 +252,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 		return 0, n.fs.toErrno("write", err)
 	}
 	if err := w.writeAt(ctx, data, off); err != nil {
-		return 0, n.fs.toErrno("write", err)
+		return 0, n.fs.uploadErrno("write", err)
 	}
 	return uint32(len(data)), 0
 }
@@ -300,6 +313,8 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	}
 	if a, err := n.fs.idx.GetAttr(bg, n.ino); err == nil {
 		n.fs.purgeIfUnused(bg, a)
+	} else if errors.Is(err, index.ErrNotFound) {
+		n.fs.dropHeld(n.ino) // purged already, and its holds with it
 	}
 	return 0
 }

@@ -82,18 +82,19 @@ type Options struct {
 	HTTPBase map[string]string
 	Logger   *slog.Logger
 	// Shared says other mount hosts use the same index. Their open
-	// handles and uploads in progress are invisible here, so the mount
-	// then purges no orphans at start and sweeps only its own unclaimed
-	// uploads (and others' once older than StaleUpload).
+	// handles and uploads in progress are invisible here, so a writable
+	// mount then registers Session in the index, keeps it alive with a
+	// heartbeat, and holds (index.Hold) the files it has open when it
+	// unlinks their last name; the sweeps leave alone another host's
+	// unclaimed uploads and held orphans until that host's session expires.
 	Shared bool
 	// Session is the name the index writes into this mount's journal
-	// entries (index.Pending.Session).
+	// entries (index.Pending.Session), and this mount's session.
 	Session string
+	// SessionTTL is how long the session outlives its last heartbeat
+	// (default 30 s); the heartbeat comes every third of it.
+	SessionTTL time.Duration
 }
-
-// StaleUpload is the age after which another host's unclaimed upload in a
-// shared index counts as abandoned by a crash.
-const StaleUpload = 24 * time.Hour
 
 // FS is one mounted tree.
 type FS struct {
@@ -110,6 +111,11 @@ type FS struct {
 	// groups is the tracker's last answer (guarded by mu).
 	groups   map[string]GroupInfo
 	groupsOK bool
+	// held are the inodes this mount holds in a shared index (guarded by
+	// mu): open here when their last name went.
+	held map[index.Ino]bool
+	// sessions is true once the session is registered (shared, writable).
+	sessions bool
 	// nodes finds the kernel's inodes for change notices (notify.go).
 	nodes nodeTable
 
@@ -134,6 +140,9 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = 30 * time.Second
+	}
 	f := &FS{
 		opts:   opts,
 		log:    opts.Logger,
@@ -141,6 +150,7 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 		idx:    opts.Index,
 		cache:  opts.Cache,
 		open:   make(map[index.Ino]int),
+		held:   make(map[index.Ino]bool),
 		groups: make(map[string]GroupInfo),
 		stop:   make(chan struct{}),
 	}
@@ -148,6 +158,17 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 		// The index still serves names and attributes; content waits for
 		// the tracker to come back.
 		f.log.Warn("tracker unreachable at mount; serving names from the index", "err", err)
+	}
+	if opts.Shared && !opts.ReadOnly {
+		if opts.Session == "" {
+			return nil, errors.New("fs: a shared index needs a Session")
+		}
+		if _, err := f.idx.RegisterSession(ctx, opts.Session, opts.SessionTTL); err != nil {
+			return nil, fmt.Errorf("registering the mount session: %w", err)
+		}
+		f.sessions = true
+		f.wg.Add(1)
+		go f.heartbeat()
 	}
 	if !opts.ReadOnly {
 		f.recover(ctx)
@@ -164,14 +185,49 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 // Root is the node to mount.
 func (f *FS) Root() fusefs.InodeEmbedder { return &rootNode{fs: f} }
 
-// Close stops background loops. The caller closes the index and cache.
+// Close stops background loops and ends the session. The caller closes
+// the index and cache.
 func (f *FS) Close() {
 	select {
 	case <-f.stop:
+		return
 	default:
 		close(f.stop)
 	}
 	f.wg.Wait()
+	if f.sessions {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := f.idx.EndSession(ctx, f.opts.Session); err != nil {
+			f.log.Warn("ending the mount session", "session", f.opts.Session, "err", err)
+		}
+	}
+}
+
+// heartbeat keeps the session alive: every third of the TTL, so that one
+// or two lost beats do not expire it.
+func (f *FS) heartbeat() {
+	defer f.wg.Done()
+	every := f.opts.SessionTTL / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), every)
+		was, err := f.idx.RegisterSession(ctx, f.opts.Session, f.opts.SessionTTL)
+		cancel()
+		switch {
+		case err != nil:
+			f.log.Warn("session heartbeat failed", "session", f.opts.Session, "err", err)
+		case !was:
+			f.log.Error("the mount session had expired before its heartbeat: other hosts may have deleted this mount's uploads in progress and purged files it holds open",
+				"session", f.opts.Session, "ttl", f.opts.SessionTTL)
+		}
+	}
 }
 
 func (f *FS) refreshLoop() {
@@ -187,7 +243,7 @@ func (f *FS) refreshLoop() {
 			if err := f.refreshGroups(ctx); err != nil {
 				f.log.Warn("group refresh failed", "err", err)
 			}
-			f.sweepPending(ctx)
+			f.sweep(ctx)
 			cancel()
 		}
 	}
@@ -258,24 +314,53 @@ func (f *FS) groupInfo(name string) (GroupInfo, bool) {
 
 // recover finishes what a crash interrupted: orphaned inodes are purged and
 // FastDFS files in the journal (uploads never claimed, deletes never done)
-// are deleted.
+// are deleted. With a shared index, what a live session holds or is still
+// uploading stays.
 func (f *FS) recover(ctx context.Context) {
-	if f.opts.Shared {
-		// Another host may hold these open; `fdfsfs index check
-		// --repair` purges them once no host mounts the index.
-		f.sweepPending(ctx)
+	f.purgeOrphans(ctx)
+	f.sweepPending(ctx)
+}
+
+// sweep is the periodic recovery: on a shared index it also finds what
+// hosts whose session expired left behind. A single host's leftovers are
+// all found at mount.
+func (f *FS) sweep(ctx context.Context) {
+	if f.opts.ReadOnly {
 		return
 	}
+	if f.opts.Shared {
+		f.purgeOrphans(ctx)
+	}
+	f.sweepPending(ctx)
+}
+
+// purgeOrphans purges the orphans no handle of this mount holds open. The
+// index refuses those a live session of another host holds (ErrBusy); a
+// purged inode's content goes into the journal, which sweepPending then
+// deletes.
+func (f *FS) purgeOrphans(ctx context.Context) {
 	orphans, err := f.idx.Orphans(ctx)
 	if err != nil {
 		f.log.Warn("listing orphans", "err", err)
+		return
 	}
 	for _, ino := range orphans {
-		if err := f.idx.Purge(ctx, ino); err != nil {
+		f.mu.Lock()
+		busy := f.open[ino] > 0
+		f.mu.Unlock()
+		if busy {
+			continue
+		}
+		err := f.idx.Purge(ctx, ino)
+		switch {
+		case errors.Is(err, index.ErrBusy):
+			f.log.Debug("orphan held open by a live session", "ino", ino, "err", err)
+		case err != nil:
 			f.log.Warn("purging orphan", "ino", ino, "err", err)
+		default:
+			f.dropHeld(ino)
 		}
 	}
-	f.sweepPending(ctx)
 }
 
 // sweepPending deletes the FastDFS files the journal says are due. Uploads
@@ -300,13 +385,53 @@ func (f *FS) sweepPending(ctx context.Context) {
 		f.log.Warn("listing pending files", "err", err)
 		return
 	}
+	alive := make(map[string]bool)
 	for _, p := range ps {
-		if p.Reason == index.PendingUpload && f.opts.Shared && p.Session != f.opts.Session && time.Since(p.Since) < StaleUpload {
-			continue // another host's upload, perhaps still running
+		if !due[p.FileID] {
+			continue
 		}
-		if due[p.FileID] {
-			f.deleteRemote(ctx, p.FileID)
+		if p.Reason == index.PendingUpload && f.opts.Shared && p.Session != f.opts.Session {
+			// Another host's upload: perhaps still running, unless
+			// that host's session has expired.
+			live, seen := alive[p.Session]
+			if !seen {
+				var err error
+				if live, err = f.idx.SessionAlive(ctx, p.Session); err != nil {
+					f.log.Warn("asking whether a session is alive", "session", p.Session, "err", err)
+					live = true
+				}
+				alive[p.Session] = live
+			}
+			if live {
+				continue
+			}
+			f.takeAbandoned(ctx, p)
+			continue
 		}
+		f.deleteRemote(ctx, p.FileID)
+	}
+}
+
+// takeAbandoned deletes an upload of an expired session. The journal
+// entry goes first, in a transaction that fails if the upload's owner
+// claimed it meanwhile; once it is gone the owner's claim fails (ErrLost),
+// so no name ever points at the deleted file. If the delete fails, the
+// file goes back into the journal, to be deleted.
+func (f *FS) takeAbandoned(ctx context.Context, p index.Pending) {
+	if err := f.idx.RemovePending(ctx, p.FileID); err != nil {
+		if !errors.Is(err, index.ErrNotFound) {
+			f.log.Warn("taking an abandoned upload from the journal", "file_id", p.FileID, "err", err)
+		}
+		return
+	}
+	f.log.Info("deleting an upload of an expired session", "file_id", p.FileID, "session", p.Session)
+	err := f.be.Delete(ctx, p.FileID)
+	if err == nil || errors.Is(err, syscall.ENOENT) {
+		return
+	}
+	f.log.Warn("deleting FastDFS file; will retry", "file_id", p.FileID, "err", err)
+	if err := f.idx.AddPending(ctx, index.Pending{FileID: p.FileID, Reason: index.PendingDelete}); err != nil {
+		f.log.Warn("journalling an upload to delete", "file_id", p.FileID, "err", err)
 	}
 }
 
@@ -324,24 +449,69 @@ func (f *FS) deleteRemote(ctx context.Context, fileID string) {
 }
 
 // purgeIfUnused removes an inode whose last name is gone once no handle
-// holds it open, and deletes its content.
+// holds it open, and deletes its content. A hold this mount no longer
+// needs (the inode got a name back, or no handle is left) is dropped.
 func (f *FS) purgeIfUnused(ctx context.Context, a index.Attr) {
-	if a.Nlink > 0 {
-		return
-	}
 	f.mu.Lock()
 	busy := f.open[a.Ino] > 0
+	held := f.held[a.Ino]
 	f.mu.Unlock()
 	if busy {
 		return
 	}
-	if err := f.idx.Purge(ctx, a.Ino); err != nil {
+	if a.Nlink > 0 {
+		if held {
+			if err := f.idx.Unhold(ctx, f.opts.Session, a.Ino); err != nil {
+				f.log.Warn("dropping a hold", "ino", a.Ino, "err", err)
+				return
+			}
+			f.dropHeld(a.Ino)
+		}
+		return
+	}
+	err := f.idx.Purge(ctx, a.Ino)
+	switch {
+	case errors.Is(err, index.ErrBusy):
+		// Another host unlinked it while open there; it purges it.
+		f.log.Debug("inode held open by another host", "ino", a.Ino, "err", err)
+		return
+	case err != nil:
 		f.log.Warn("purging inode", "ino", a.Ino, "err", err)
 		return
 	}
+	f.dropHeld(a.Ino)
 	if a.FileID != "" {
 		f.deleteRemote(ctx, a.FileID)
 	}
+}
+
+// holdIfOpen records in a shared index that this mount holds child open,
+// before an unlink or rename takes what may be its last name, so that no
+// other host's sweep purges it while a handle here still reads it.
+func (f *FS) holdIfOpen(ctx context.Context, child *fusefs.Inode) error {
+	if !f.sessions || child == nil {
+		return nil
+	}
+	ino := index.Ino(child.StableAttr().Ino)
+	f.mu.Lock()
+	need := f.open[ino] > 0 && !f.held[ino]
+	f.mu.Unlock()
+	if !need {
+		return nil
+	}
+	if err := f.idx.Hold(ctx, f.opts.Session, ino); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.held[ino] = true
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *FS) dropHeld(ino index.Ino) {
+	f.mu.Lock()
+	delete(f.held, ino)
+	f.mu.Unlock()
 }
 
 // uploads in progress in this process, so the sweeper leaves them alone.

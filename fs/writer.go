@@ -249,15 +249,17 @@ func (w *writer) commit(ctx context.Context) error {
 	}
 	f := w.n.fs
 	c := index.Content{Size: w.size, Mtime: w.mtime}
+	unjournalled := false // an upload no journal entry names, so none to claim
 	switch {
 	case w.streaming && w.pipe == nil:
 		if len(w.buf) > 0 {
-			id, done, err := w.uploadSmall(ctx)
+			id, journalled, done, err := w.uploadSmall(ctx)
 			if err != nil {
 				return err
 			}
 			defer done()
 			c.FileID = id
+			unjournalled = !journalled
 		}
 	case w.streaming:
 		id, _, err := w.finishPipe()
@@ -315,6 +317,9 @@ func (w *writer) commit(ctx context.Context) error {
 			return err
 		}
 	}
+	// A new upload must still be journalled when it is claimed: on a
+	// shared index another host may have taken it as abandoned.
+	c.Claim = c.FileID != "" && c.FileID != old.FileID && !unjournalled
 	if _, err := f.idx.SetContent(ctx, w.n.ino, c); err != nil {
 		return err
 	}
@@ -371,18 +376,19 @@ func (f *FS) uploadJournalled(ctx context.Context, group, ext string, r io.Reade
 // it, the same window as the upload's own answer, which no journal can
 // cover; this spares the index a transaction per small file. A file that
 // replaces content is journalled, since metadata is copied to it first.
-func (w *writer) uploadSmall(ctx context.Context) (string, func(), error) {
+func (w *writer) uploadSmall(ctx context.Context) (id string, journalled bool, done func(), err error) {
 	f := w.n.fs
 	r := bytes.NewReader(w.buf)
 	if cur, err := f.idx.GetAttr(ctx, w.n.ino); err == nil && cur.FileID == "" {
 		id, err := f.be.Upload(ctx, w.n.group, w.n.ext(), r, int64(len(w.buf)), false)
 		if err != nil {
-			return "", nil, err
+			return "", false, nil, err
 		}
 		markUploading(id, true)
-		return id, func() { markUploading(id, false) }, nil
+		return id, false, func() { markUploading(id, false) }, nil
 	}
-	return f.uploadJournalled(ctx, w.n.group, w.n.ext(), r, int64(len(w.buf)), false)
+	id, done, err = f.uploadJournalled(ctx, w.n.group, w.n.ext(), r, int64(len(w.buf)), false)
+	return id, true, done, err
 }
 
 func (f *FS) copyMetadata(ctx context.Context, from, to string) error {

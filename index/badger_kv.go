@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -141,6 +143,35 @@ func (s badgerKV) setPending(fileID string, v []byte) error {
 }
 
 func (s badgerKV) deletePending(fileID string) error { return s.t.Delete(pendingKey(fileID)) }
+
+func (s badgerKV) holds(ino Ino) ([]byte, error) { return s.get(holdsKey(ino)) }
+
+func (s badgerKV) setHolds(ino Ino, v []byte) error {
+	if v == nil {
+		return s.t.Delete(holdsKey(ino))
+	}
+	return s.t.Set(holdsKey(ino), v)
+}
+
+// sessionAlive compares the expiry in the value with the clock, to the
+// nanosecond; Badger's own TTL counts whole seconds and only collects.
+func (s badgerKV) sessionAlive(id string) (bool, error) {
+	v, err := s.get(sessionKey(id))
+	if err != nil || v == nil {
+		return false, err
+	}
+	if len(v) != 8 {
+		return false, corruptf("session %q: value of %d bytes", id, len(v))
+	}
+	return time.Now().UnixNano() < int64(binary.BigEndian.Uint64(v)), nil
+}
+
+func (s badgerKV) setSession(id string, ttl time.Duration) error {
+	v := binary.BigEndian.AppendUint64(nil, uint64(time.Now().Add(ttl).UnixNano()))
+	return s.t.SetEntry(badger.NewEntry(sessionKey(id), v).WithTTL(ttl + 2*time.Second))
+}
+
+func (s badgerKV) deleteSession(id string) error { return s.t.Delete(sessionKey(id)) }
 
 // scan calls fn for every key under prefix in key order, with its value if
 // values is set. k and v are valid only during the call.

@@ -31,9 +31,15 @@ import (
 //	reason   byte
 //	since    varint seconds + uvarint nanoseconds
 //	session  uvarint length + bytes
+//
+// Holds of an inode (the inode number is the key), version 1:
+//
+//	version  byte (1)
+//	sessions uvarint count, then each as uvarint length + bytes
 const (
 	attrVersion    = 1
 	pendingVersion = 1
+	holdsVersion   = 1
 
 	attrFlagAppender = 1 << 0
 )
@@ -205,4 +211,35 @@ func decodePending(fileID string, v []byte) (Pending, error) {
 		return Pending{}, corruptf("pending %q: reason %d", fileID, p.Reason)
 	}
 	return p, nil
+}
+
+func encodeHolds(sessions []string) []byte {
+	b := []byte{holdsVersion}
+	b = binary.AppendUvarint(b, uint64(len(sessions)))
+	for _, s := range sessions {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+func decodeHolds(ino Ino, v []byte) ([]string, error) {
+	r := reader{b: v}
+	if ver := r.byte("version"); r.err == nil && ver != holdsVersion {
+		return nil, corruptf("holds of %d: version %d", ino, ver)
+	}
+	n := r.uvarint("count")
+	if r.err == nil && n > uint64(len(r.b)) {
+		return nil, corruptf("holds of %d: count %d", ino, n)
+	}
+	var ss []string
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		ss = append(ss, r.string("session"))
+	}
+	switch {
+	case r.err != nil:
+		return nil, r.err
+	case len(r.b) != 0:
+		return nil, corruptf("holds of %d: %d trailing bytes", ino, len(r.b))
+	}
+	return ss, nil
 }

@@ -96,6 +96,11 @@ type Content struct {
 	Appender bool
 	Size     int64
 	Mtime    time.Time
+	// Claim says FileID is a new upload journalled as PendingUpload:
+	// SetContent then fails with ErrLost, changing nothing, if the entry
+	// is gone or no longer an upload (another host's sweep took it as
+	// abandoned, and may have deleted the file).
+	Claim bool
 }
 
 // PendingReason says why a FastDFS file is in the journal.
@@ -126,16 +131,18 @@ const (
 
 // Errors the index returns. The FUSE layer maps them to errnos in one place.
 var (
-	ErrNotFound = errors.New("index: not found") // ENOENT
-	ErrExists   = errors.New("index: exists")    // EEXIST
-	ErrNotEmpty = errors.New("index: not empty") // ENOTEMPTY
-	ErrNotDir   = errors.New("index: not a dir") // ENOTDIR
-	ErrIsDir    = errors.New("index: is a dir")  // EISDIR
-	ErrInvalid  = errors.New("index: invalid")   // EINVAL (e.g. rename a dir into itself)
-	ErrClosed   = errors.New("index: closed")    // EIO
-	ErrCorrupt  = errors.New("index: corrupt")   // EIO
-	ErrNameLen  = errors.New("index: name long") // ENAMETOOLONG
-	ErrReadOnly = errors.New("index: read-only") // EROFS
+	ErrNotFound = errors.New("index: not found")   // ENOENT
+	ErrExists   = errors.New("index: exists")      // EEXIST
+	ErrNotEmpty = errors.New("index: not empty")   // ENOTEMPTY
+	ErrNotDir   = errors.New("index: not a dir")   // ENOTDIR
+	ErrIsDir    = errors.New("index: is a dir")    // EISDIR
+	ErrInvalid  = errors.New("index: invalid")     // EINVAL (e.g. rename a dir into itself)
+	ErrClosed   = errors.New("index: closed")      // EIO
+	ErrCorrupt  = errors.New("index: corrupt")     // EIO
+	ErrNameLen  = errors.New("index: name long")   // ENAMETOOLONG
+	ErrReadOnly = errors.New("index: read-only")   // EROFS
+	ErrBusy     = errors.New("index: held open")   // EBUSY: a live session holds the inode
+	ErrLost     = errors.New("index: upload lost") // EIO: a claimed upload left the journal
 )
 
 // MaxNameLen is the longest name accepted, in bytes, as on Linux.
@@ -183,6 +190,9 @@ type Index interface {
 	// Purge deletes an orphaned inode (Nlink 0); its FileID becomes
 	// PendingDelete in the same transaction. Purging a linked inode is a no-op,
 	// and so is purging a missing one, apart from dropping a stale orphan mark.
+	// An orphan that a live session other than this index's own (the
+	// Session it was opened with) holds (Hold) is left alone: ErrBusy.
+	// Holds of expired sessions, and this index's own, go with the inode.
 	Purge(ctx context.Context, ino Ino) error
 	// Orphans lists inodes with Nlink 0 (to purge after a crash).
 	Orphans(ctx context.Context) ([]Ino, error)
@@ -193,6 +203,28 @@ type Index interface {
 	RemovePending(ctx context.Context, fileID string) error
 	// ListPending lists the journal.
 	ListPending(ctx context.Context) ([]Pending, error)
+
+	// Sessions let several mount hosts tell a live host's journal entries
+	// and open files from those of a host that died. Each mount registers
+	// its session and calls RegisterSession again well within ttl (the
+	// heartbeat); a session not refreshed in time has expired, and other
+	// hosts may clean up after it. A single-host engine keeps them too.
+
+	// RegisterSession marks session id alive until ttl from now. It
+	// reports whether the session was alive already: false for a new one,
+	// and for one that expired, after which other hosts may have deleted
+	// its uploads and purged its orphans.
+	RegisterSession(ctx context.Context, id string, ttl time.Duration) (wasAlive bool, err error)
+	// EndSession expires a session at once (a clean unmount).
+	EndSession(ctx context.Context, id string) error
+	// SessionAlive reports whether session id is registered and not expired.
+	SessionAlive(ctx context.Context, id string) (bool, error)
+	// Hold records that session holds ino open, so that Purge leaves the
+	// inode alone while that session is alive (ErrNotFound for a missing
+	// inode). Unhold drops the record; dropping one that is not there is
+	// a no-op. Holds are not part of a Dump.
+	Hold(ctx context.Context, session string, ino Ino) error
+	Unhold(ctx context.Context, session string, ino Ino) error
 
 	// Dump writes the whole namespace and journal in an engine-neutral
 	// format; Load replaces an empty index with such a dump, keeping inode

@@ -15,6 +15,10 @@ import "encoding/binary"
 //	'D' parent name        → directory entry: kind (1 byte), ino (8 bytes)
 //	'O' ino                → orphan set: Nlink 0, not yet purged; empty value
 //	'P' fileID             → pending journal entry, encodePending (codec.go)
+//	'H' ino                → sessions holding an orphan open, encodeHolds (codec.go)
+//	'S' session            → a registered session: its expiry, 8 bytes big-endian
+//	                         Unix nanoseconds (the key also has a Badger TTL a
+//	                         little longer, which drops it eventually)
 //
 // The layout is versioned by "schema"; a store with another version is
 // refused rather than misread.
@@ -25,6 +29,8 @@ const (
 	tableDentry  = 'D'
 	tableOrphan  = 'O'
 	tablePending = 'P'
+	tableHolds   = 'H'
+	tableSession = 'S'
 )
 
 const schemaVersion = 1
@@ -58,6 +64,8 @@ func dentryKey(dir Ino, name string) []byte {
 }
 
 func pendingKey(fileID string) []byte { return append([]byte{tablePending}, fileID...) }
+func holdsKey(ino Ino) []byte         { return inoKey(tableHolds, ino) }
+func sessionKey(id string) []byte     { return append([]byte{tableSession}, id...) }
 
 // inoFromKey reads the inode number of an 'A' or 'O' key.
 func inoFromKey(k []byte) (Ino, bool) {

@@ -1,6 +1,9 @@
 package index
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // kv is one engine's transaction as the shared namespace operations
 // (namespace.go, txn.go) see it: the five tables of keys.go, each read and
@@ -36,4 +39,16 @@ type kv interface {
 	pending(fileID string) ([]byte, error)
 	setPending(fileID string, v []byte) error
 	deletePending(fileID string) error
+
+	// holds is the encoded list of sessions holding ino open
+	// (encodeHolds), nil if none; setHolds with nil drops it. It is one
+	// value per inode, so that a Hold and a Purge of one inode always
+	// conflict.
+	holds(ino Ino) ([]byte, error)
+	setHolds(ino Ino, v []byte) error
+	// sessionAlive reports whether session id is registered and has not
+	// expired; setSession registers it until ttl from now.
+	sessionAlive(id string) (bool, error)
+	setSession(id string, ttl time.Duration) error
+	deleteSession(id string) error
 }

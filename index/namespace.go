@@ -494,6 +494,20 @@ func (e *engine) SetContent(ctx context.Context, ino Ino, c Content) (Attr, erro
 		case KindSymlink:
 			return fmt.Errorf("%w: content of a symlink", ErrInvalid)
 		}
+		if c.Claim {
+			v, err := tx.kv.pending(c.FileID)
+			if err != nil {
+				return err
+			}
+			if v == nil {
+				return fmt.Errorf("%w: %s is not in the journal", ErrLost, c.FileID)
+			}
+			if p, err := decodePending(c.FileID, v); err != nil {
+				return err
+			} else if p.Reason != PendingUpload {
+				return fmt.Errorf("%w: %s is journalled to be deleted", ErrLost, c.FileID)
+			}
+		}
 		if c.FileID != "" {
 			if err := tx.kv.deletePending(c.FileID); err != nil {
 				return err
@@ -527,6 +541,9 @@ func (e *engine) Purge(ctx context.Context, ino Ino) error {
 			return tx.kv.setOrphan(ino, false)
 		}
 		if err != nil || n.Nlink > 0 {
+			return err
+		}
+		if err := tx.releaseHolds(ino); err != nil {
 			return err
 		}
 		if n.FileID != "" {

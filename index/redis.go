@@ -31,22 +31,32 @@ import (
 //	                    (keys.go); Redis drops the key with its last entry
 //	P "orphans"       → set of inode numbers with Nlink 0, not yet purged
 //	P "pending"       → hash of the journal: file ID → encodePending
+//	P "pw:" fileID    → guard of one journal entry: set (expiring after a
+//	                    minute) by every change to the entry, so that a
+//	                    transaction that read the entry WATCHes this key
+//	                    instead of the whole journal
 //	P "changes"       → pub/sub channel of change notices (redis_notify.go)
+//	P "h:" ino        → sessions holding an orphan open, encodeHolds (codec.go)
+//	P "s:" session    → a registered session, "1", expiring (PX) at the
+//	                    session's TTL unless its heartbeat sets it again
 //
 // A directory being one hash makes a listing one HGETALL, and makes "is it
 // empty" and "did anybody add to it" questions about one key, which WATCH
 // answers. The schema version is the Badger engine's; a store with another
 // version is refused rather than misread.
 const (
-	redisSchema    = "schema"
-	redisLoading   = "loading"
-	redisLastIno   = "lastino"
-	redisAttr      = "a:"
-	redisDir       = "d:"
-	redisOrphans   = "orphans"
-	redisPending   = "pending"
-	redisChanges   = "changes"
-	redisDefPrefix = "fdfsfs:"
+	redisSchema       = "schema"
+	redisLoading      = "loading"
+	redisLastIno      = "lastino"
+	redisAttr         = "a:"
+	redisDir          = "d:"
+	redisOrphans      = "orphans"
+	redisPending      = "pending"
+	redisChanges      = "changes"
+	redisHolds        = "h:"
+	redisSession      = "s:"
+	redisPendingGuard = "pw:"
+	redisDefPrefix    = "fdfsfs:"
 )
 
 // RedisOptions configures OpenRedis.
@@ -145,6 +155,13 @@ func (r *Redis) attrKey(ino Ino) string {
 }
 func (r *Redis) dirKey(ino Ino) string {
 	return r.prefix + redisDir + strconv.FormatUint(uint64(ino), 10)
+}
+func (r *Redis) holdsKey(ino Ino) string {
+	return r.prefix + redisHolds + strconv.FormatUint(uint64(ino), 10)
+}
+func (r *Redis) sessionKey(id string) string { return r.prefix + redisSession + id }
+func (r *Redis) pendingGuardKey(fileID string) string {
+	return r.prefix + redisPendingGuard + fileID
 }
 func inoMember(ino Ino) string { return strconv.FormatUint(uint64(ino), 10) }
 func parseInoMember(s string) (Ino, error) {

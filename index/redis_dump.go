@@ -201,7 +201,7 @@ func (r *Redis) checkEmpty(ctx context.Context) error {
 // namespace's prefix may start with ours), and makes it new again.
 func (r *Redis) wipe(ctx context.Context) error {
 	var keys []string
-	for _, table := range []string{redisAttr, redisDir} {
+	for _, table := range []string{redisAttr, redisDir, redisHolds} {
 		inos, err := r.scanInos(ctx, table)
 		if err != nil {
 			return err

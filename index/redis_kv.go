@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -183,19 +184,69 @@ func (s *redisKV) setOrphan(ino Ino, orphan bool) error {
 	return s.queue(func(p redis.Pipeliner) { p.SRem(s.ctx, k, m) })
 }
 
+// pending WATCHes the entry's guard key, not the journal hash: a claim or
+// a take of one upload then conflicts only with changes to that entry,
+// not with every other writer's journal entries.
 func (s *redisKV) pending(fileID string) ([]byte, error) {
-	k := s.r.key(redisPending)
+	k, g := s.r.key(redisPending), s.r.pendingGuardKey(fileID)
 	var cmd *redis.StringCmd
-	if err := s.pipe([]string{k}, func(p redis.Pipeliner) { cmd = p.HGet(s.ctx, k, fileID) }); err != nil {
+	if err := s.pipe([]string{g}, func(p redis.Pipeliner) { cmd = p.HGet(s.ctx, k, fileID) }); err != nil {
 		return nil, err
 	}
 	return bytesOf(cmd)
 }
 
+// pendingGuardTTL outlives any transaction that watches the guard; a
+// guard expiring under a watch only makes that transaction run again.
+const pendingGuardTTL = time.Minute
+
 func (s *redisKV) setPending(fileID string, v []byte) error {
-	return s.queue(func(p redis.Pipeliner) { p.HSet(s.ctx, s.r.key(redisPending), fileID, v) })
+	return s.queue(func(p redis.Pipeliner) {
+		p.HSet(s.ctx, s.r.key(redisPending), fileID, v)
+		p.Set(s.ctx, s.r.pendingGuardKey(fileID), "1", pendingGuardTTL)
+	})
 }
 
 func (s *redisKV) deletePending(fileID string) error {
-	return s.queue(func(p redis.Pipeliner) { p.HDel(s.ctx, s.r.key(redisPending), fileID) })
+	return s.queue(func(p redis.Pipeliner) {
+		p.HDel(s.ctx, s.r.key(redisPending), fileID)
+		p.Set(s.ctx, s.r.pendingGuardKey(fileID), "1", pendingGuardTTL)
+	})
+}
+
+func (s *redisKV) holds(ino Ino) ([]byte, error) {
+	k := s.r.holdsKey(ino)
+	var cmd *redis.StringCmd
+	if err := s.pipe([]string{k}, func(p redis.Pipeliner) { cmd = p.Get(s.ctx, k) }); err != nil {
+		return nil, err
+	}
+	return bytesOf(cmd)
+}
+
+func (s *redisKV) setHolds(ino Ino, v []byte) error {
+	k := s.r.holdsKey(ino)
+	if v == nil {
+		return s.queue(func(p redis.Pipeliner) { p.Del(s.ctx, k) })
+	}
+	return s.queue(func(p redis.Pipeliner) { p.Set(s.ctx, k, v, 0) })
+}
+
+// sessionAlive asks whether the session's key is still there: Redis
+// expires it on its own clock, so the hosts' clocks do not matter.
+func (s *redisKV) sessionAlive(id string) (bool, error) {
+	k := s.r.sessionKey(id)
+	var cmd *redis.IntCmd
+	if err := s.pipe([]string{k}, func(p redis.Pipeliner) { cmd = p.Exists(s.ctx, k) }); err != nil {
+		return false, err
+	}
+	n, err := cmd.Result()
+	return n > 0, err
+}
+
+func (s *redisKV) setSession(id string, ttl time.Duration) error {
+	return s.queue(func(p redis.Pipeliner) { p.Set(s.ctx, s.r.sessionKey(id), "1", ttl) })
+}
+
+func (s *redisKV) deleteSession(id string) error {
+	return s.queue(func(p redis.Pipeliner) { p.Del(s.ctx, s.r.sessionKey(id)) })
 }

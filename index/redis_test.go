@@ -425,6 +425,34 @@ func benchIndex(b *testing.B, open func() index.Index) {
 			}
 		}
 	})
+	// A file's commit as a mount does it, from 8 writers at once: journal
+	// the upload, then point the file at it, with and without the claim
+	// check (which reads the journal, so in Redis it WATCHes the journal
+	// every other writer changes too).
+	var n atomic.Int64
+	for _, claim := range []bool{false, true} {
+		b.Run(fmt.Sprintf("JournalCommit8/claim=%v", claim), func(b *testing.B) {
+			b.SetParallelism(4) // 2 cores here: 8 writers
+			b.RunParallel(func(pb *testing.PB) {
+				f, err := idx.Create(ctx, index.RootIno, fmt.Sprintf("w%d", n.Add(1)), index.Attr{Kind: index.KindFile, Mode: 0o644})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				for i := 0; pb.Next(); i++ {
+					id := fmt.Sprintf("group1/M00/00/00/%d-%d", f.Ino, i)
+					if err := idx.AddPending(ctx, index.Pending{FileID: id, Reason: index.PendingUpload}); err != nil {
+						b.Error(err)
+						return
+					}
+					if _, err := idx.SetContent(ctx, f.Ino, index.Content{FileID: id, Size: 1, Claim: claim}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }
 
 // TestRedisNestedPrefixes keeps two namespaces apart when one's prefix

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/index"
 )
 
 // redisServer starts a redis-server of the test's own on a free loopback
@@ -319,6 +320,202 @@ func TestSharedUploadSurvivesOtherSweeps(t *testing.T) {
 		}
 		if sumBytes(got) != sumBytes(data) {
 			return fmt.Errorf("content differs (%d bytes)", len(got))
+		}
+		return nil
+	})
+}
+
+// TestSharedSessionExpiry kills host A (kill -9) while it streams two files
+// and holds open a file it unlinked. While A lives, host B's sweeps (every
+// 100 ms) leave A's unclaimed uploads and its held orphan alone; once A's
+// session expires (--session-ttl 2s), B deletes the uploads from the
+// storage and purges the orphan, deleting its FastDFS file too.
+func TestSharedSessionExpiry(t *testing.T) {
+	url := redisServer(t)
+	c := cluster(t, fdfstest.Options{})
+	a := startSharedMount(t, c, url, "--session-ttl", "2s", "--write-buffer", "4194304") // 1 MiB chunks
+	b := startSharedMount(t, c, url, "--session-ttl", "2s", "--group-refresh", "100ms")
+	ctx := t.Context()
+	idx, err := index.OpenRedis(ctx, url, index.RedisOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	stored := func(fileID string) bool {
+		for _, st := range c.Storages() {
+			if st.Has(fileID) {
+				return true
+			}
+		}
+		return false
+	}
+	ofA := fmt.Sprintf(":%d:", a.cmd.Process.Pid)
+	uploadsOfA := func() []string {
+		ps, err := idx.ListPending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, p := range ps {
+			if p.Reason == index.PendingUpload && strings.Contains(p.Session, ofA) {
+				ids = append(ids, p.FileID)
+			}
+		}
+		return ids
+	}
+
+	// A file open on A whose name A removes: an orphan A holds.
+	held := a.path("group1", "held.bin")
+	if err := os.WriteFile(held, pattern(300<<10, 4), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	heldID := strings.TrimSpace(sh(t, "getfattr --only-values -n user.fdfs.file_id "+held))
+	hf, err := os.Open(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hf.Close()
+	fi, err := hf.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldIno := index.Ino(fi.Sys().(*syscall.Stat_t).Ino)
+	if err := os.Remove(held); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two streamed writes, left open mid-way: their appender files are
+	// uploaded and journalled, claimed by no name yet.
+	for i := range 2 {
+		f, err := os.Create(a.path("group1", fmt.Sprintf("slow%d.bin", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.Write(pattern(2<<20+5, byte(10+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var uploads []string
+	eventually(t, "A's uploads in the journal", func() error {
+		if uploads = uploadsOfA(); len(uploads) < 2 {
+			return fmt.Errorf("journal holds %d uploads of A", len(uploads))
+		}
+		return nil
+	})
+
+	// B sweeps about ten times while A is alive; it must touch nothing.
+	time.Sleep(time.Second)
+	if got := uploadsOfA(); !slices.Equal(got, uploads) {
+		t.Errorf("A alive: its journalled uploads went from %q to %q", uploads, got)
+	}
+	for _, id := range append([]string{heldID}, uploads...) {
+		if !stored(id) {
+			t.Errorf("A alive: %s was deleted from the storage", id)
+		}
+	}
+	if _, err := idx.GetAttr(ctx, heldIno); err != nil {
+		t.Errorf("A alive: the orphan it holds open: %v", err)
+	}
+	buf := make([]byte, 4096)
+	if _, err := hf.ReadAt(buf, 200<<10); err != nil {
+		t.Errorf("A alive: reading the unlinked file it holds open: %v", err)
+	}
+
+	a.kill()
+	eventually(t, "B deletes A's uploads and purges its orphan once A's session expires", func() error {
+		if got := uploadsOfA(); len(got) > 0 {
+			return fmt.Errorf("the journal still holds %q", got)
+		}
+		for _, id := range append([]string{heldID}, uploads...) {
+			if stored(id) {
+				return fmt.Errorf("%s is still stored", id)
+			}
+		}
+		if _, err := idx.GetAttr(ctx, heldIno); !errors.Is(err, index.ErrNotFound) {
+			return fmt.Errorf("orphan %d: %v", heldIno, err)
+		}
+		return nil
+	})
+	if os, err := idx.Orphans(ctx); err != nil || len(os) != 0 {
+		t.Errorf("orphans left: %v, %v", os, err)
+	}
+	if !strings.Contains(b.log.String(), "deleting an upload of an expired session") {
+		t.Errorf("B's log does not say it deleted A's uploads\n%s", b.log)
+	}
+}
+
+// TestSharedSessionLostWhileStopped freezes host A (SIGSTOP) for longer
+// than its session TTL in the middle of a streamed write, as a host cut off
+// from Redis would be: B takes A's upload as abandoned and deletes it.
+// When A runs again its close() must fail, not return 0 for content that
+// is gone, and the file keeps what it had.
+func TestSharedSessionLostWhileStopped(t *testing.T) {
+	url := redisServer(t)
+	c := cluster(t, fdfstest.Options{})
+	a := startSharedMount(t, c, url, "--session-ttl", "2s", "--write-buffer", "4194304") // 1 MiB chunks
+	b := startSharedMount(t, c, url, "--session-ttl", "2s", "--group-refresh", "100ms")
+	ctx := t.Context()
+	idx, err := index.OpenRedis(ctx, url, index.RedisOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	ofA := fmt.Sprintf(":%d:", a.cmd.Process.Pid)
+	uploadsOfA := func() int {
+		ps, err := idx.ListPending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range ps {
+			if p.Reason == index.PendingUpload && strings.Contains(p.Session, ofA) {
+				n++
+			}
+		}
+		return n
+	}
+
+	f, err := os.Create(a.path("group1", "lost.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(pattern(2<<20, 5)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "A's upload in the journal", func() error {
+		if uploadsOfA() == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	a.cmd.Process.Signal(syscall.SIGSTOP)
+	stopped := true
+	defer func() {
+		if stopped {
+			a.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	eventually(t, "B takes A's upload once A's session expires", func() error {
+		if n := uploadsOfA(); n > 0 {
+			return fmt.Errorf("%d uploads of A journalled", n)
+		}
+		return nil
+	})
+	a.cmd.Process.Signal(syscall.SIGCONT)
+	stopped = false
+	within(t, time.Minute, "close on A", func() {
+		if err := f.Close(); !errors.Is(err, syscall.EIO) {
+			t.Errorf("close on A after its upload was deleted: %v, want EIO", err)
+		}
+	})
+	if fi, err := os.Stat(b.path("group1", "lost.bin")); err != nil || fi.Size() != 0 {
+		t.Errorf("lost.bin on B: %v, %v; want it empty, as open(O_CREAT) made it", fi, err)
+	}
+	eventually(t, "A logs that its session had expired", func() error {
+		if !strings.Contains(a.log.String(), "mount session had expired") {
+			return errors.New("no such line in A's log")
 		}
 		return nil
 	})

@@ -50,6 +50,8 @@ func RunContract(t *testing.T, open func(t *testing.T) index.Index) {
 		{"SetContent", testSetContent},
 		{"Purge", testPurge},
 		{"Pending", testPending},
+		{"Sessions", testSessions},
+		{"Claim", testClaim},
 		{"Concurrency", testConcurrency},
 		{"DumpLoad", testDumpLoad},
 		{"Check", testCheck},
