@@ -74,12 +74,28 @@ func (n *fileNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.S
 	if errno := n.fs.setattr(ctx, n.ino, in, out); errno != 0 {
 		return errno
 	}
+	if t, ok := in.GetMTime(); ok {
+		n.setWriterMtime(t)
+	}
 	a, err := n.fs.idx.GetAttr(ctx, n.ino)
 	if err != nil {
 		return n.fs.toErrno("setattr", err)
 	}
 	fillAttr(n.overlay(a), &out.Attr)
 	return 0
+}
+
+// setWriterMtime makes an explicit mtime (utimensat on a file still being
+// written, as cp -p and rsync do before close) the one the commit stores;
+// without it the commit would store the time of the last write.
+func (n *fileNode) setWriterMtime(t time.Time) {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.w != nil {
+		n.w.mtime = t
+	}
 }
 
 // truncate changes the size. With no handle open it commits at once, as

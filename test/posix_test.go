@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -169,6 +170,36 @@ func TestPOSIX(t *testing.T) {
 		}
 		if !bytes.Equal(mid, data[7<<20:7<<20+4096]) {
 			t.Fatal("ranged read differs")
+		}
+	})
+
+	t.Run("an mtime set before close is the one kept", func(t *testing.T) {
+		// cp -p, cp -a and rsync write, set the times on the open file,
+		// then close: the commit at close must not stamp the write time.
+		p := filepath.Join(g, "dated.txt")
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("old news\n")); err != nil {
+			f.Close()
+			t.Fatal(err)
+		}
+		when := time.Date(2001, 2, 3, 4, 5, 6, 700000000, time.UTC)
+		if err := unix.Futimes(int(f.Fd()), []unix.Timeval{unix.NsecToTimeval(when.UnixNano()), unix.NsecToTimeval(when.UnixNano())}); err != nil {
+			f.Close()
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		m.remount() // what the index keeps, not what the kernel cached
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.ModTime().Equal(when) {
+			t.Errorf("mtime after close and remount = %v, want %v", st.ModTime().UTC(), when)
 		}
 	})
 }

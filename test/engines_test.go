@@ -1,0 +1,222 @@
+package test
+
+import (
+	"bufio"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"fdfsfs/fdfs/fdfstest"
+)
+
+// engineTree builds, in a local dir, the tree the engine tests carry from
+// one index to another: content, empty files, odd modes, nested dirs with
+// their own modes, symlinks (to a file, to a dir, dangling, absolute) and a
+// hard link pair.
+func engineTree(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "tree")
+	files := []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{"a.txt", []byte("alpha\n"), 0o644},
+		{"empty", nil, 0o600},
+		{"run.sh", []byte("#!/bin/sh\necho hi\n"), 0o755},
+		{"d/b.bin", pattern(300<<10, 11), 0o640},
+		{"d/sub/c d.md", []byte("with a space\n"), 0o444},
+		{"d/sub/deeper/e", pattern(4096, 12), 0o604},
+		{"private/secret", []byte("s\n"), 0o400},
+	}
+	for _, f := range files {
+		p := filepath.Join(src, f.name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(src, "emptydir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for dir, mode := range map[string]os.FileMode{"private": 0o700, "d/sub": 0o750, "emptydir": os.ModeSticky | 0o777} {
+		if err := os.Chmod(filepath.Join(src, dir), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{
+		"link":         "a.txt",
+		"d/up":         "../a.txt",
+		"dirlink":      "d/sub",
+		"dangling":     "no/such/file",
+		"d/sub/abs":    "/etc/hostname",
+		"d/sub/spaced": "c d.md",
+	} {
+		if err := os.Symlink(target, filepath.Join(src, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(filepath.Join(src, "d", "b.bin"), filepath.Join(src, "hard.bin")); err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// treeShape lists what diff -r does not compare: each entry's kind and
+// mode, a non-directory's link count, modification time and symlink target.
+// Directories' link counts are left out: they follow the local file system's
+// rules, not the tree's.
+func treeShape(t *testing.T, dir string) string {
+	t.Helper()
+	return sh(t, "cd '"+dir+"' && { find . -type d -printf '%p %y %m\\n'; "+
+		"find . ! -type d -printf '%p %y %m %n %TY-%Tm-%Td+%TH:%TM:%TS %l\\n'; } | LC_ALL=C sort")
+}
+
+// sameTree checks that the mounted copy holds the source tree: the same
+// names, content, kinds, modes, symlink targets and mtimes, and the two
+// names of the hard link on one inode.
+func sameTree(t *testing.T, src, copy string) {
+	t.Helper()
+	dropCaches()
+	sh(t, "diff -r --no-dereference '"+src+"' '"+copy+"'")
+	if want, got := treeShape(t, src), treeShape(t, copy); want != got {
+		t.Errorf("tree differs from the source\nsource:\n%s\ncopy:\n%s", want, got)
+	}
+	inos := strings.Fields(sh(t, "stat -c %i '"+filepath.Join(copy, "d", "b.bin")+"' '"+filepath.Join(copy, "hard.bin")+"'"))
+	if len(inos) != 2 || inos[0] != inos[1] {
+		t.Errorf("hard link pair on inodes %q, want one", inos)
+	}
+}
+
+// unstartedMount is startMount's mount, not yet started, so that a test can
+// load its index first: engine names the index (--meta URL), or is empty
+// for the Badger directory under the mount's state dir.
+func unstartedMount(t *testing.T, c *fdfstest.Cluster, engine ...string) *mount {
+	t.Helper()
+	needFUSE(t)
+	m := &mount{t: t, dir: t.TempDir(), state: t.TempDir()}
+	if len(engine) == 0 {
+		engine = []string{"--index", filepath.Join(m.state, "index")}
+	}
+	m.args = append([]string{"mount"}, engine...)
+	m.args = append(m.args, "--cache", filepath.Join(m.state, "cache"), "--log-level", "debug")
+	for _, a := range c.TrackerAddrs() {
+		m.args = append(m.args, "--tracker", a)
+	}
+	t.Cleanup(m.stop)
+	return m
+}
+
+// copyIndex pipes `fdfsfs meta dump FROM...` into `fdfsfs meta load TO...`,
+// as the README tells users to.
+func copyIndex(t *testing.T, from, to []string) {
+	t.Helper()
+	q := func(args []string) string {
+		s := ""
+		for _, a := range args {
+			s += " '" + a + "'"
+		}
+		return s
+	}
+	sh(t, "'"+binary+"' meta dump"+q(from)+" | '"+binary+"' meta load"+q(to))
+}
+
+// flushRedis empties the test's Redis database (FLUSHDB), as losing the
+// shared index would.
+func flushRedis(t *testing.T, redisURL string) {
+	t.Helper()
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("FLUSHDB\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "+OK\r\n" {
+		t.Fatalf("FLUSHDB answered %q, %v", line, err)
+	}
+}
+
+// TestEngineDumpLoad carries one tree from Badger to Redis and back with
+// meta dump | meta load; every copy mounts and holds the same tree.
+func TestEngineDumpLoad(t *testing.T) {
+	redisURL := redisServer(t)
+	c := cluster(t, fdfstest.Options{})
+	src := engineTree(t)
+
+	badger := startMount(t, c)
+	sh(t, "cp -a '"+src+"' '"+badger.path("group2", "tree")+"'")
+	sameTree(t, src, badger.path("group2", "tree"))
+	badger.stop()
+
+	copyIndex(t, []string{"--index", filepath.Join(badger.state, "index")}, []string{"--meta", redisURL})
+	shared := unstartedMount(t, c, "--meta", redisURL)
+	shared.start()
+	sameTree(t, src, shared.path("group2", "tree"))
+	// The copy is a working tree, not a read-only snapshot.
+	for _, p := range []string{shared.path("group2", "tree", "a.txt"), filepath.Join(src, "a.txt")} {
+		sh(t, "echo more >> '"+p+"' && touch -d '2020-01-02 03:04:05.5' '"+p+"'")
+	}
+	shared.stop()
+
+	back := unstartedMount(t, c)
+	backIndex := filepath.Join(back.state, "index")
+	copyIndex(t, []string{"--meta", redisURL}, []string{"--index", backIndex})
+	back.start()
+	sameTree(t, src, back.path("group2", "tree"))
+	back.stop()
+
+	if out := run(t, "index", "check", "--index", backIndex); !strings.HasSuffix(strings.TrimSpace(out), "ok") {
+		t.Errorf("index check of the Badger copy:\n%s", out)
+	}
+}
+
+// TestEngineRedisBackupRestore: a Redis index backed up into the cluster
+// comes back, after the database is lost, from its file ID.
+func TestEngineRedisBackupRestore(t *testing.T) {
+	redisURL := redisServer(t)
+	c := cluster(t, fdfstest.Options{})
+	src := engineTree(t)
+	trackers := []string{}
+	for _, a := range c.TrackerAddrs() {
+		trackers = append(trackers, "--tracker", a)
+	}
+
+	m := unstartedMount(t, c, "--meta", redisURL)
+	m.start()
+	sh(t, "cp -a '"+src+"' '"+m.path("group1", "tree")+"'")
+	sameTree(t, src, m.path("group1", "tree"))
+	m.stop()
+
+	id := strings.TrimSpace(run(t, append([]string{"index", "backup", "--group", "group2", "--meta", redisURL}, trackers...)...))
+	if !strings.HasPrefix(id, "group2/M00/") {
+		t.Fatalf("index backup printed %q, want a group2 file ID", id)
+	}
+	flushRedis(t, redisURL)
+	if out := shErr(t, "'"+binary+"' meta dump --meta '"+redisURL+"'"); !strings.Contains(out, "empty") {
+		t.Fatalf("meta dump after FLUSHDB: %s, want an empty store", out)
+	}
+
+	run(t, append([]string{"index", "restore", id, "--meta", redisURL}, trackers...)...)
+	m.start()
+	sameTree(t, src, m.path("group1", "tree"))
+	m.stop()
+	if out := run(t, "index", "check", "--meta", redisURL); !strings.HasSuffix(strings.TrimSpace(out), "ok") {
+		t.Errorf("index check after restore:\n%s", out)
+	}
+}
