@@ -74,6 +74,7 @@ func (d *dirNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.A
 var _ = (fusefs.NodeSetattrer)((*dirNode)(nil))
 
 func (d *dirNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	return d.fs.setattr(ctx, d.ino, in, out)
 }
 
@@ -160,6 +161,7 @@ func (d *dirNode) create(ctx context.Context, name string, a index.Attr) (index.
 var _ = (fusefs.NodeMkdirer)((*dirNode)(nil))
 
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindDir, Mode: mode & 0o7777})
 	if errno != 0 {
 		return nil, errno
@@ -170,6 +172,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 var _ = (fusefs.NodeCreater)((*dirNode)(nil))
 
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindFile, Mode: mode & 0o7777})
 	if errno != 0 {
 		return nil, nil, 0, errno
@@ -197,6 +200,7 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint3
 var _ = (fusefs.NodeSymlinker)((*dirNode)(nil))
 
 func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindSymlink, Mode: 0o777, Target: target, Size: int64(len(target))})
 	if errno != 0 {
 		return nil, errno
@@ -207,6 +211,7 @@ func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 var _ = (fusefs.NodeLinker)((*dirNode)(nil))
 
 func (d *dirNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	if d.fs.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
@@ -232,6 +237,7 @@ func (d *dirNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name st
 var _ = (fusefs.NodeUnlinker)((*dirNode)(nil))
 
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if d.fs.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -249,6 +255,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 var _ = (fusefs.NodeRmdirer)((*dirNode)(nil))
 
 func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if d.fs.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -261,6 +268,7 @@ var _ = (fusefs.NodeRenamer)((*dirNode)(nil))
 // content would have to move to another FastDFS group, so it is EXDEV and mv
 // falls back to copy and delete.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if d.fs.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -372,3 +380,11 @@ var _ = (fusefs.NodeSetattrer)((*symlinkNode)(nil))
 func (s *symlinkNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	return s.fs.setattr(ctx, s.ino, in, out)
 }
+
+// uninterrupted detaches a change from the kernel's interruption of its
+// request. go-fuse cancels the context when the caller gets a signal (Go
+// programs get SIGURG all the time); an index transaction cut short after
+// it committed would then answer EINTR for a create that happened, and the
+// caller's retry with O_EXCL would get EEXIST. Changes are short and
+// bounded by the engine's and the network's own timeouts.
+func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

@@ -43,8 +43,8 @@ func (n *fileNode) overlay(a index.Attr) index.Attr {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.w != nil {
-		a.Size = n.w.size
-		a.Mtime = n.w.mtime
+		a.Size = n.w.shownSize
+		a.Mtime = n.w.shownMtime
 	}
 	return a
 }
@@ -63,6 +63,7 @@ func (n *fileNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.
 var _ = (fusefs.NodeSetattrer)((*fileNode)(nil))
 
 func (n *fileNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if size, ok := in.GetSize(); ok {
 		if n.fs.opts.ReadOnly {
 			return syscall.EROFS
@@ -94,7 +95,7 @@ func (n *fileNode) setWriterMtime(t time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.w != nil {
-		n.w.mtime = t
+		n.w.mtime, n.w.shownMtime = t, t
 	}
 }
 
@@ -107,7 +108,9 @@ func (n *fileNode) truncate(ctx context.Context, size int64) syscall.Errno {
 	if err != nil {
 		return n.fs.toErrno("truncate", err)
 	}
-	if err := w.truncate(ctx, size); err != nil {
+	err = w.truncate(ctx, size)
+	w.publish()
+	if err != nil {
 		return n.fs.toErrno("truncate", err)
 	}
 	n.fs.mu.Lock()
@@ -133,6 +136,7 @@ func (n *fileNode) writer(ctx context.Context) (*writer, error) {
 		return nil, err
 	}
 	w = newWriter(n, a)
+	w.shownSize, w.shownMtime = w.size, w.mtime
 	n.mu.Lock()
 	n.w = w
 	n.mu.Unlock()
@@ -267,7 +271,9 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	if err != nil {
 		return 0, n.fs.toErrno("write", err)
 	}
-	if err := w.writeAt(ctx, data, off); err != nil {
+	err = w.writeAt(ctx, data, off)
+	w.publish()
+	if err != nil {
 		return 0, n.fs.uploadErrno("write", err)
 	}
 	return uint32(len(data)), 0

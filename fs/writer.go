@@ -55,6 +55,20 @@ type writer struct {
 	streamed []string
 
 	err error // sticky: a failed upload fails every later call
+
+	// shownSize and shownMtime are size and mtime as getattr reports them,
+	// copied after each change; guarded by the node's mu, since getattr
+	// must not wait for wmu, which a write holds across its upload.
+	shownSize  int64
+	shownMtime time.Time
+}
+
+// publish copies size and mtime to where getattr reads them. Call with wmu
+// held.
+func (w *writer) publish() {
+	w.n.mu.Lock()
+	w.shownSize, w.shownMtime = w.size, w.mtime
+	w.n.mu.Unlock()
 }
 
 func newWriter(n *fileNode, a index.Attr) *writer {
