@@ -134,19 +134,21 @@ func notUserXattr() syscall.Errno { return syscall.ENOTSUP }
 var _ = (fusefs.NodeGetxattrer)((*dirNode)(nil))
 
 func (d *dirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if !strings.HasPrefix(attr, xattrUser) {
-		return 0, notUserXattr()
-	}
-	return 0, syscall.ENODATA
+	return 0, noMetadataXattr(attr)
 }
 
 var _ = (fusefs.NodeGetxattrer)((*symlinkNode)(nil))
 
 func (l *symlinkNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return 0, noMetadataXattr(attr)
+}
+
+// noMetadataXattr answers getxattr on a node without a FastDFS file.
+func noMetadataXattr(attr string) syscall.Errno {
 	if !strings.HasPrefix(attr, xattrUser) {
-		return 0, notUserXattr()
+		return notUserXattr()
 	}
-	return 0, syscall.ENODATA
+	return syscall.ENODATA
 }
 
 var _ = (fusefs.NodeGetxattrer)((*fileNode)(nil))
