@@ -847,6 +847,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
 	})
+	raw = fs.IgnoreInterrupts(raw)
 	if fsMetrics != nil {
 		raw = fsMetrics.Instrument(raw)
 	}
