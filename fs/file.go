@@ -316,8 +316,11 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	n.fs.mu.Lock()
 	n.fs.open[n.ino]--
 	last := n.fs.open[n.ino] <= 0
+	recheck := false
 	if last {
 		delete(n.fs.open, n.ino)
+		recheck = n.fs.recheck[n.ino] || n.fs.held[n.ino]
+		delete(n.fs.recheck, n.ino)
 	}
 	n.fs.mu.Unlock()
 	if !last {
@@ -332,6 +335,12 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	n.wmu.Unlock()
 	if errno != 0 {
 		n.fs.log.Warn("content written after the last flush was not saved", "ino", n.ino, "errno", errno)
+	}
+	if !recheck {
+		// No name went here while it was open. One that went on another
+		// host was purged there (this mount held nothing), or is left to
+		// the orphan sweep.
+		return 0
 	}
 	if a, err := n.fs.idx.GetAttr(bg, n.ino); err == nil {
 		n.fs.purgeIfUnused(bg, a)

@@ -114,6 +114,11 @@ type FS struct {
 	// held are the inodes this mount holds in a shared index (guarded by
 	// mu): open here when their last name went.
 	held map[index.Ino]bool
+	// recheck are the inodes that may have lost a name here while open
+	// (guarded by mu): their last close asks the index whether to purge
+	// them. Every other close skips that read, which would otherwise run
+	// beside the kernel's getattr of the parent after each create.
+	recheck map[index.Ino]bool
 	// sessions is true once the session is registered (shared, writable).
 	sessions bool
 	// nodes finds the kernel's inodes for change notices (notify.go).
@@ -144,15 +149,16 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 		opts.SessionTTL = 30 * time.Second
 	}
 	f := &FS{
-		opts:   opts,
-		log:    opts.Logger,
-		be:     opts.Backend,
-		idx:    opts.Index,
-		cache:  opts.Cache,
-		open:   make(map[index.Ino]int),
-		held:   make(map[index.Ino]bool),
-		groups: make(map[string]GroupInfo),
-		stop:   make(chan struct{}),
+		opts:    opts,
+		log:     opts.Logger,
+		be:      opts.Backend,
+		idx:     opts.Index,
+		cache:   opts.Cache,
+		open:    make(map[index.Ino]int),
+		held:    make(map[index.Ino]bool),
+		recheck: make(map[index.Ino]bool),
+		groups:  make(map[string]GroupInfo),
+		stop:    make(chan struct{}),
 	}
 	if err := f.refreshGroups(ctx); err != nil {
 		// The index still serves names and attributes; content waits for
@@ -455,6 +461,9 @@ func (f *FS) purgeIfUnused(ctx context.Context, a index.Attr) {
 	f.mu.Lock()
 	busy := f.open[a.Ino] > 0
 	held := f.held[a.Ino]
+	if busy {
+		f.recheck[a.Ino] = true
+	}
 	f.mu.Unlock()
 	if busy {
 		return

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"fdfsfs/fdfs/fdfstest"
 )
@@ -392,4 +393,42 @@ func itoa(i int) string {
 		b = append([]byte{byte('0' + i%10)}, b...)
 	}
 	return string(b)
+}
+
+// TestUnlinkedOpenPurgedAtClose: a file unlinked while open keeps its
+// content until its last close, and then loses it from FastDFS too; a
+// file closed with its name still there keeps it.
+func TestUnlinkedOpenPurgedAtClose(t *testing.T) {
+	data := t.TempDir()
+	c := cluster(t, fdfstest.Options{Groups: []string{"group1"}, DataDir: data})
+	stDir := filepath.Join(data, "group1", "storage0")
+	m := startMount(t, c)
+	keep, gone := m.path("group1", "keep"), m.path("group1", "gone")
+	for _, p := range []string{keep, gone} {
+		if err := os.WriteFile(p, []byte("content of "+p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	if n := countFiles(t, stDir); n != 2 {
+		t.Fatalf("while open: %d content files in FastDFS, want 2", n)
+	}
+	f.Close()
+	// Release runs after close returns.
+	deadline := time.Now().Add(10 * time.Second)
+	for countFiles(t, stDir) != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := countFiles(t, stDir); n != 1 {
+		t.Fatalf("after the last close: %d content files in FastDFS, want 1", n)
+	}
+	if b, err := os.ReadFile(keep); err != nil || string(b) != "content of "+keep {
+		t.Fatalf("kept file: %q, %v", b, err)
+	}
 }
