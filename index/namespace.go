@@ -222,21 +222,7 @@ func (e *engine) Unlink(ctx context.Context, parent Ino, name string) (Attr, err
 	}
 	var after Attr
 	err := e.be.update(ctx, func(tx *txn) error {
-		p, err := tx.dir(parent)
-		if err != nil {
-			return err
-		}
-		ino, kind, ok, err := tx.dentry(parent, name)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrNotFound
-		}
-		if kind == KindDir {
-			return ErrIsDir
-		}
-		n, err := tx.named(parent, name, ino)
+		p, n, err := tx.removal(parent, name, false)
 		if err != nil {
 			return err
 		}
@@ -256,26 +242,36 @@ func (e *engine) Unlink(ctx context.Context, parent Ino, name string) (Attr, err
 	return after, err
 }
 
+// removal finds what Unlink (dir false) or Rmdir (dir true) removes: the
+// parent directory and the inode its entry name names, refusing an entry
+// of the other kind as those calls must.
+func (tx *txn) removal(parent Ino, name string, dir bool) (p, n *node, err error) {
+	if p, err = tx.dir(parent); err != nil {
+		return nil, nil, err
+	}
+	ino, kind, ok, err := tx.dentry(parent, name)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case !ok:
+		return nil, nil, ErrNotFound
+	case dir && kind != KindDir:
+		return nil, nil, ErrNotDir
+	case !dir && kind == KindDir:
+		return nil, nil, ErrIsDir
+	}
+	if n, err = tx.named(parent, name, ino); err != nil {
+		return nil, nil, err
+	}
+	return p, n, nil
+}
+
 func (e *engine) Rmdir(ctx context.Context, parent Ino, name string) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
 	return e.be.update(ctx, func(tx *txn) error {
-		p, err := tx.dir(parent)
-		if err != nil {
-			return err
-		}
-		ino, kind, ok, err := tx.dentry(parent, name)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrNotFound
-		}
-		if kind != KindDir {
-			return ErrNotDir
-		}
-		n, err := tx.named(parent, name, ino)
+		p, n, err := tx.removal(parent, name, true)
 		if err != nil {
 			return err
 		}
