@@ -26,6 +26,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Defaults for zero Options fields.
@@ -113,25 +116,34 @@ type flight struct {
 // Layout of dir:
 //
 //	LOCK                         flock held while open; one process per dir
-//	blocks-<blocksize>/<hh>/<objectID>.<index>   one file per block
-//	tmp/                         blocks being written, renamed into place
+//	objects-<blocksize>/<hh>/<objectID>   one sparse file per object
 //	staging/                     unlinked staging files (see Stage)
 //
 // objectID is the first 128 bits of SHA-256 of the object key in hex; hh is
-// its first two digits. A block file holds exactly the block's bytes; its
-// mtime is (roughly) its last use, which orders the LRU after a remount.
-// Files are opened only for the length of one read or write, so open
-// descriptors are bounded by the reads under way.
+// its first two digits. An object's file holds each cached block at the
+// block's own offset and holes elsewhere: caching a block is one write into a
+// file that usually exists already, and evicting one punches a hole, so a
+// stream of blocks through a full cache creates and deletes no inodes (on
+// ext4, allocating inodes beside many just deleted ones costs more than the
+// data copy). The file's mtime is (roughly) its last use, which orders the
+// LRU after a remount; a remount finds the blocks again from the file's data
+// extents (SEEK_DATA), and a block only partly written is not among them.
+// Full blocks are written with O_DIRECT where the file system allows it,
+// which keeps a cold stream from copying every block into the page cache
+// a second time. Files are opened only for the length of one read, write or
+// punch, so open descriptors are bounded by the operations under way.
 //
 // Memory: a block is held in RAM only while it is being fetched, so at most
-// (MaxPrefetch + blocks wanted by reads under way) × BlockSize.
+// (MaxPrefetch + blocks wanted by reads under way) × BlockSize, plus the
+// memory tier (MemBytes).
 //
 // Lock order: Reader.mu, then Cache.mu. Cache.mu is never held across a
-// fetch; it is held across the unlink of an evicted block (see removeLocked).
+// fetch or a block write; it is held across the punch or unlink of an evicted
+// block (see removeLocked), so that a hole is never punched into a block
+// written after the eviction.
 type Cache struct {
 	dir             string
-	blockDir        string
-	tmpDir          string
+	objDir          string
 	stageDir        string
 	blockSize       int64
 	maxBytes        int64
@@ -139,6 +151,7 @@ type Cache struct {
 	prefetchSlots   chan struct{} // a semaphore bounding readahead fetches
 	log             *slog.Logger
 	lock            *os.File
+	direct          atomic.Bool // full blocks are written with O_DIRECT
 
 	ctx    context.Context // cancelled by Close; parent of every fetch
 	cancel context.CancelFunc
@@ -152,6 +165,7 @@ type Cache struct {
 	blocks  map[blockID]*entry          // mu
 	objects map[string]map[int64]*entry // mu; by objectID, for Invalidate
 	flights map[blockID]*flight         // mu
+	writes  map[string]int              // mu; block writes under way, by objectID
 	bytes   int64                       // mu; sum of entry sizes
 
 	// The memory tier: blocks fetched lately, oldest first in memOrder.
@@ -177,6 +191,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		blocks:          make(map[blockID]*entry),
 		objects:         make(map[string]map[int64]*entry),
 		flights:         make(map[blockID]*flight),
+		writes:          make(map[string]int),
 	}
 	if c.blockSize == 0 {
 		c.blockSize = DefaultBlockSize
@@ -200,8 +215,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.blockDir = filepath.Join(dir, "blocks-"+strconv.FormatInt(c.blockSize, 10))
-	c.tmpDir = filepath.Join(dir, "tmp")
+	c.objDir = filepath.Join(dir, "objects-"+strconv.FormatInt(c.blockSize, 10))
 	c.stageDir = filepath.Join(dir, "staging")
 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -216,10 +230,15 @@ func Open(dir string, opts Options) (*Cache, error) {
 		lock.Close()
 		return nil, err
 	}
+	if err := c.checkBlockSize(); err != nil {
+		lock.Close()
+		return nil, err
+	}
 	if err := c.rebuild(); err != nil {
 		lock.Close()
 		return nil, err
 	}
+	c.direct.Store(c.blockSize%directAlign == 0 && directWorks(c.objDir))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.log.Info("block cache opened", "dir", dir, "blocks", len(c.blocks), "bytes", c.bytes,
 		"max_bytes", c.maxBytes, "block_size", c.blockSize)
@@ -252,38 +271,57 @@ func (c *Cache) prepareDirs() error {
 	}
 	for _, d := range names {
 		path := filepath.Join(c.dir, d.Name())
-		if strings.HasPrefix(d.Name(), "blocks-") && path != c.blockDir {
-			c.log.Info("dropping blocks cached with another block size", "dir", path)
+		// blocks-* and tmp are the layout of earlier versions, one file
+		// per block.
+		stale := strings.HasPrefix(d.Name(), "objects-") && path != c.objDir ||
+			strings.HasPrefix(d.Name(), "blocks-") || d.Name() == "tmp"
+		if stale {
+			c.log.Info("dropping blocks cached with another block size or layout", "dir", path)
 			if err := os.RemoveAll(path); err != nil {
 				return fmt.Errorf("cache: %w", err)
 			}
 		}
 	}
-	for _, dir := range []string{c.tmpDir, c.stageDir} {
-		if err := os.RemoveAll(dir); err != nil {
-			return fmt.Errorf("cache: %w", err)
-		}
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			return fmt.Errorf("cache: %w", err)
-		}
+	if err := os.RemoveAll(c.stageDir); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	if err := os.Mkdir(c.stageDir, 0o700); err != nil {
+		return fmt.Errorf("cache: %w", err)
 	}
 	// The 256 subdirectories appear as blocks land in them: making them all
 	// up front costs a noticeable part of a second on some file systems.
-	if err := os.MkdirAll(c.blockDir, 0o700); err != nil {
+	if err := os.MkdirAll(c.objDir, 0o700); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
 	return nil
 }
 
+// checkBlockSize refuses a block size that is not a whole number of the file
+// system's blocks: evicting a block punches a hole in its range, and only
+// whole file-system blocks become holes (the rest is zero-filled and would
+// be found again as data after a remount).
+func (c *Cache) checkBlockSize() error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(c.objDir, &st); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	if bs := st.Bsize; bs > 0 && c.blockSize%bs != 0 {
+		return fmt.Errorf("cache: block size %d is not a multiple of the file system block size %d of %s", c.blockSize, bs, c.objDir)
+	}
+	return nil
+}
+
 // rebuild loads the blocks on disk into the LRU, least recently used last.
+// Blocks of one object share the file's mtime; among them the lower indexes
+// count as more recent, since readers start at the front.
 func (c *Cache) rebuild() error {
 	var found []*entry
-	subs, err := os.ReadDir(c.blockDir)
+	subs, err := os.ReadDir(c.objDir)
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
 	for _, s := range subs {
-		sub := filepath.Join(c.blockDir, s.Name())
+		sub := filepath.Join(c.objDir, s.Name())
 		if !s.IsDir() || !isBlockSubdir(s.Name()) {
 			c.log.Warn("removing stray file from the block cache", "path", sub)
 			os.RemoveAll(sub)
@@ -295,23 +333,34 @@ func (c *Cache) rebuild() error {
 		}
 		for _, d := range names {
 			path := filepath.Join(sub, d.Name())
-			id, ok := parseBlockName(d.Name())
-			info, err := d.Info()
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("cache: %w", err)
-			}
-			if !ok || id.obj[:2] != filepath.Base(sub) || !info.Mode().IsRegular() {
+			obj, ok := parseObjectName(d.Name())
+			if !ok || obj[:2] != s.Name() || !d.Type().IsRegular() {
 				c.log.Warn("removing stray file from the block cache", "path", path)
 				os.RemoveAll(path)
 				continue
 			}
-			found = append(found, &entry{id: id, size: info.Size(), touched: info.ModTime()})
+			blocks, err := c.blocksInFile(obj, path)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				c.log.Warn("removing unreadable object from the block cache", "path", path, "err", err)
+				os.Remove(path)
+				continue
+			}
+			if len(blocks) == 0 {
+				os.Remove(path)
+			}
+			found = append(found, blocks...)
 		}
 	}
-	sort.Slice(found, func(i, j int) bool { return found[i].touched.Before(found[j].touched) })
+	sort.Slice(found, func(i, j int) bool {
+		a, b := found[i], found[j]
+		if !a.touched.Equal(b.touched) {
+			return a.touched.Before(b.touched)
+		}
+		return a.id.idx > b.id.idx
+	})
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range found {
@@ -319,6 +368,47 @@ func (c *Cache) rebuild() error {
 	}
 	c.evictLocked()
 	return nil
+}
+
+// blocksInFile lists the whole blocks in an object's file: those whose every
+// byte lies in a data extent. The last block of a file may be short (it ends
+// the object); any other short one is not a block.
+func (c *Cache) blocksInFile(obj, path string) ([]*entry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := info.Size()
+	var blocks []*entry
+	fd := int(f.Fd())
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, syscall.ENXIO) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, err
+		}
+		// Blocks lying wholly in [data, hole).
+		for idx := (data + c.blockSize - 1) / c.blockSize; idx*c.blockSize < hole; idx++ {
+			end := min((idx+1)*c.blockSize, size)
+			if end > hole {
+				break
+			}
+			blocks = append(blocks, &entry{id: blockID{obj: obj, idx: idx}, size: end - idx*c.blockSize, touched: info.ModTime()})
+		}
+		off = hole
+	}
+	return blocks, nil
 }
 
 func isBlockSubdir(name string) bool {
@@ -340,25 +430,21 @@ func objectID(key string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// blockName names a block in log lines.
 func blockName(id blockID) string {
 	return id.obj + "." + strconv.FormatInt(id.idx, 10)
 }
 
-// parseBlockName reverses blockName; ok is false for anything else.
-func parseBlockName(name string) (id blockID, ok bool) {
-	obj, idx, found := strings.Cut(name, ".")
-	if !found || len(obj) != 32 || !isLowerHex(obj) {
-		return blockID{}, false
+// parseObjectName reports whether name is an objectID.
+func parseObjectName(name string) (string, bool) {
+	if len(name) != 32 || !isLowerHex(name) {
+		return "", false
 	}
-	n, err := strconv.ParseInt(idx, 10, 64)
-	if err != nil || n < 0 || strconv.FormatInt(n, 10) != idx {
-		return blockID{}, false
-	}
-	return blockID{obj: obj, idx: n}, true
+	return name, true
 }
 
-func (c *Cache) blockPath(id blockID) string {
-	return filepath.Join(c.blockDir, id.obj[:2], blockName(id))
+func (c *Cache) objectPath(obj string) string {
+	return filepath.Join(c.objDir, obj[:2], obj)
 }
 
 // BlockSize is the size of every block but an object's last.
@@ -549,25 +635,28 @@ func (c *Cache) readCached(bid blockID, length int64, dst []byte, offset int64) 
 	}
 	c.mu.Unlock()
 
-	path := c.blockPath(bid)
+	path := c.objectPath(bid.obj)
 	file, err := os.Open(path)
 	if err == nil {
 		var n int
-		n, err = file.ReadAt(dst, offset)
+		n, err = file.ReadAt(dst, bid.idx*c.blockSize+offset)
 		file.Close()
 		if err == io.EOF && n == len(dst) {
 			err = nil
 		}
 	}
-	if err != nil {
+	c.mu.Lock()
+	// Evicted while being read: the bytes may have come from the hole
+	// the eviction punched. Treat it as a miss.
+	current := c.blocks[bid] == e
+	if err != nil && current {
 		if !errors.Is(err, fs.ErrNotExist) {
-			c.log.Warn("dropping unreadable cached block", "path", path, "err", err)
+			c.log.Warn("dropping unreadable cached block", "path", path, "block", bid.idx, "err", err)
 		}
-		c.mu.Lock()
-		if c.blocks[bid] == e {
-			c.removeLocked(e)
-		}
-		c.mu.Unlock()
+		c.removeLocked(e)
+	}
+	c.mu.Unlock()
+	if err != nil || !current {
 		return false
 	}
 	if touch {
@@ -632,7 +721,7 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 	defer c.wg.Done()
 	defer f.cancel()
 	off := bid.idx * c.blockSize
-	w := &blockWriter{buf: make([]byte, length)}
+	w := &blockWriter{buf: alignedBuffer(length)}
 	n, err := obj.Fetch.FetchRange(ctx, off, length, w)
 	if err == nil && (n != length || w.n != int(length)) {
 		err = fmt.Errorf("fetched %d bytes, want %d: %w", w.n, length, io.ErrUnexpectedEOF)
@@ -655,31 +744,34 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 	if !f.dropped {
 		c.rememberLocked(bid, w.buf)
 	}
+	// Counted before the file is opened, so that an eviction meanwhile
+	// punches a hole instead of unlinking the file being written.
+	c.writes[bid.obj]++
 	c.mu.Unlock()
 	close(f.done)
 
 	// Readers of this block keep finding the flight (and its data) until the
 	// block is in the LRU, so nobody fetches it again meanwhile.
-	path, storeErr := c.writeBlock(bid, w.buf)
+	storeErr := c.writeBlock(bid, w.buf)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.flights[bid] == f {
 		delete(c.flights, bid)
 	}
+	if c.writes[bid.obj]--; c.writes[bid.obj] == 0 {
+		delete(c.writes, bid.obj)
+	}
 	if storeErr != nil {
 		c.log.Warn("cannot store fetched block", "key", obj.Key, "block", bid.idx, "err", storeErr)
-		return
 	}
-	if f.dropped {
-		os.Remove(path)
+	if storeErr != nil || f.dropped {
+		c.discardLocked(bid, length)
 		return
 	}
 	c.insertLocked(bid, length, time.Now())
 	c.evictLocked()
 }
 
-// writeBlock writes a block to a temporary file and renames it into place,
-// so a block file is always whole.
 // rememberLocked keeps data in the memory tier, dropping the oldest blocks
 // beyond memMax.
 func (c *Cache) rememberLocked(bid blockID, data []byte) {
@@ -714,29 +806,93 @@ func (c *Cache) rememberLocked(bid blockID, data []byte) {
 	}
 }
 
-func (c *Cache) writeBlock(bid blockID, data []byte) (string, error) {
-	tmp, err := os.CreateTemp(c.tmpDir, "block-*")
-	if err != nil {
-		return "", err
+// directAlign is the alignment O_DIRECT asks of offsets, lengths and memory
+// on the file systems a cache lives on.
+const directAlign = 4096
+
+// alignedBuffer returns a buffer of n bytes whose start is aligned for
+// O_DIRECT and whose capacity runs to the next aligned length.
+func alignedBuffer(n int64) []byte {
+	padded := (n + directAlign - 1) &^ (directAlign - 1)
+	b := make([]byte, padded+directAlign)
+	skip := int64(0)
+	if rem := int64(uintptr(unsafe.Pointer(&b[0])) % directAlign); rem != 0 {
+		skip = directAlign - rem
 	}
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
+	return b[skip : skip+n : skip+padded]
+}
+
+// directWorks reports whether files in dir accept O_DIRECT writes (tmpfs,
+// for one, refuses them).
+func directWorks(dir string) bool {
+	f, err := os.CreateTemp(dir, "direct-probe-*")
+	if err != nil {
+		return false
+	}
+	name := f.Name()
+	f.Close()
+	defer os.Remove(name)
+	fd, err := unix.Open(name, unix.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	_, err = unix.Pwrite(fd, alignedBuffer(directAlign), 0)
+	return err == nil
+}
+
+// writeBlock writes a block into its object's file at the block's offset.
+// data comes from alignedBuffer, so a full block can go with O_DIRECT: no
+// second copy into the page cache. The object's last block, shorter than
+// the rest, is written padded to the alignment and the file cut back to the
+// object's end.
+func (c *Cache) writeBlock(bid blockID, data []byte) error {
+	path := c.objectPath(bid.obj)
+	off := bid.idx * c.blockSize
+	if c.direct.Load() && uintptr(unsafe.Pointer(unsafe.SliceData(data)))%directAlign == 0 {
+		err := c.writeDirect(path, data, off)
+		if !errors.Is(err, syscall.EINVAL) {
+			return err
+		}
+		c.log.Info("block cache falls back to buffered writes", "err", err)
+		c.direct.Store(false)
+	}
+	f, err := openCreating(path, os.O_WRONLY)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(data, off)
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	path := c.blockPath(bid)
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-		if errors.Is(err, fs.ErrNotExist) {
-			if err = os.Mkdir(filepath.Dir(path), 0o700); err == nil || errors.Is(err, fs.ErrExist) {
-				err = os.Rename(tmp.Name(), path)
-			}
+	return err
+}
+
+func (c *Cache) writeDirect(path string, data []byte, off int64) error {
+	f, err := openCreating(path, os.O_WRONLY|syscall.O_DIRECT)
+	if err != nil {
+		return err
+	}
+	padded := data[:cap(data)]
+	_, err = f.WriteAt(padded, off)
+	if err == nil && len(padded) > len(data) {
+		err = f.Truncate(off + int64(len(data)))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// openCreating opens path, creating it and its directory if needed.
+func openCreating(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.Mkdir(filepath.Dir(path), 0o700); err == nil || errors.Is(err, fs.ErrExist) {
+			f, err = os.OpenFile(path, flag|os.O_CREATE, 0o600)
 		}
 	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return "", err
-	}
-	return path, nil
+	return f, err
 }
 
 // insertLocked records a block on disk as most recently used.
@@ -759,9 +915,7 @@ func (c *Cache) insertLocked(bid blockID, size int64, touched time.Time) {
 	c.bytes += size
 }
 
-// removeLocked forgets a block and deletes its file. The unlink happens under
-// the lock so that it can never remove a newer file renamed into the same
-// place.
+// removeLocked forgets a block and frees its bytes on disk.
 func (c *Cache) removeLocked(e *entry) {
 	c.lru.Remove(e.elem)
 	delete(c.blocks, e.id)
@@ -772,8 +926,36 @@ func (c *Cache) removeLocked(e *entry) {
 		}
 	}
 	c.bytes -= e.size
-	if err := os.Remove(c.blockPath(e.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		c.log.Warn("cannot remove cached block", "err", err)
+	c.discardLocked(e.id, e.size)
+}
+
+// discardLocked frees the bytes of a block that is in no entry: the whole
+// file goes once nothing else of the object is cached or being written,
+// otherwise the block's range becomes a hole. Both happen under the lock so
+// that they never touch a block written after this call.
+func (c *Cache) discardLocked(bid blockID, size int64) {
+	path := c.objectPath(bid.obj)
+	if len(c.objects[bid.obj]) == 0 && c.writes[bid.obj] == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			c.log.Warn("cannot remove cached object", "path", path, "err", err)
+		}
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err == nil {
+		if size < c.blockSize {
+			// The object's last block: cut the file short. A hole
+			// punched into part of a file-system block would leave
+			// it allocated, zero-filled, and a remount would take
+			// those zeros for the block.
+			err = f.Truncate(bid.idx * c.blockSize)
+		} else {
+			err = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, bid.idx*c.blockSize, size)
+		}
+		f.Close()
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.log.Warn("cannot free an evicted block", "path", path, "block", bid.idx, "err", err)
 	}
 }
 

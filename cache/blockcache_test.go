@@ -10,8 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const testBlock = 4096
@@ -29,8 +32,8 @@ func openTest(t *testing.T, dir string, opts Options) *Cache {
 	return c
 }
 
-// diskBlocks walks the block directories and returns the size of every block
-// file by name.
+// diskBlocks walks the object directories and returns the bytes of data (not
+// holes) in every object file, by name.
 func diskBlocks(t *testing.T, dir string) map[string]int64 {
 	t.Helper()
 	found := make(map[string]int64)
@@ -39,12 +42,12 @@ func diskBlocks(t *testing.T, dir string) map[string]int64 {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, path)
-		if d.Type().IsRegular() && strings.HasPrefix(rel, "blocks-") {
-			info, err := d.Info()
+		if d.Type().IsRegular() && strings.HasPrefix(rel, "objects-") {
+			n, err := dataBytes(path)
 			if err != nil {
 				return err
 			}
-			found[d.Name()] = info.Size()
+			found[d.Name()] = n
 		}
 		return nil
 	})
@@ -52,6 +55,36 @@ func diskBlocks(t *testing.T, dir string) map[string]int64 {
 		t.Fatal(err)
 	}
 	return found
+}
+
+// dataBytes counts the bytes of path that lie in data extents.
+func dataBytes(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for off := int64(0); off < info.Size(); {
+		data, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+		if errors.Is(err, syscall.ENXIO) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		hole, err := unix.Seek(int(f.Fd()), data, unix.SEEK_HOLE)
+		if err != nil {
+			return 0, err
+		}
+		n += hole - data
+		off = hole
+	}
+	return n, nil
 }
 
 func diskBytes(t *testing.T, dir string) int64 {
@@ -252,41 +285,44 @@ func TestBlockLargerThanCacheStillServed(t *testing.T) {
 func TestReopenKeepsBlocks(t *testing.T) {
 	dir := t.TempDir()
 	f := newFakeFetcher(t, 8*testBlock)
-	obj := f.object("persist")
+	older, newer := f.object("older"), f.object("newer")
 	c := openTest(t, dir, Options{})
-	mustRead(t, c, obj, 0, 8*testBlock)
+	mustRead(t, c, older, 0, 4*testBlock)
+	mustRead(t, c, newer, 0, 4*testBlock)
+	settle(t, c)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ReadAt(context.Background(), obj, make([]byte, 1), 0); !errors.Is(err, ErrClosed) {
+	if _, err := c.ReadAt(context.Background(), older, make([]byte, 1), 0); !errors.Is(err, ErrClosed) {
 		t.Fatalf("ReadAt after Close: %v, want ErrClosed", err)
 	}
 
-	// Make block i's last use i minutes ago: block 0 is the newest.
-	now := time.Now()
-	for idx := range int64(8) {
-		path := c.blockPath(blockID{objectID(obj.Key), idx})
-		when := now.Add(-time.Duration(idx) * time.Minute)
-		if err := os.Chtimes(path, when, when); err != nil {
-			t.Fatal(err)
-		}
+	// An object's last use is its file's mtime: make "older" an hour old.
+	when := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(c.objectPath(objectID(older.Key)), when, when); err != nil {
+		t.Fatal(err)
 	}
-	// A smaller cache keeps the three newest.
+	// A smaller cache keeps three blocks of the newer object, its first
+	// three, and drops all of the older one.
 	c2 := openTest(t, dir, Options{MaxBytes: 3 * testBlock})
 	if st := c2.Stats(); st.Blocks != 3 || st.Bytes != 3*testBlock || st.Evictions != 5 {
 		t.Fatalf("stats after reopen %+v", st)
 	}
+	if got := diskBytes(t, dir); got != 3*testBlock {
+		t.Fatalf("%d bytes on disk after reopen, want %d", got, 3*testBlock)
+	}
 	fetched := f.Count()
-	mustRead(t, c2, obj, 0, 3*testBlock)
+	mustRead(t, c2, newer, 0, 3*testBlock)
 	if f.Count() != fetched {
 		t.Fatalf("blocks 0-2 were not kept across reopen: %v", f.Calls()[fetched:])
 	}
 	if st := c2.Stats(); st.Hits != 3 || st.Misses != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	mustRead(t, c2, obj, 3*testBlock, 1)
-	if f.Count() != fetched+1 {
-		t.Fatal("block 3 should have been evicted at reopen")
+	mustRead(t, c2, newer, 3*testBlock, 1)
+	mustRead(t, c2, older, 0, 1)
+	if f.Count() != fetched+2 {
+		t.Fatal("block 3 of the newer object and the older object should have been evicted at reopen")
 	}
 	c2.Close()
 
@@ -300,17 +336,86 @@ func TestReopenKeepsBlocks(t *testing.T) {
 	}
 }
 
+// A short last block evicted while the blocks before it stay must not come
+// back after a remount: a hole punched into part of a file-system block
+// would leave zeros there that look like data.
+func TestEvictedShortBlockStaysGone(t *testing.T) {
+	dir := t.TempDir()
+	const size = 2*testBlock + 100
+	f := newFakeFetcher(t, size)
+	obj := f.object("short")
+	c := openTest(t, dir, Options{MaxBytes: 2 * testBlock, MemBytes: -1})
+	mustRead(t, c, obj, 2*testBlock, 100) // block 2, the short one, first
+	settle(t, c)
+	mustRead(t, c, obj, 0, 2*testBlock) // blocks 0 and 1 push it out
+	settle(t, c)
+	if st := c.Stats(); st.Blocks != 2 || st.Evictions != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	c.Close()
+	c2 := openTest(t, dir, Options{MaxBytes: 4 * testBlock, MemBytes: -1})
+	if st := c2.Stats(); st.Blocks != 2 || st.Bytes != 2*testBlock {
+		t.Fatalf("stats after reopen %+v", st)
+	}
+	before := f.Count()
+	mustRead(t, c2, obj, 0, size)
+	if f.Count() != before+1 {
+		t.Fatalf("%d fetches after reopen, want only the evicted short block", f.Count()-before)
+	}
+}
+
+// Readers racing evictions in a tiny cache never see the holes evictions
+// punch.
+func TestEvictionDuringReadsNeverServesHoles(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MaxBytes: 2 * testBlock, MemBytes: -1, ReadaheadBlocks: -1})
+	const blocks = 16
+	f := newFakeFetcher(t, blocks*testBlock)
+	obj := f.object("busy")
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				idx := int64((g*7 + i*5) % blocks)
+				p := make([]byte, testBlock)
+				if _, err := c.ReadAt(context.Background(), obj, p, idx*testBlock); err != nil {
+					t.Error(err)
+					return
+				}
+				if !bytes.Equal(p, content(idx*testBlock, testBlock)) {
+					t.Errorf("block %d: wrong bytes", idx)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	settle(t, c)
+	if got, st := diskBytes(t, c.dir), c.Stats(); got != st.Bytes || st.Bytes > 2*testBlock {
+		t.Fatalf("%d bytes on disk, stats %+v", got, st)
+	}
+}
+
 func TestOpenRemovesStrayFiles(t *testing.T) {
 	dir := t.TempDir()
 	c := openTest(t, dir, Options{})
 	c.Close()
-	if err := os.Mkdir(filepath.Join(c.blockDir, "00"), 0o700); err != nil {
+	if err := os.Mkdir(filepath.Join(c.objDir, "00"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	stray := filepath.Join(c.blockDir, "00", "not-a-block")
-	misplaced := filepath.Join(c.blockDir, "00", objectID("k")+".0")
-	topLevel := filepath.Join(c.blockDir, "junk")
-	leftovers := []string{stray, misplaced, topLevel, filepath.Join(c.tmpDir, "block-1")}
+	// The last two are the layout of earlier versions.
+	if err := os.MkdirAll(filepath.Join(dir, "blocks-4096", "00"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(c.objDir, "00", "not-a-block")
+	misplaced := filepath.Join(c.objDir, "00", objectID("k"))
+	topLevel := filepath.Join(c.objDir, "junk")
+	leftovers := []string{stray, misplaced, topLevel, filepath.Join(dir, "tmp", "block-1"),
+		filepath.Join(dir, "blocks-4096", "00", objectID("k")+".0")}
 	for _, p := range leftovers {
 		if err := os.WriteFile(p, []byte("junk"), 0o600); err != nil {
 			t.Fatal(err)
@@ -484,10 +589,8 @@ func TestDamagedBlockIsRefetched(t *testing.T) {
 	obj := f.object("k")
 	mustRead(t, c, obj, 0, 2*testBlock)
 	settle(t, c)
-	if err := os.Truncate(c.blockPath(blockID{objectID(obj.Key), 1}), 10); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(c.blockPath(blockID{objectID(obj.Key), 0})); err != nil {
+	// Cut the file inside block 0: both blocks are short now.
+	if err := os.Truncate(c.objectPath(objectID(obj.Key)), 10); err != nil {
 		t.Fatal(err)
 	}
 	mustRead(t, c, obj, 0, 2*testBlock)
@@ -495,32 +598,41 @@ func TestDamagedBlockIsRefetched(t *testing.T) {
 		t.Fatalf("%d fetches, want both damaged blocks fetched again", f.Count())
 	}
 	settle(t, c)
+	// A removed file reads as missing too.
+	if err := os.Remove(c.objectPath(objectID(obj.Key))); err != nil {
+		t.Fatal(err)
+	}
+	mustRead(t, c, obj, 0, 2*testBlock)
+	if f.Count() != 6 {
+		t.Fatalf("%d fetches, want both removed blocks fetched again", f.Count())
+	}
+	settle(t, c)
 	if got := diskBytes(t, c.dir); got != 2*testBlock {
 		t.Fatalf("%d bytes on disk", got)
 	}
 }
 
-func TestParseBlockName(t *testing.T) {
-	id := blockID{obj: objectID("x"), idx: 42}
-	if got, ok := parseBlockName(blockName(id)); !ok || got != id {
+func TestParseObjectName(t *testing.T) {
+	id := objectID("x")
+	if got, ok := parseObjectName(id); !ok || got != id {
 		t.Fatalf("round trip: %v %v", got, ok)
 	}
-	for _, bad := range []string{"", "x.1", id.obj, id.obj + ".", id.obj + ".-1", id.obj + ".01",
-		id.obj + ".1.2", strings.ToUpper(id.obj) + ".1", id.obj + "0.1", "block-123"} {
-		if _, ok := parseBlockName(bad); ok {
-			t.Errorf("parseBlockName(%q) accepted", bad)
+	for _, bad := range []string{"", "x", id + ".1", id[:31], id + "0", strings.ToUpper(id), "block-123", "direct-probe-1"} {
+		if _, ok := parseObjectName(bad); ok {
+			t.Errorf("parseObjectName(%q) accepted", bad)
 		}
 	}
 }
 
-func FuzzParseBlockName(f *testing.F) {
-	f.Add(blockName(blockID{obj: objectID("seed"), idx: 7}))
+func FuzzParseObjectName(f *testing.F) {
+	f.Add(objectID("seed"))
 	f.Add("block-123")
 	f.Add(objectID("a") + ".9223372036854775807")
 	f.Fuzz(func(t *testing.T, name string) {
-		id, ok := parseBlockName(name)
-		if ok && blockName(id) != name {
-			t.Fatalf("%q parsed as %v, which names %q", name, id, blockName(id))
+		obj, ok := parseObjectName(name)
+		want := len(name) == 32 && strings.Trim(name, "0123456789abcdef") == ""
+		if ok != want || ok && obj != name {
+			t.Fatalf("parseObjectName(%q) = %q, %v", name, obj, ok)
 		}
 	})
 }
@@ -536,9 +648,7 @@ func TestMemoryTierServesRecentBlocks(t *testing.T) {
 	settle(t, c)
 	// Take the disk copies away: the last two blocks still read from
 	// memory, the first two, pushed out of it, are fetched again.
-	for idx := range int64(4) {
-		os.Remove(c.blockPath(blockID{objectID(obj.Key), idx}))
-	}
+	os.Remove(c.objectPath(objectID(obj.Key)))
 	before := f.Count()
 	mustRead(t, c, obj, 2*testBlock, 2*testBlock)
 	if f.Count() != before {
