@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -131,4 +132,54 @@ func (f *fakeFetcher) Running() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.running
+}
+
+// chunkReader hands out its bytes a few at a time, as a socket does.
+type chunkReader struct {
+	data  []byte
+	chunk int
+	err   error // after the data, instead of io.EOF
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), r.chunk)], r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+func TestBlockWriterReadFrom(t *testing.T) {
+	data := content(0, 100)
+	broken := errors.New("connection reset")
+	for _, tc := range []struct {
+		name    string
+		src     []byte
+		err     error
+		want    int64
+		wantErr bool
+	}{
+		{name: "exact", src: data, want: 100},
+		{name: "short", src: data[:60], want: 60},
+		{name: "too long", src: content(0, 101), want: 100, wantErr: true},
+		{name: "reader fails", src: data[:30], err: broken, want: 30, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &blockWriter{buf: make([]byte, 100)}
+			n, err := w.ReadFrom(&chunkReader{data: tc.src, chunk: 7, err: tc.err})
+			if n != tc.want || (err != nil) != tc.wantErr || w.n != int(tc.want) {
+				t.Fatalf("ReadFrom: %d, %v; n %d", n, err, w.n)
+			}
+			if tc.err != nil && !errors.Is(err, tc.err) {
+				t.Fatalf("error %v, want %v", err, tc.err)
+			}
+			if !bytes.Equal(w.buf[:w.n], tc.src[:w.n]) {
+				t.Fatal("wrong bytes")
+			}
+		})
+	}
 }

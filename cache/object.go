@@ -62,3 +62,33 @@ func (w *blockWriter) Write(p []byte) (int, error) {
 	w.n += len(p)
 	return len(p), nil
 }
+
+// ReadFrom reads straight into the buffer, so a download needs no copy on
+// the way in. More bytes than the buffer holds is an error, as in Write.
+func (w *blockWriter) ReadFrom(r io.Reader) (int64, error) {
+	start := w.n
+	for w.n < len(w.buf) {
+		k, err := r.Read(w.buf[w.n:])
+		w.n += k
+		if err == io.EOF {
+			return int64(w.n - start), nil
+		}
+		if err != nil {
+			return int64(w.n - start), err
+		}
+	}
+	var probe [1]byte
+	for range 100 { // readers may return 0, nil now and then, not forever
+		k, err := r.Read(probe[:])
+		if k > 0 {
+			return int64(w.n - start), fmt.Errorf("cache: fetcher wrote more than the %d bytes asked for", len(w.buf))
+		}
+		if err == io.EOF {
+			return int64(w.n - start), nil
+		}
+		if err != nil {
+			return int64(w.n - start), err
+		}
+	}
+	return int64(w.n - start), io.ErrNoProgress
+}

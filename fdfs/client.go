@@ -307,6 +307,39 @@ type sinkError struct{ err error }
 func (e *sinkError) Error() string { return "writing downloaded bytes: " + e.err.Error() }
 func (e *sinkError) Unwrap() error { return e.err }
 
+// copyDownload copies a download's body from r to w. A w that is an
+// io.ReaderFrom reads from the connection itself, into its own memory (the
+// block cache's buffers do), which saves a copy through copyBufs. Either
+// way w's own errors come back as *sinkError.
+func copyDownload(w io.Writer, r io.Reader) (int64, error) {
+	if rf, ok := w.(io.ReaderFrom); ok {
+		src := &sourceReader{r: r}
+		n, err := rf.ReadFrom(src)
+		if err != nil && src.err == nil {
+			err = &sinkError{err}
+		}
+		return n, err
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(sinkWriter{w}, r, *bp)
+}
+
+// sourceReader remembers the error its reader returned, other than io.EOF,
+// so that an io.ReaderFrom's failure can be told from the connection's.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
 // sinkWriter marks the errors of w as *sinkError.
 type sinkWriter struct{ w io.Writer }
 
@@ -832,9 +865,7 @@ func (c *Client) Download(ctx context.Context, fileID string, off, length int64,
 		}
 		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdDownloadFile, body: req, maxResp: maxResp,
 			handle: func(h Header, r io.Reader) error {
-				bp := copyBufs.Get().(*[]byte)
-				defer copyBufs.Put(bp)
-				n, err := io.CopyBuffer(sinkWriter{w}, r, *bp)
+				n, err := copyDownload(w, r)
 				total += n
 				if err == nil && n < h.Length {
 					err = io.ErrUnexpectedEOF

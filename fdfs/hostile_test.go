@@ -662,6 +662,43 @@ func TestDownloadResumes(t *testing.T) {
 	if n := len(good.Requests()); n != before {
 		t.Fatalf("a writer error sent %d requests to another storage", n-before)
 	}
+	// The same for a writer that reads from the connection itself.
+	_, err = c.Download(context.Background(), id, 0, 0, failingReaderFrom{})
+	if !errors.Is(err, errSinkFull) {
+		t.Fatalf("failing ReaderFrom: %v", err)
+	}
+	if n := len(good.Requests()); n != before {
+		t.Fatalf("a ReaderFrom's error sent %d requests to another storage", n-before)
+	}
+	// And one that takes every byte gets them, straight from the connection.
+	var sink readerFromBuffer
+	if n, err := c.Download(context.Background(), id, 1000, 5000, &sink); err != nil || n != 5000 || !bytes.Equal(sink.b.Bytes(), data[1000:6000]) {
+		t.Fatalf("ReaderFrom sink: %d bytes, %v", n, err)
+	}
+	if !sink.used {
+		t.Fatal("the sink's ReadFrom was not used")
+	}
+}
+
+// failingReaderFrom reads a little from the connection, then fails as its
+// disk would.
+type failingReaderFrom struct{}
+
+func (failingReaderFrom) Write(p []byte) (int, error) { return 0, errSinkFull }
+func (failingReaderFrom) ReadFrom(r io.Reader) (int64, error) {
+	n, _ := r.Read(make([]byte, 10))
+	return int64(n), errSinkFull
+}
+
+type readerFromBuffer struct {
+	b    bytes.Buffer
+	used bool
+}
+
+func (s *readerFromBuffer) Write(p []byte) (int, error) { return s.b.Write(p) }
+func (s *readerFromBuffer) ReadFrom(r io.Reader) (int64, error) {
+	s.used = true
+	return s.b.ReadFrom(r)
 }
 
 var errSinkFull = &net.OpError{Op: "write", Net: "tcp", Err: syscall.EPIPE}

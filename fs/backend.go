@@ -55,8 +55,12 @@ func (b clientBackend) Truncate(ctx context.Context, fileID string, size int64) 
 
 func (b clientBackend) Download(ctx context.Context, fileID string, off, length int64, w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
+	var sink io.Writer = cw
+	if _, ok := w.(io.ReaderFrom); ok {
+		sink = countingReaderFrom{cw}
+	}
 	err := resend(ctx, nil, func() error {
-		_, err := b.c.Download(ctx, fileID, off, length, cw)
+		_, err := b.c.Download(ctx, fileID, off, length, sink)
 		if err != nil && cw.n > 0 {
 			// Part of the range is out already; a second try would
 			// repeat it.
@@ -158,6 +162,16 @@ type countingWriter struct {
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	return n, err
+}
+
+// countingReaderFrom keeps the io.ReaderFrom of a countingWriter's w
+// visible, so that a download lands in w's memory without another copy.
+type countingReaderFrom struct{ *countingWriter }
+
+func (c countingReaderFrom) ReadFrom(r io.Reader) (int64, error) {
+	n, err := c.w.(io.ReaderFrom).ReadFrom(r)
+	c.n += n
 	return n, err
 }
 
