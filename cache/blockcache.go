@@ -103,13 +103,29 @@ type entry struct {
 type flight struct {
 	id     blockID
 	done   chan struct{} // closed once data or err is set
+	buf    *buffer       // holds data; the flight has a reference until released
 	data   []byte
 	err    error
 	cancel context.CancelFunc
 
-	waiters int  // guarded by Cache.mu; the fetch is cancelled when it drops to 0
-	dropped bool // guarded by Cache.mu; set by Invalidate so the result is not kept
+	waiters  int  // guarded by Cache.mu; the fetch is cancelled when it drops to 0
+	dropped  bool // guarded by Cache.mu; set by Invalidate so the result is not kept
+	unhooked bool // guarded by Cache.mu; gone from Cache.flights, so nobody joins
+	released bool // guarded by Cache.mu; the flight's reference to buf is dropped
 }
+
+// buffer is the memory of one fetched block. The flight (for its waiters),
+// the memory tier and the fetch goroutine (until the block is stored) each
+// hold a reference; the last to let go hands a full-size buffer back for the
+// next fetch, so a stream reuses a few megabytes instead of faulting in and
+// zeroing fresh pages for every block.
+type buffer struct {
+	data []byte // from alignedBuffer
+	refs int    // guarded by Cache.mu
+}
+
+// maxFreeBuffers bounds the idle block buffers kept for reuse.
+const maxFreeBuffers = 8
 
 // Cache is an on-disk block cache. It is safe for concurrent use.
 //
@@ -171,9 +187,11 @@ type Cache struct {
 	// The memory tier: blocks fetched lately, oldest first in memOrder.
 	// Content never changes under a key, so these are never stale.
 	memMax   int64
-	mem      map[blockID][]byte // mu
-	memOrder []blockID          // mu
-	memBytes int64              // mu
+	mem      map[blockID]*buffer // mu
+	memOrder []blockID           // mu
+	memBytes int64               // mu
+
+	free [][]byte // mu; full-size block buffers no longer referenced
 }
 
 // Open opens (creating if needed) the cache in dir and rebuilds its LRU from
@@ -206,7 +224,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 	if c.memMax == 0 {
 		c.memMax = DefaultMemBytes
 	}
-	c.mem = make(map[blockID][]byte)
+	c.mem = make(map[blockID]*buffer)
 	maxPrefetch := opts.MaxPrefetch
 	if maxPrefetch == 0 {
 		maxPrefetch = DefaultMaxPrefetch
@@ -497,10 +515,11 @@ func (c *Cache) Invalidate(key string) {
 	for _, e := range c.objects[obj] {
 		c.removeLocked(e)
 	}
-	for id := range c.mem {
+	for id, b := range c.mem {
 		if id.obj == obj {
-			c.memBytes -= int64(len(c.mem[id]))
+			c.memBytes -= int64(len(b.data))
 			delete(c.mem, id)
+			c.releaseLocked(b)
 		}
 	}
 	for id, f := range c.flights {
@@ -611,8 +630,8 @@ func (c *Cache) lookup(obj Object, bid blockID, length int64, dst []byte, offset
 // whole. A vanished or short file is dropped from the index.
 func (c *Cache) readCached(bid blockID, length int64, dst []byte, offset int64) bool {
 	c.mu.Lock()
-	if data, ok := c.mem[bid]; ok && int64(len(data)) == length && !c.closed {
-		copy(dst, data[offset:])
+	if b, ok := c.mem[bid]; ok && int64(len(b.data)) == length && !c.closed {
+		copy(dst, b.data[offset:])
 		c.mu.Unlock()
 		return true
 	}
@@ -706,13 +725,72 @@ func (c *Cache) leave(f *flight) {
 	}
 	select {
 	case <-f.done:
+		if f.unhooked {
+			c.releaseFlightLocked(f)
+		}
 		return
 	default:
 	}
 	f.cancel()
+	c.unhookLocked(f)
+}
+
+// unhookLocked takes f out of Cache.flights, so that later readers start a
+// fetch of their own, and drops its buffer once no waiter is left to read it.
+func (c *Cache) unhookLocked(f *flight) {
 	if c.flights[f.id] == f {
 		delete(c.flights, f.id)
 	}
+	f.unhooked = true
+	if f.waiters == 0 {
+		c.releaseFlightLocked(f)
+	}
+}
+
+// releaseFlightLocked drops the flight's reference to its buffer, or, when
+// the fetch has not made the buffer yet, tells it not to take one.
+func (c *Cache) releaseFlightLocked(f *flight) {
+	if !f.released {
+		f.released = true
+		if f.buf != nil {
+			c.releaseLocked(f.buf)
+		}
+	}
+}
+
+// newBuffer gives f a buffer of length bytes, reusing a free one when the
+// length is the full block size. It holds a reference for the caller and,
+// unless every waiter has left already, one for the flight.
+func (c *Cache) newBuffer(f *flight, length int64) *buffer {
+	c.mu.Lock()
+	var data []byte
+	if length == c.blockSize && len(c.free) > 0 {
+		data = c.free[len(c.free)-1]
+		c.free = c.free[:len(c.free)-1]
+	}
+	c.mu.Unlock()
+	if data == nil {
+		data = alignedBuffer(length)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := &buffer{data: data, refs: 1}
+	if !f.released {
+		b.refs++
+	}
+	f.buf = b
+	return b
+}
+
+// releaseLocked drops one reference to b.
+func (c *Cache) releaseLocked(b *buffer) {
+	if b.refs--; b.refs > 0 {
+		return
+	}
+	if int64(len(b.data)) == c.blockSize && len(c.free) < maxFreeBuffers {
+		c.free = append(c.free, b.data)
+	}
+	b.data = nil
 }
 
 // fetch runs one flight: fetch the block, hand it to the waiters, then store
@@ -721,7 +799,13 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 	defer c.wg.Done()
 	defer f.cancel()
 	off := bid.idx * c.blockSize
-	w := &blockWriter{buf: alignedBuffer(length)}
+	buf := c.newBuffer(f, length)
+	defer func() {
+		c.mu.Lock()
+		c.releaseLocked(buf)
+		c.mu.Unlock()
+	}()
+	w := &blockWriter{buf: buf.data}
 	n, err := obj.Fetch.FetchRange(ctx, off, length, w)
 	if err == nil && (n != length || w.n != int(length)) {
 		err = fmt.Errorf("fetched %d bytes, want %d: %w", w.n, length, io.ErrUnexpectedEOF)
@@ -729,11 +813,9 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 	if err != nil {
 		f.err = fmt.Errorf("cache: fetch %q at %d: %w", obj.Key, off, err)
 		c.mu.Lock()
-		if c.flights[bid] == f {
-			delete(c.flights, bid)
-		}
-		c.mu.Unlock()
 		close(f.done)
+		c.unhookLocked(f)
+		c.mu.Unlock()
 		c.log.Debug("block fetch failed", "key", obj.Key, "block", bid.idx, "err", err)
 		return
 	}
@@ -742,7 +824,7 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 	f.data = w.buf
 	c.mu.Lock()
 	if !f.dropped {
-		c.rememberLocked(bid, w.buf)
+		c.rememberLocked(bid, buf)
 	}
 	// Counted before the file is opened, so that an eviction meanwhile
 	// punches a hole instead of unlinking the file being written.
@@ -755,9 +837,7 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 	storeErr := c.writeBlock(bid, w.buf)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.flights[bid] == f {
-		delete(c.flights, bid)
-	}
+	c.unhookLocked(f)
 	if c.writes[bid.obj]--; c.writes[bid.obj] == 0 {
 		delete(c.writes, bid.obj)
 	}
@@ -772,25 +852,28 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 	c.evictLocked()
 }
 
-// rememberLocked keeps data in the memory tier, dropping the oldest blocks
-// beyond memMax.
-func (c *Cache) rememberLocked(bid blockID, data []byte) {
-	if c.memMax <= 0 || int64(len(data)) > c.memMax {
+// rememberLocked keeps b in the memory tier, with a reference of its own,
+// dropping the oldest blocks beyond memMax.
+func (c *Cache) rememberLocked(bid blockID, b *buffer) {
+	if c.memMax <= 0 || int64(len(b.data)) > c.memMax {
 		return
 	}
+	b.refs++
 	if old, ok := c.mem[bid]; ok {
-		c.memBytes -= int64(len(old))
+		c.memBytes -= int64(len(old.data))
+		c.releaseLocked(old)
 	} else {
 		c.memOrder = append(c.memOrder, bid)
 	}
-	c.mem[bid] = data
-	c.memBytes += int64(len(data))
+	c.mem[bid] = b
+	c.memBytes += int64(len(b.data))
 	for c.memBytes > c.memMax && len(c.memOrder) > 0 {
 		id := c.memOrder[0]
 		c.memOrder = c.memOrder[1:]
-		if d, ok := c.mem[id]; ok {
-			c.memBytes -= int64(len(d))
+		if old, ok := c.mem[id]; ok {
+			c.memBytes -= int64(len(old.data))
 			delete(c.mem, id)
+			c.releaseLocked(old)
 		}
 	}
 	// Entries dropped by Invalidate leave their ids behind in memOrder;

@@ -1,9 +1,11 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"runtime"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 )
@@ -282,4 +284,41 @@ func TestCacheCloseStopsReaders(t *testing.T) {
 		t.Fatal("Cache.Close hung on readahead")
 	}
 	r.Close()
+}
+
+// Block buffers go back to a pool once the flight, the memory tier and the
+// store are done with them. Many readers streaming through a cache with a
+// small memory tier, with prefetches cancelled as they close, must still
+// read exactly the object's bytes (and -race would see a buffer reused
+// while somebody still reads it).
+func TestReusedBuffersKeepContent(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MaxBytes: 6 * testBlock, MemBytes: 2 * testBlock, ReadaheadBlocks: 4})
+	const blocks = 24
+	f := newFakeFetcher(t, blocks*testBlock)
+	obj := f.object("pool")
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 5 {
+				r := c.NewReader(obj)
+				start := int64((g*5 + round*7) % blocks)
+				for idx := start; idx < min(start+8, blocks); idx++ {
+					p := make([]byte, testBlock/2)
+					off := idx*testBlock + int64(round%2)*testBlock/2
+					if _, err := r.ReadAt(context.Background(), p, off); err != nil {
+						t.Error(err)
+						return
+					}
+					if !bytes.Equal(p, content(off, int64(len(p)))) {
+						t.Errorf("block %d: wrong bytes", idx)
+						return
+					}
+				}
+				r.Close()
+			}
+		}()
+	}
+	wg.Wait()
 }
