@@ -537,6 +537,7 @@ type mountFlags struct {
 	sessionTTL   time.Duration
 	readAhead    int64
 	metrics      string
+	storeReuse   time.Duration
 }
 
 func runMount(ctx context.Context, args []string) error {
@@ -557,6 +558,7 @@ func runMount(ctx context.Context, args []string) error {
 	fl.DurationVar(&mf.attrTimeout, "attr-timeout", time.Second, "how long the kernel may cache names and attributes (a shared index also sends change notices)")
 	fl.Int64Var(&mf.readAhead, "read-ahead", 4<<20, "kernel readahead for the mount in bytes, set through /sys/class/bdi when fdfsfs may write there (0: the kernel's default)")
 	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
+	fl.DurationVar(&mf.storeReuse, "store-reuse", time.Second, "how long the tracker's choice of storage for new files of a group serves further uploads (0: ask for every file, as the C client does)")
 	background := fl.Bool("background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -733,6 +735,10 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 	if err != nil {
 		return err
 	}
+	if mf.storeReuse < 0 {
+		return fmt.Errorf("--store-reuse %v: negative", mf.storeReuse)
+	}
+	cfg.StoreReuse = mf.storeReuse
 	key := "local"
 	if ok {
 		key = clusterKey(cfg.Trackers)

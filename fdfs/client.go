@@ -33,6 +33,16 @@ type Client struct {
 	// the tracker 1,024 times. An entry is dropped when its storage fails.
 	whereMu sync.Mutex
 	where   map[whereKey]whereEntry
+
+	// stores holds the tracker's last QUERY_STORE answer per group, for
+	// Config.StoreReuse.
+	storesMu sync.Mutex
+	stores   map[string]storeEntry
+}
+
+type storeEntry struct {
+	addr    StorageAddr
+	expires time.Time
 }
 
 type whereKey struct {
@@ -621,7 +631,7 @@ func (c *Client) upload(ctx context.Context, cmd byte, group, ext string, r io.R
 	if ext != "" && !ValidExt(ext) {
 		return "", fmt.Errorf("fdfs: extension %q: at most %d bytes, no '.' or '/'", ext, FdfsFileExtNameMaxLen)
 	}
-	st, err := c.QueryStore(ctx, group)
+	st, reused, err := c.storeFor(ctx, group)
 	if err != nil {
 		return "", err
 	}
@@ -633,6 +643,21 @@ func (c *Client) upload(ctx context.Context, cmd byte, group, ext string, r io.R
 		return m.FileID(), err
 	}
 	id, err := send(st)
+	if err != nil && reused {
+		c.forgetStore(group, st)
+		// The storage may be full or gone since the tracker named it.
+		// An upload it refused (a status: nothing was stored) whose
+		// content can be read again from the start goes to where the
+		// tracker says now; an unreachable one takes the path below.
+		if seeker, ok := r.(io.Seeker); ok && isStatus(err) {
+			if _, serr := seeker.Seek(0, io.SeekStart); serr == nil {
+				if fresh, qerr := c.QueryStore(ctx, group); qerr == nil {
+					st = fresh
+					id, err = send(st)
+				}
+			}
+		}
+	}
 	var de *dialError
 	if !errors.As(err, &de) {
 		return id, err
@@ -654,6 +679,47 @@ func (c *Client) upload(ctx context.Context, cmd byte, group, ext string, r io.R
 		}
 	}
 	return "", err
+}
+
+// storeFor names the storage a new file of group goes to: the tracker's
+// answer, or within Config.StoreReuse one it gave before (reused is then
+// set).
+func (c *Client) storeFor(ctx context.Context, group string) (st StorageAddr, reused bool, err error) {
+	if c.cfg.StoreReuse <= 0 {
+		st, err = c.QueryStore(ctx, group)
+		return st, false, err
+	}
+	c.storesMu.Lock()
+	e, ok := c.stores[group]
+	c.storesMu.Unlock()
+	if ok && time.Now().Before(e.expires) {
+		return e.addr, true, nil
+	}
+	st, err = c.QueryStore(ctx, group)
+	if err != nil {
+		return st, false, err
+	}
+	c.storesMu.Lock()
+	if c.stores == nil {
+		c.stores = make(map[string]storeEntry)
+	}
+	c.stores[group] = storeEntry{addr: st, expires: time.Now().Add(c.cfg.StoreReuse)}
+	c.storesMu.Unlock()
+	return st, false, nil
+}
+
+// forgetStore drops a reused QUERY_STORE answer after an upload to it failed.
+func (c *Client) forgetStore(group string, st StorageAddr) {
+	c.storesMu.Lock()
+	if e, ok := c.stores[group]; ok && e.addr == st {
+		delete(c.stores, group)
+	}
+	c.storesMu.Unlock()
+}
+
+func isDialError(err error) bool {
+	var de *dialError
+	return errors.As(err, &de)
 }
 
 // updateTarget parses fileID and finds the storage that may change it.

@@ -916,3 +916,107 @@ func TestServerClosedIdleConnections(t *testing.T) {
 		}
 	}
 }
+
+// With Config.StoreReuse, uploads to a group ask the tracker once and reuse
+// its answer; an upload that fails on a reused answer drops it, and one the
+// storage refused is sent again where the tracker says now.
+func TestStoreReuse(t *testing.T) {
+	cluster := startCluster(t, fdfstest.Options{Groups: []string{"group1"}, StoragesPerGroup: 2})
+	var mu sync.Mutex
+	queries := 0
+	cl := newClient(t, fdfs.Config{Trackers: []string{cluster.TrackerAddr()}, ConnectTimeout: time.Second,
+		StoreReuse: time.Hour,
+		Observe: func(cmd byte, addr string, took time.Duration, sent, received int64, err error) {
+			if cmd == fdfs.TrackerProtoCmdServiceQueryStoreWithGroupOne {
+				mu.Lock()
+				queries++
+				mu.Unlock()
+			}
+		}})
+	asked := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return queries
+	}
+	ctx := context.Background()
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, upload(t, cl, "group1", "txt", pattern(100+i)))
+	}
+	if n := asked(); n != 1 {
+		t.Fatalf("5 uploads asked the tracker %d times, want 1", n)
+	}
+	for i, id := range ids {
+		var got bytes.Buffer
+		if _, err := cl.Download(ctx, id, 0, 0, &got); err != nil || !bytes.Equal(got.Bytes(), pattern(100+i)) {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+
+	// The storage refuses one upload (full): the content, readable again,
+	// goes where the tracker names now, after one more question.
+	cluster.FailNext(fdfs.StorageProtoCmdUploadFile, 28)
+	data := pattern(3000)
+	id, err := cl.Upload(ctx, "group1", "txt", bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatalf("upload after a refusal: %v", err)
+	}
+	if n := asked(); n != 2 {
+		t.Fatalf("tracker asked %d times, want 2", n)
+	}
+	var got bytes.Buffer
+	if _, err := cl.Download(ctx, id, 0, 0, &got); err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("download of the resent upload: %v", err)
+	}
+
+	// A reader that cannot seek back gets the error, and the next upload
+	// asks the tracker again.
+	cluster.FailNext(fdfs.StorageProtoCmdUploadFile, 28)
+	if _, err := cl.Upload(ctx, "group1", "txt", io.LimitReader(bytes.NewReader(data), 3000), 3000); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("upload of a one-pass reader to a full storage: %v, want ENOSPC", err)
+	}
+	upload(t, cl, "group1", "txt", data)
+	if n := asked(); n != 3 {
+		t.Fatalf("tracker asked %d times, want 3", n)
+	}
+
+	// The storage named goes away: the upload fails over to the other
+	// one, and the answer is not reused again.
+	last := upload(t, cl, "group1", "txt", data) // on the reused answer
+	stopped := 0
+	for _, st := range cluster.Storages() {
+		if st.Has(last) {
+			st.Stop()
+			defer st.Restart()
+			stopped++
+		}
+	}
+	if stopped != 1 {
+		t.Fatalf("%d storages hold the new file before replication, want 1", stopped)
+	}
+	before := asked()
+	upload(t, cl, "group1", "txt", data)
+	upload(t, cl, "group1", "txt", data)
+	// The first fails over through QUERY_STORE_ALL; the second asks
+	// QUERY_STORE afresh instead of reusing the dead storage.
+	if n := asked() - before; n != 1 {
+		t.Fatalf("after a dead storage the tracker was asked %d times, want 1", n)
+	}
+
+	// Without StoreReuse every upload asks.
+	plain := newClient(t, fdfs.Config{Trackers: []string{cluster.TrackerAddr()}, ConnectTimeout: time.Second,
+		Observe: func(cmd byte, addr string, took time.Duration, sent, received int64, err error) {
+			if cmd == fdfs.TrackerProtoCmdServiceQueryStoreWithGroupOne {
+				mu.Lock()
+				queries++
+				mu.Unlock()
+			}
+		}})
+	before = asked()
+	for i := range 3 {
+		upload(t, plain, "group1", "txt", pattern(10+i))
+	}
+	if n := asked() - before; n != 3 {
+		t.Fatalf("3 uploads without StoreReuse asked %d times, want 3", n)
+	}
+}

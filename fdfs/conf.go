@@ -40,6 +40,13 @@ type Config struct {
 	// records (see ParseStatLayout); 0 detects it from the body sizes.
 	StatLayout StatLayout
 	Logger     *slog.Logger // nil discards
+	// StoreReuse is how long the tracker's answer to QUERY_STORE (which
+	// storage and store path a new file of a group goes to) serves later
+	// uploads to the same group. Zero asks for every upload, as the C
+	// client does; a mount writing many small files saves a tracker round
+	// trip per file. An upload that fails on a reused answer drops it, and
+	// one whose reader can seek back is sent again where the tracker says.
+	StoreReuse time.Duration
 	// Observe, when set, is called after every exchange with a server:
 	// the command, the server's address, how long it took, the bytes sent
 	// and received (headers included) and the error (nil on success). It
