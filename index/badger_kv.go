@@ -178,7 +178,9 @@ func (s badgerKV) deleteSession(id string) error { return s.t.Delete(sessionKey(
 func (s badgerKV) scan(ctx context.Context, prefix []byte, values bool, fn func(k, v []byte) error) error {
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = prefix
-	opts.PrefetchValues = values
+	// Values here are a few bytes, kept in the tree beside their keys:
+	// prefetching them only adds a goroutine hand-off per batch of items.
+	opts.PrefetchValues = false
 	it := s.t.NewIterator(opts)
 	defer it.Close()
 	n := 0
