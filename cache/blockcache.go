@@ -79,6 +79,7 @@ type Stats struct {
 	FetchedBytes int64 // bytes those fetches brought in
 	Prefetches   int64 // fetches started by readahead
 	Evictions    int64 // blocks dropped to stay under MaxBytes
+	StoreSkips   int64 // fetched blocks not stored because the store queue was full
 	Bytes        int64 // bytes of blocks on disk now
 	Blocks       int64 // blocks on disk now
 	InFlight     int   // fetches under way, or fetched and being stored
@@ -127,6 +128,25 @@ type buffer struct {
 // maxFreeBuffers bounds the idle block buffers kept for reuse.
 const maxFreeBuffers = 8
 
+// Fetched blocks wait in a queue of storeQueue for storeWorkers goroutines
+// that write them to disk. A block that finds the queue full is not stored
+// (it is served from memory while it lasts): a cache disk slower than the
+// network then costs cache coverage, never read speed, and the buffers
+// waiting to be written stay bounded. Writes into one object's file
+// serialize in the file system anyway, so a few workers suffice.
+const (
+	storeQueue   = 16
+	storeWorkers = 2
+)
+
+// storeJob is a fetched block waiting to be written.
+type storeJob struct {
+	f   *flight
+	obj Object
+	bid blockID
+	buf *buffer // the fetch's reference, now the job's
+}
+
 // Cache is an on-disk block cache. It is safe for concurrent use.
 //
 // Layout of dir:
@@ -173,7 +193,13 @@ type Cache struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // fetch and prefetch goroutines
 
-	hits, misses, fetches, fetchedBytes, prefetches, evictions atomic.Int64
+	hits, misses, fetches, fetchedBytes, prefetches, evictions, storeSkips atomic.Int64
+
+	stores  chan storeJob
+	storeWG sync.WaitGroup // store workers
+	// beforeStore, when set (by tests, before any read), runs before
+	// each block write: it stands in for a slow disk.
+	beforeStore func()
 
 	mu      sync.Mutex
 	closed  bool                        // mu
@@ -258,6 +284,11 @@ func Open(dir string, opts Options) (*Cache, error) {
 	}
 	c.direct.Store(c.blockSize%directAlign == 0 && directWorks(c.objDir))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.stores = make(chan storeJob, storeQueue)
+	for range storeWorkers {
+		c.storeWG.Add(1)
+		go c.storeLoop()
+	}
 	c.log.Info("block cache opened", "dir", dir, "blocks", len(c.blocks), "bytes", c.bytes,
 		"max_bytes", c.maxBytes, "block_size", c.blockSize)
 	return c, nil
@@ -485,6 +516,9 @@ func (c *Cache) Close() error {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
+	// No fetch is left to queue a block; write what is queued.
+	close(c.stores)
+	c.storeWG.Wait()
 	return c.lock.Close()
 }
 
@@ -500,6 +534,7 @@ func (c *Cache) Stats() Stats {
 		FetchedBytes: c.fetchedBytes.Load(),
 		Prefetches:   c.prefetches.Load(),
 		Evictions:    c.evictions.Load(),
+		StoreSkips:   c.storeSkips.Load(),
 		Bytes:        bytes,
 		Blocks:       blocks,
 		InFlight:     inFlight,
@@ -800,10 +835,13 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 	defer f.cancel()
 	off := bid.idx * c.blockSize
 	buf := c.newBuffer(f, length)
+	queued := false
 	defer func() {
-		c.mu.Lock()
-		c.releaseLocked(buf)
-		c.mu.Unlock()
+		if !queued {
+			c.mu.Lock()
+			c.releaseLocked(buf)
+			c.mu.Unlock()
+		}
 	}()
 	w := &blockWriter{buf: buf.data}
 	n, err := obj.Fetch.FetchRange(ctx, off, length, w)
@@ -823,28 +861,52 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 	c.fetchedBytes.Add(length)
 	f.data = w.buf
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !f.dropped {
 		c.rememberLocked(bid, buf)
 	}
-	// Counted before the file is opened, so that an eviction meanwhile
-	// punches a hole instead of unlinking the file being written.
-	c.writes[bid.obj]++
-	c.mu.Unlock()
 	close(f.done)
+	// Readers of this block keep finding the flight (and its data) until
+	// the block is in the LRU, so nobody fetches it again meanwhile.
+	select {
+	case c.stores <- storeJob{f: f, obj: obj, bid: bid, buf: buf}:
+		queued = true
+		// Counted before the file is opened, so that an eviction
+		// meanwhile punches a hole instead of unlinking the file being
+		// written.
+		c.writes[bid.obj]++
+	default:
+		c.storeSkips.Add(1)
+		c.unhookLocked(f)
+	}
+}
 
-	// Readers of this block keep finding the flight (and its data) until the
-	// block is in the LRU, so nobody fetches it again meanwhile.
-	storeErr := c.writeBlock(bid, w.buf)
+// storeLoop writes queued blocks to disk until Close.
+func (c *Cache) storeLoop() {
+	defer c.storeWG.Done()
+	for job := range c.stores {
+		c.store(job)
+	}
+}
+
+// store writes one fetched block and enters it in the LRU.
+func (c *Cache) store(job storeJob) {
+	bid, length := job.bid, int64(len(job.f.data))
+	if c.beforeStore != nil {
+		c.beforeStore()
+	}
+	storeErr := c.writeBlock(bid, job.f.data)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.unhookLocked(f)
+	c.unhookLocked(job.f)
+	c.releaseLocked(job.buf)
 	if c.writes[bid.obj]--; c.writes[bid.obj] == 0 {
 		delete(c.writes, bid.obj)
 	}
 	if storeErr != nil {
-		c.log.Warn("cannot store fetched block", "key", obj.Key, "block", bid.idx, "err", storeErr)
+		c.log.Warn("cannot store fetched block", "key", job.obj.Key, "block", bid.idx, "err", storeErr)
 	}
-	if storeErr != nil || f.dropped {
+	if storeErr != nil || job.f.dropped {
 		c.discardLocked(bid, length)
 		return
 	}

@@ -665,3 +665,40 @@ func TestMemoryTierServesRecentBlocks(t *testing.T) {
 		t.Fatal("an invalidated block was served from memory")
 	}
 }
+
+// A disk slower than the fetches fills the store queue: blocks beyond it are
+// served but not stored, and the buffers waiting to be written stay bounded.
+func TestSlowDiskSkipsStores(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
+	release := make(chan struct{})
+	c.beforeStore = func() { <-release }
+	const blocks = 3 * storeQueue
+	f := newFakeFetcher(t, blocks*testBlock)
+	obj := f.object("slow")
+	for idx := range int64(blocks) {
+		mustRead(t, c, obj, idx*testBlock, testBlock)
+	}
+	st := c.Stats()
+	// At most the queue and one block per (blocked) worker wait.
+	if max := int64(blocks - storeQueue - storeWorkers); st.StoreSkips < max {
+		t.Fatalf("%d blocks skipped with the disk stuck, want at least %d", st.StoreSkips, max)
+	}
+	if st.InFlight > storeQueue+storeWorkers {
+		t.Fatalf("%d blocks waiting for the disk, want at most %d", st.InFlight, storeQueue+storeWorkers)
+	}
+	close(release)
+	settle(t, c)
+	st = c.Stats()
+	if st.Blocks+st.StoreSkips != blocks || st.Fetches != blocks {
+		t.Fatalf("stats %+v: every block fetched once, and stored or skipped", st)
+	}
+	if got := diskBytes(t, c.dir); got != st.Blocks*testBlock {
+		t.Fatalf("%d bytes on disk, %d blocks stored", got, st.Blocks)
+	}
+	// Skipped blocks are fetched again when read again; stored ones not.
+	before := f.Count()
+	mustRead(t, c, obj, 0, blocks*testBlock)
+	if got := int64(f.Count() - before); got != st.StoreSkips {
+		t.Fatalf("%d fetches on a second read, want %d (the skipped blocks)", got, st.StoreSkips)
+	}
+}
