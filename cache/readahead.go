@@ -53,6 +53,88 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return r.c.ReadAt(ctx, r.obj, p, off)
 }
 
+// Span is bytes of a block lent without a copy: they stay valid and
+// unchanged until Release, which must be called exactly once.
+type Span struct {
+	Data []byte
+	c    *Cache
+	b    *buffer
+}
+
+// Release gives the bytes back.
+func (s Span) Release() {
+	if s.b == nil {
+		return
+	}
+	s.c.mu.Lock()
+	s.c.releaseLocked(s.b)
+	s.c.mu.Unlock()
+}
+
+// ReadSpan reads like ReadAt the n bytes at off, which must lie inside the
+// object, without copying them: it lends the block's own memory when the
+// range lies in one block that is in the memory tier, being fetched, or in
+// neither place (then it fetches the block). ok is false when the bytes are
+// better read with ReadAt: across two blocks, in a block on disk (ReadAt
+// reads them straight into place), or a small random read (ReadAt fetches
+// only those bytes). A FUSE server hands the Span to the kernel and
+// releases it once the reply is written, saving a copy of every byte.
+func (r *Reader) ReadSpan(ctx context.Context, off, n int64) (s Span, ok bool, err error) {
+	c := r.c
+	if n <= 0 || off < 0 || off+n > r.obj.Size || r.obj.validate() != nil {
+		return Span{}, false, nil
+	}
+	if r.plan(off, n) && n <= c.blockSize/4 {
+		return Span{}, false, nil
+	}
+	idx := off / c.blockSize
+	start := idx * c.blockSize
+	if off+n > start+c.blockSize {
+		return Span{}, false, nil
+	}
+	bid := blockID{obj: objectID(r.obj.Key), idx: idx}
+	length := c.blockLen(r.obj.Size, idx)
+	lo, hi := off-start, off-start+n
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return Span{}, false, ErrClosed
+	}
+	if b, ok := c.mem[bid]; ok && int64(len(b.data)) == length {
+		b.refs++
+		c.mu.Unlock()
+		c.hits.Add(1)
+		return Span{Data: b.data[lo:hi], c: c, b: b}, true, nil
+	}
+	f := c.flights[bid]
+	switch {
+	case f != nil:
+		f.waiters++
+	case c.blocks[bid] != nil:
+		c.mu.Unlock()
+		return Span{}, false, nil
+	default:
+		f = c.startLocked(r.obj, bid, length)
+	}
+	c.mu.Unlock()
+	c.misses.Add(1)
+	defer c.leave(f)
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return Span{}, false, ctx.Err()
+	}
+	if f.err != nil {
+		return Span{}, false, f.err
+	}
+	// As a waiter we keep the flight's reference to the buffer alive.
+	c.mu.Lock()
+	b := f.buf
+	b.refs++
+	c.mu.Unlock()
+	return Span{Data: f.data[lo:hi], c: c, b: b}, true, nil
+}
+
 // readDirect serves a small random read: from the cache if its block is
 // there, else by fetching just the bytes asked for, uncached, so that 4 KiB
 // read at random from a huge object costs about 4 KiB on the wire, not a

@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"context"
+	"errors"
 	"runtime"
 	"sort"
 	"sync"
@@ -321,4 +322,65 @@ func TestReusedBuffersKeepContent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestReadSpan(t *testing.T) {
+	ctx := context.Background()
+	c := openTest(t, t.TempDir(), Options{MemBytes: 2 * testBlock, ReadaheadBlocks: -1})
+	const blocks = 12
+	f := newFakeFetcher(t, blocks*testBlock+100)
+	obj := f.object("span")
+	r := c.NewReader(obj)
+	defer r.Close()
+
+	// A block not cached anywhere is fetched and lent.
+	s, ok, err := r.ReadSpan(ctx, testBlock+10, 100)
+	if err != nil || !ok || !bytes.Equal(s.Data, content(testBlock+10, 100)) {
+		t.Fatalf("fresh block: ok %v, err %v", ok, err)
+	}
+	// Held across many more fetches that churn the memory tier and reuse
+	// freed buffers, the lent bytes do not change.
+	for idx := int64(2); idx < blocks; idx++ {
+		mustRead(t, c, obj, idx*testBlock, testBlock)
+	}
+	if !bytes.Equal(s.Data, content(testBlock+10, 100)) {
+		t.Fatal("lent bytes changed before Release")
+	}
+	s.Release()
+
+	// In the memory tier: lent without a fetch.
+	before := f.Count()
+	s, ok, err = r.ReadSpan(ctx, (blocks-1)*testBlock, testBlock)
+	if err != nil || !ok || f.Count() != before || !bytes.Equal(s.Data, content((blocks-1)*testBlock, testBlock)) {
+		t.Fatalf("memory tier: ok %v, err %v, fetches %d", ok, err, f.Count()-before)
+	}
+	s.Release()
+	// The short last block.
+	s, ok, err = r.ReadSpan(ctx, blocks*testBlock, 100)
+	if err != nil || !ok || !bytes.Equal(s.Data, content(blocks*testBlock, 100)) {
+		t.Fatalf("last block: ok %v, err %v", ok, err)
+	}
+	s.Release()
+
+	settle(t, c)
+	// On disk only, across two blocks, or outside the object: not lent.
+	for _, tc := range []struct{ off, n int64 }{
+		{2 * testBlock, testBlock},   // on disk, pushed out of memory
+		{testBlock - 10, 20},         // across blocks 0 and 1
+		{blocks*testBlock + 50, 100}, // past the end
+		{-1, 10},                     // negative
+	} {
+		if _, ok, err := r.ReadSpan(ctx, tc.off, tc.n); ok || err != nil {
+			t.Errorf("ReadSpan(%d, %d): ok %v, err %v; want a plain miss", tc.off, tc.n, ok, err)
+		}
+	}
+
+	// A fetch that fails is the read's error.
+	bad := newFakeFetcher(t, testBlock)
+	bad.err = errInvalid
+	br := c.NewReader(bad.object("bad"))
+	defer br.Close()
+	if _, ok, err := br.ReadSpan(ctx, 0, testBlock); ok || !errors.Is(err, errInvalid) {
+		t.Fatalf("failing fetch: ok %v, err %v", ok, err)
+	}
 }
