@@ -71,22 +71,35 @@ func (s Span) Release() {
 	s.c.mu.Unlock()
 }
 
-// ReadSpan reads like ReadAt the n bytes at off, which must lie inside the
-// object, without copying them: it lends the block's own memory when the
-// range lies in one block that is in the memory tier, being fetched, or in
-// neither place (then it fetches the block). ok is false when the bytes are
-// better read with ReadAt: across two blocks, in a block on disk (ReadAt
-// reads them straight into place), or a small random read (ReadAt fetches
-// only those bytes). A FUSE server hands the Span to the kernel and
-// releases it once the reply is written, saving a copy of every byte.
-func (r *Reader) ReadSpan(ctx context.Context, off, n int64) (s Span, ok bool, err error) {
+// ReadShared reads like ReadAt, but where it can it lends the bytes instead
+// of copying them into p: when they lie in one block that is in the memory
+// tier, being fetched, or in neither place (then it fetches the block), it
+// returns them as a Span and leaves p alone. Otherwise it fills p and
+// returns a zero Span with n: reads across two blocks, of a block on disk
+// (read straight into place), and small random reads (which fetch only
+// their bytes). A FUSE server hands the Span to the kernel and releases it
+// once the reply is written, saving a copy of every byte.
+func (r *Reader) ReadShared(ctx context.Context, p []byte, off int64) (s Span, n int, err error) {
+	if len(p) == 0 || off < 0 || off+int64(len(p)) > r.obj.Size || r.obj.validate() != nil {
+		n, err = r.ReadAt(ctx, p, off)
+		return Span{}, n, err
+	}
+	if r.plan(off, int64(len(p))) && int64(len(p)) <= r.c.blockSize/4 {
+		n, err = r.c.readDirect(ctx, r.obj, p, off)
+		return Span{}, n, err
+	}
+	s, ok, err := r.lend(ctx, off, int64(len(p)))
+	if err != nil || ok {
+		return s, len(s.Data), err
+	}
+	n, err = r.c.ReadAt(ctx, r.obj, p, off)
+	return Span{}, n, err
+}
+
+// lend returns the n bytes at off (inside the object) as a Span when they
+// lie in one block that is or will be in memory; ok is false otherwise.
+func (r *Reader) lend(ctx context.Context, off, n int64) (s Span, ok bool, err error) {
 	c := r.c
-	if n <= 0 || off < 0 || off+n > r.obj.Size || r.obj.validate() != nil {
-		return Span{}, false, nil
-	}
-	if r.plan(off, n) && n <= c.blockSize/4 {
-		return Span{}, false, nil
-	}
 	idx := off / c.blockSize
 	start := idx * c.blockSize
 	if off+n > start+c.blockSize {

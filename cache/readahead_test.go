@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"runtime"
 	"sort"
 	"sync"
@@ -324,7 +325,7 @@ func TestReusedBuffersKeepContent(t *testing.T) {
 	wg.Wait()
 }
 
-func TestReadSpan(t *testing.T) {
+func TestReadShared(t *testing.T) {
 	ctx := context.Background()
 	c := openTest(t, t.TempDir(), Options{MemBytes: 2 * testBlock, ReadaheadBlocks: -1})
 	const blocks = 12
@@ -332,12 +333,21 @@ func TestReadSpan(t *testing.T) {
 	obj := f.object("span")
 	r := c.NewReader(obj)
 	defer r.Close()
+	lent := func(off, n int64) Span {
+		t.Helper()
+		p := make([]byte, n)
+		s, got, err := r.ReadShared(ctx, p, off)
+		if err != nil || s.Data == nil || got != int(n) || !bytes.Equal(s.Data, content(off, n)) {
+			t.Fatalf("ReadShared(%d, %d): lent %v, %d bytes, %v", off, n, s.Data != nil, got, err)
+		}
+		if !bytes.Equal(p, make([]byte, n)) {
+			t.Fatalf("ReadShared(%d, %d) lent the bytes and also wrote p", off, n)
+		}
+		return s
+	}
 
 	// A block not cached anywhere is fetched and lent.
-	s, ok, err := r.ReadSpan(ctx, testBlock+10, 100)
-	if err != nil || !ok || !bytes.Equal(s.Data, content(testBlock+10, 100)) {
-		t.Fatalf("fresh block: ok %v, err %v", ok, err)
-	}
+	s := lent(testBlock+10, 100)
 	// Held across many more fetches that churn the memory tier and reuse
 	// freed buffers, the lent bytes do not change.
 	for idx := int64(2); idx < blocks; idx++ {
@@ -350,29 +360,27 @@ func TestReadSpan(t *testing.T) {
 
 	// In the memory tier: lent without a fetch.
 	before := f.Count()
-	s, ok, err = r.ReadSpan(ctx, (blocks-1)*testBlock, testBlock)
-	if err != nil || !ok || f.Count() != before || !bytes.Equal(s.Data, content((blocks-1)*testBlock, testBlock)) {
-		t.Fatalf("memory tier: ok %v, err %v, fetches %d", ok, err, f.Count()-before)
+	lent((blocks-1)*testBlock, testBlock).Release()
+	if f.Count() != before {
+		t.Fatalf("a block in memory was fetched again")
 	}
-	s.Release()
-	// The short last block.
-	s, ok, err = r.ReadSpan(ctx, blocks*testBlock, 100)
-	if err != nil || !ok || !bytes.Equal(s.Data, content(blocks*testBlock, 100)) {
-		t.Fatalf("last block: ok %v, err %v", ok, err)
-	}
-	s.Release()
+	lent(blocks*testBlock, 100).Release() // the short last block
 
 	settle(t, c)
-	// On disk only, across two blocks, or outside the object: not lent.
+	// On disk only, or across two blocks: copied into p.
 	for _, tc := range []struct{ off, n int64 }{
-		{2 * testBlock, testBlock},   // on disk, pushed out of memory
-		{testBlock - 10, 20},         // across blocks 0 and 1
-		{blocks*testBlock + 50, 100}, // past the end
-		{-1, 10},                     // negative
+		{2 * testBlock, testBlock}, // on disk, pushed out of memory
+		{testBlock - 10, 20},       // across blocks 0 and 1
 	} {
-		if _, ok, err := r.ReadSpan(ctx, tc.off, tc.n); ok || err != nil {
-			t.Errorf("ReadSpan(%d, %d): ok %v, err %v; want a plain miss", tc.off, tc.n, ok, err)
+		p := make([]byte, tc.n)
+		s, got, err := r.ReadShared(ctx, p, tc.off)
+		if err != nil || s.Data != nil || got != int(tc.n) || !bytes.Equal(p, content(tc.off, tc.n)) {
+			t.Errorf("ReadShared(%d, %d): lent %v, %d bytes, %v; want a copy", tc.off, tc.n, s.Data != nil, got, err)
 		}
+	}
+	// Past the end: what ReadAt says.
+	if s, got, err := r.ReadShared(ctx, make([]byte, 10), blocks*testBlock+100); s.Data != nil || got != 0 || err != io.EOF {
+		t.Errorf("ReadShared at the end: %d, %v", got, err)
 	}
 
 	// A fetch that fails is the read's error.
@@ -380,7 +388,31 @@ func TestReadSpan(t *testing.T) {
 	bad.err = errInvalid
 	br := c.NewReader(bad.object("bad"))
 	defer br.Close()
-	if _, ok, err := br.ReadSpan(ctx, 0, testBlock); ok || !errors.Is(err, errInvalid) {
-		t.Fatalf("failing fetch: ok %v, err %v", ok, err)
+	if s, _, err := br.ReadShared(ctx, make([]byte, testBlock), 0); s.Data != nil || !errors.Is(err, errInvalid) {
+		t.Fatalf("failing fetch: %v", err)
+	}
+}
+
+// Small random reads through ReadShared fetch only their bytes, as through
+// ReadAt: the access pattern is judged once per read.
+func TestReadSharedRandomReadsFetchOnlyTheirBytes(t *testing.T) {
+	ctx := context.Background()
+	c := openTest(t, t.TempDir(), Options{BlockSize: 1 << 20})
+	const size = 64 << 20
+	f := newFakeFetcher(t, size)
+	r := c.NewReader(f.object("random"))
+	defer r.Close()
+	offs := []int64{40 << 20, 3 << 20, 50<<20 + 7, 9 << 20, 33 << 20, 1<<20 + 5}
+	for _, off := range offs {
+		p := make([]byte, 4096)
+		s, got, err := r.ReadShared(ctx, p, off)
+		if err != nil || s.Data != nil || got != 4096 || !bytes.Equal(p, content(off, 4096)) {
+			t.Fatalf("ReadShared(%d): lent %v, %d, %v", off, s.Data != nil, got, err)
+		}
+	}
+	for _, call := range f.Calls() {
+		if call.length != 4096 {
+			t.Fatalf("random reads fetched %+v, want 4 KiB ranges only", f.Calls())
+		}
 	}
 }

@@ -254,14 +254,10 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	}
 	rd := h.rd
 	h.mu.Unlock()
-	span, lent, err := rd.ReadSpan(ctx, off, int64(len(dest)))
-	if err != nil {
-		return nil, n.fs.toErrno("read", err)
-	}
-	if lent {
+	span, got, err := rd.ReadShared(ctx, dest, off)
+	if span.Data != nil {
 		return spanResult{span}, 0
 	}
-	got, err := rd.ReadAt(ctx, dest, off)
 	if err != nil && got < len(dest) {
 		return nil, n.fs.toErrno("read", err)
 	}
