@@ -85,8 +85,8 @@ func openConnsGauge(reg prometheus.Registerer, c *fdfs.Client) {
 
 // cacheCollector reads the block cache's counters at scrape time.
 type cacheCollector struct {
-	c                                                                    *cache.Cache
-	hits, misses, fetches, fetched, prefetches, evictions, bytes, blocks *prometheus.Desc
+	c                                                                           *cache.Cache
+	hits, misses, fetches, fetched, prefetches, evictions, skips, bytes, blocks *prometheus.Desc
 }
 
 func newCacheCollector(c *cache.Cache) *cacheCollector {
@@ -99,13 +99,14 @@ func newCacheCollector(c *cache.Cache) *cacheCollector {
 		fetched:    d("fdfsfs_cache_fetched_bytes_total", "Bytes those fetches brought in."),
 		prefetches: d("fdfsfs_cache_prefetches_total", "Fetches started by readahead."),
 		evictions:  d("fdfsfs_cache_evictions_total", "Blocks dropped to stay under the cache size."),
+		skips:      d("fdfsfs_cache_store_skips_total", "Fetched blocks not written to the cache disk because its write queue was full."),
 		bytes:      d("fdfsfs_cache_bytes", "Bytes of blocks on disk now."),
 		blocks:     d("fdfsfs_cache_blocks", "Blocks on disk now."),
 	}
 }
 
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cc.hits, cc.misses, cc.fetches, cc.fetched, cc.prefetches, cc.evictions, cc.bytes, cc.blocks} {
+	for _, d := range []*prometheus.Desc{cc.hits, cc.misses, cc.fetches, cc.fetched, cc.prefetches, cc.evictions, cc.skips, cc.bytes, cc.blocks} {
 		ch <- d
 	}
 }
@@ -124,6 +125,7 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(cc.fetched, s.FetchedBytes)
 	counter(cc.prefetches, s.Prefetches)
 	counter(cc.evictions, s.Evictions)
+	counter(cc.skips, s.StoreSkips)
 	gauge(cc.bytes, s.Bytes)
 	gauge(cc.blocks, s.Blocks)
 }
