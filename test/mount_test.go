@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -430,5 +431,31 @@ func TestUnlinkedOpenPurgedAtClose(t *testing.T) {
 	}
 	if b, err := os.ReadFile(keep); err != nil || string(b) != "content of "+keep {
 		t.Fatalf("kept file: %q, %v", b, err)
+	}
+}
+
+// --store-reuse: a negative duration is refused before anything is
+// mounted; 0 (ask the tracker for every file) mounts and writes.
+func TestStoreReuseFlag(t *testing.T) {
+	needFUSE(t)
+	c := cluster(t, fdfstest.Options{})
+	dir := t.TempDir()
+	out, err := exec.Command(binary, "mount", "--tracker", c.TrackerAddr(), "--index", t.TempDir(), "--cache", t.TempDir(),
+		"--store-reuse", "-1s", dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--store-reuse") {
+		t.Fatalf("negative --store-reuse: %v, %s", err, out)
+	}
+	if mounted(dir) {
+		t.Fatal("mounted despite the bad flag")
+	}
+	m := startMount(t, c, "--store-reuse", "0")
+	for i := range 3 {
+		p := m.path("group1", fmt.Sprintf("f%d", i))
+		if err := os.WriteFile(p, []byte("content"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(p); err != nil || string(got) != "content" {
+			t.Fatalf("read back %q, %v", got, err)
+		}
 	}
 }
