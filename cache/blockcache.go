@@ -208,6 +208,7 @@ type Cache struct {
 	objects map[string]map[int64]*entry // mu; by objectID, for Invalidate
 	flights map[blockID]*flight         // mu
 	writes  map[string]int              // mu; block writes under way, by objectID
+	writing map[blockID]int             // mu; the same, by block
 	bytes   int64                       // mu; sum of entry sizes
 
 	// The memory tier: blocks fetched lately, oldest first in memOrder.
@@ -236,6 +237,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		objects:         make(map[string]map[int64]*entry),
 		flights:         make(map[blockID]*flight),
 		writes:          make(map[string]int),
+		writing:         make(map[blockID]int),
 	}
 	if c.blockSize == 0 {
 		c.blockSize = DefaultBlockSize
@@ -873,8 +875,9 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 		queued = true
 		// Counted before the file is opened, so that an eviction
 		// meanwhile punches a hole instead of unlinking the file being
-		// written.
+		// written, and never punches this block's range.
 		c.writes[bid.obj]++
+		c.writing[bid]++
 	default:
 		c.storeSkips.Add(1)
 		c.unhookLocked(f)
@@ -902,6 +905,9 @@ func (c *Cache) store(job storeJob) {
 	c.releaseLocked(job.buf)
 	if c.writes[bid.obj]--; c.writes[bid.obj] == 0 {
 		delete(c.writes, bid.obj)
+	}
+	if c.writing[bid]--; c.writing[bid] == 0 {
+		delete(c.writing, bid)
 	}
 	if storeErr != nil {
 		c.log.Warn("cannot store fetched block", "key", job.obj.Key, "block", bid.idx, "err", storeErr)
@@ -1077,9 +1083,15 @@ func (c *Cache) removeLocked(e *entry) {
 // discardLocked frees the bytes of a block that is in no entry: the whole
 // file goes once nothing else of the object is cached or being written,
 // otherwise the block's range becomes a hole. Both happen under the lock so
-// that they never touch a block written after this call.
+// that they never touch a block written after this call. The range stays
+// when the same block is in an entry again or being written again (a fetch
+// cancelled as it finished can race the one that replaced it): its bytes
+// are that copy's.
 func (c *Cache) discardLocked(bid blockID, size int64) {
 	path := c.objectPath(bid.obj)
+	if c.blocks[bid] != nil || c.writing[bid] > 0 {
+		return
+	}
 	if len(c.objects[bid.obj]) == 0 && c.writes[bid.obj] == 0 {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			c.log.Warn("cannot remove cached object", "path", path, "err", err)

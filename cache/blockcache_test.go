@@ -702,3 +702,37 @@ func TestSlowDiskSkipsStores(t *testing.T) {
 		t.Fatalf("%d fetches on a second read, want %d (the skipped blocks)", got, st.StoreSkips)
 	}
 }
+
+// An eviction never punches the range of a block that another copy is
+// being written into: a fetch cancelled as it finished can race the fetch
+// that replaced it, and the second write may land before the first copy's
+// entry is evicted. Punching then would leave a current entry over a hole.
+func TestEvictionSparesABlockBeingWrittenAgain(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MaxBytes: testBlock, MemBytes: -1, ReadaheadBlocks: -1})
+	f := newFakeFetcher(t, 2*testBlock)
+	obj := f.object("twice")
+	mustRead(t, c, obj, 0, testBlock)
+	settle(t, c)
+	bid := blockID{obj: objectID(obj.Key), idx: 0}
+	path := c.objectPath(bid.obj)
+	// Another copy of block 0 is on its way to disk.
+	c.mu.Lock()
+	c.writing[bid]++
+	c.writes[bid.obj]++
+	c.mu.Unlock()
+	mustRead(t, c, obj, testBlock, testBlock) // evicts block 0
+	settle(t, c)
+	if n, err := dataBytes(path); err != nil || n != 2*testBlock {
+		t.Fatalf("%d bytes of data, %v: block 0's range was freed under a write", n, err)
+	}
+	// That write ends and fails: now its range goes.
+	c.mu.Lock()
+	c.writing[bid]--
+	c.writes[bid.obj]--
+	c.discardLocked(bid, testBlock)
+	c.mu.Unlock()
+	if n, err := dataBytes(path); err != nil || n != testBlock {
+		t.Fatalf("%d bytes of data, %v, want block 1's only", n, err)
+	}
+	mustRead(t, c, obj, 0, 2*testBlock)
+}

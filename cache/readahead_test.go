@@ -257,6 +257,7 @@ func TestCloseStopsReadahead(t *testing.T) {
 	if got := f.Cancelled(); got != 8 {
 		t.Fatalf("%d fetches cancelled, want 8", got)
 	}
+	settle(t, c) // the blocks fetched go to disk in the background
 	if st := c.Stats(); st.InFlight != 0 || st.Blocks != 4 {
 		t.Fatalf("stats after Close %+v", st)
 	}
@@ -313,8 +314,13 @@ func TestReusedBuffersKeepContent(t *testing.T) {
 						t.Error(err)
 						return
 					}
-					if !bytes.Equal(p, content(off, int64(len(p)))) {
-						t.Errorf("block %d: wrong bytes", idx)
+					if want := content(off, int64(len(p))); !bytes.Equal(p, want) {
+						first := 0
+						for first < len(p) && p[first] == want[first] {
+							first++
+						}
+						zeros := bytes.Count(p[first:], []byte{0})
+						t.Errorf("block %d off %d: wrong bytes from %d: got %x want %x; zeros after %d of %d", idx, off, first, p[first:first+16], want[first:first+16], zeros, len(p)-first)
 						return
 					}
 				}
