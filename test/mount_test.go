@@ -459,3 +459,28 @@ func TestStoreReuseFlag(t *testing.T) {
 		}
 	}
 }
+
+// A file read once is in the block cache on disk: after a remount (which
+// empties the kernel's page cache) it reads back whole with every storage
+// down.
+func TestCachedBlocksOutliveRemount(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	m := startMount(t, c)
+	data := pattern(5<<20+123, 7) // several blocks and a short one
+	p := m.path("group1", "cached.bin")
+	if err := writeFile(p, data); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(p); err != nil || sumBytes(got) != sumBytes(data) {
+		t.Fatalf("first read: %v", err)
+	}
+	m.remount() // the unmount waits for the blocks still queued for disk
+	for _, st := range c.Storages() {
+		st.Stop()
+		defer st.Restart()
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || sumBytes(got) != sumBytes(data) {
+		t.Fatalf("read with the storages down after a remount: %d bytes, %v", len(got), err)
+	}
+}
