@@ -169,9 +169,11 @@ type storeJob struct {
 // a second time. Files are opened only for the length of one read, write or
 // punch, so open descriptors are bounded by the operations under way.
 //
-// Memory: a block is held in RAM only while it is being fetched, so at most
-// (MaxPrefetch + blocks wanted by reads under way) × BlockSize, plus the
-// memory tier (MemBytes).
+// Memory: block buffers are held by fetches under way (MaxPrefetch plus the
+// blocks reads under way want), by the memory tier (MemBytes), by blocks
+// waiting for the disk (storeQueue + storeWorkers) and by reads lent a
+// block until their reply is written; up to maxFreeBuffers more wait for
+// reuse. None of it grows with the size of an object.
 //
 // Lock order: Reader.mu, then Cache.mu. Cache.mu is never held across a
 // fetch or a block write; it is held across the punch or unlink of an evicted
