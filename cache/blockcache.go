@@ -3,8 +3,9 @@
 // staging files for writes that arrive out of order.
 //
 // It never talks to FastDFS and never imports other fdfsfs packages: the only
-// way in is the Fetcher interface. It never keeps file contents in memory
-// beyond the blocks being fetched right now, and it never exits the process.
+// way in is the Fetcher interface. It keeps file contents in memory only in
+// a bounded set of block buffers (see Cache), and it never exits the
+// process.
 package cache
 
 import (
