@@ -138,7 +138,7 @@ func (h *byIDHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if err != nil && got < len(dest) {
 		return nil, n.fs.toErrno("read by id", err)
 	}
-	return fuse.ReadResultData(dest[:got]), 0
+	return readResult(dest[:got]), 0
 }
 
 var _ = (fusefs.NodeGetxattrer)((*byIDFile)(nil))

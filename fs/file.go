@@ -231,7 +231,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 			if err != nil {
 				return nil, n.fs.toErrno("read", err)
 			}
-			return fuse.ReadResultData(dest[:got]), 0
+			return readResult(dest[:got]), 0
 		}
 	}
 	a, err := n.fs.idx.GetAttr(ctx, n.ino)
@@ -261,14 +261,24 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if err != nil && got < len(dest) {
 		return nil, n.fs.toErrno("read", err)
 	}
-	return fuse.ReadResultData(dest[:got]), 0
+	return readResult(dest[:got]), 0
 }
+
+// Read replies carry Slices, which go-fuse writes with writev before it
+// calls Done. Without it go-fuse first tries to splice the reply through a
+// pipe, which for a 1 MiB read needs a pipe larger than the default limit:
+// the attempt fails, costs syscalls and logs a line per read, and only then
+// falls back to the same writev.
+
+// readResult replies with bytes read into go-fuse's buffer.
+func readResult(b []byte) fuse.ReadResult { return fuse.ReadResultVector([][]byte{b}) }
 
 // spanResult replies to a read with a block's memory itself; go-fuse calls
 // Done once the reply is written to the kernel.
 type spanResult struct{ span cache.Span }
 
 func (r spanResult) Bytes([]byte) ([]byte, fuse.Status) { return r.span.Data, fuse.OK }
+func (r spanResult) Slices() ([][]byte, fuse.Status)    { return [][]byte{r.span.Data}, fuse.OK }
 func (r spanResult) Size() int                          { return len(r.span.Data) }
 func (r spanResult) Done()                              { r.span.Release() }
 
