@@ -47,10 +47,8 @@ func (c *Cache) NewReader(obj Object) *Reader {
 // ReadAt reads like Cache.ReadAt and schedules readahead when the reads run
 // sequentially.
 func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	if len(p) > 0 && r.plan(off, int64(len(p))) && int64(len(p)) <= r.c.blockSize/4 {
-		return r.c.readDirect(ctx, r.obj, p, off)
-	}
-	return r.c.ReadAt(ctx, r.obj, p, off)
+	_, n, err := r.read(ctx, p, off, false)
+	return n, err
 }
 
 // Span is bytes of a block lent without a copy: they stay valid and
@@ -80,19 +78,23 @@ func (s Span) Release() {
 // their bytes). A FUSE server hands the Span to the kernel and releases it
 // once the reply is written, saving a copy of every byte.
 func (r *Reader) ReadShared(ctx context.Context, p []byte, off int64) (s Span, n int, err error) {
-	if len(p) == 0 || off < 0 || off+int64(len(p)) > r.obj.Size || r.obj.validate() != nil {
-		n, err = r.ReadAt(ctx, p, off)
+	return r.read(ctx, p, off, true)
+}
+
+// read judges the access pattern once, then reads a small random read's
+// bytes alone, lends a block when share allows and it can, or copies.
+func (r *Reader) read(ctx context.Context, p []byte, off int64, share bool) (Span, int, error) {
+	want := int64(len(p))
+	if want > 0 && r.plan(off, want) && want <= r.c.blockSize/4 {
+		n, err := r.c.readDirect(ctx, r.obj, p, off)
 		return Span{}, n, err
 	}
-	if r.plan(off, int64(len(p))) && int64(len(p)) <= r.c.blockSize/4 {
-		n, err = r.c.readDirect(ctx, r.obj, p, off)
-		return Span{}, n, err
+	if share && want > 0 && off >= 0 && off+want <= r.obj.Size && r.obj.validate() == nil {
+		if s, ok, err := r.lend(ctx, off, want); err != nil || ok {
+			return s, len(s.Data), err
+		}
 	}
-	s, ok, err := r.lend(ctx, off, int64(len(p)))
-	if err != nil || ok {
-		return s, len(s.Data), err
-	}
-	n, err = r.c.ReadAt(ctx, r.obj, p, off)
+	n, err := r.c.ReadAt(ctx, r.obj, p, off)
 	return Span{}, n, err
 }
 

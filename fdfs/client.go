@@ -658,8 +658,7 @@ func (c *Client) upload(ctx context.Context, cmd byte, group, ext string, r io.R
 			}
 		}
 	}
-	var de *dialError
-	if !errors.As(err, &de) {
+	if !isDialError(err) {
 		return id, err
 	}
 	// The storage named cannot be reached (the tracker has not noticed
@@ -674,7 +673,7 @@ func (c *Client) upload(ctx context.Context, cmd byte, group, ext string, r io.R
 		}
 		c.cfg.Logger.Warn("fdfs: uploading to another storage", "storage", other.ServerAddr.String(), "after", err)
 		id, err = send(other)
-		if !errors.As(err, &de) {
+		if !isDialError(err) {
 			return id, err
 		}
 	}
