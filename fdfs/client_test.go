@@ -981,7 +981,10 @@ func TestStoreReuse(t *testing.T) {
 	}
 
 	// The storage named goes away: the upload fails over to the other
-	// one, and the answer is not reused again.
+	// one, and the answer is not reused again. Replication waits, so that
+	// only the storage named holds the file.
+	cluster.PauseReplication(true)
+	defer cluster.PauseReplication(false)
 	last := upload(t, cl, "group1", "txt", data) // on the reused answer
 	stopped := 0
 	for _, st := range cluster.Storages() {

@@ -253,9 +253,9 @@ func (c *Cluster) isFull(group string) bool {
 	return c.full[group]
 }
 
-// pauseSync holds replication between storages (for tests that need a file
-// to be on one storage only for a while).
-func (c *Cluster) pauseSync(paused bool) {
+// PauseReplication holds replication between storages (for tests that need
+// a file to be on one storage only for a while); false resumes it.
+func (c *Cluster) PauseReplication(paused bool) {
 	c.mu.Lock()
 	c.syncPaused = paused
 	c.mu.Unlock()
