@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -722,6 +723,26 @@ func unescapeMount(s string) string {
 	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
 }
 
+// reserveProcsForFuseReaders raises GOMAXPROCS by the number of goroutines
+// go-fuse may keep blocked in read(2) on /dev/fuse, and returns the new
+// value. Call it after fuse.NewServer, which sizes its reader pool from
+// GOMAXPROCS (at most clamp(GOMAXPROCS, 2, 16)+1 readers wait at once).
+//
+// A goroutine blocked in a system call keeps its P. When every P is held
+// that way, which with two CPUs takes just the two idle readers of a
+// serial workload, the runtime's sysmon takes the Ps back after 20 µs,
+// hands them to other threads, and keeps waking every 20 µs to do it
+// again: on a 2-core VM a copy of 3,000 small files cost the mount 27
+// context switches and 0.7-0.95 ms of CPU per file, most of it that
+// churn. With spare Ps for the readers sysmon finds an idle P, leaves the
+// readers alone and backs off: 13 switches and 0.25-0.3 ms per file.
+func reserveProcsForFuseReaders() int {
+	n := runtime.GOMAXPROCS(0)
+	readers := min(max(n, 2), 16) + 1
+	runtime.GOMAXPROCS(n + readers)
+	return n + readers
+}
+
 func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err error) {
 	mo, err := mf.applyOptions()
 	if err != nil {
@@ -861,6 +882,8 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 	if err != nil {
 		return fmt.Errorf("mounting %s: %w", mountpoint, err)
 	}
+	procs := reserveProcsForFuseReaders()
+	log.Debug("scheduler", "gomaxprocs", procs)
 	go server.Serve()
 	if err := server.WaitMount(); err != nil {
 		server.Unmount()

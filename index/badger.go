@@ -36,6 +36,7 @@ type BadgerOptions struct {
 type Badger struct {
 	engine
 	db       *badger.DB
+	clock    *tsClock
 	log      *slog.Logger
 	readOnly bool
 	session  string
@@ -87,11 +88,11 @@ func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 		WithBlockCacheSize(64 << 20).
 		WithValueLogFileSize(256 << 20).
 		WithMetricsEnabled(false)
-	db, err := badger.Open(bo)
+	db, err := badger.OpenManaged(bo)
 	if err != nil {
 		return nil, fmt.Errorf("index: open badger %q: %w", dir, err)
 	}
-	b := &Badger{db: db, log: log, readOnly: opts.ReadOnly, session: opts.Session}
+	b := &Badger{db: db, clock: newTSClock(db.MaxVersion()), log: log, readOnly: opts.ReadOnly, session: opts.Session}
 	b.engine = engine{be: b, log: log}
 	if err := b.init(); err != nil {
 		db.Close()
@@ -134,15 +135,15 @@ func (b *Badger) init() error {
 		return false, nil
 	}
 	if b.readOnly {
-		return b.db.View(func(tx *badger.Txn) error {
-			fresh, err := check(tx)
-			if err == nil && fresh {
-				err = fmt.Errorf("%w: read-only open of an empty store", ErrNotFound)
-			}
-			return err
-		})
+		tx, done := b.readTxn()
+		defer done()
+		fresh, err := check(tx)
+		if err == nil && fresh {
+			err = fmt.Errorf("%w: read-only open of an empty store", ErrNotFound)
+		}
+		return err
 	}
-	return b.db.Update(func(tx *badger.Txn) error {
+	return b.updateDirect(func(tx *badger.Txn) error {
 		fresh, err := check(tx)
 		if err != nil || !fresh {
 			return err
@@ -239,16 +240,13 @@ func (b *Badger) update(ctx context.Context, fn func(tx *txn) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		t := b.db.NewTransaction(true)
-		tx := newTxn(badgerKV{t}, b.session)
-		err := fn(tx)
-		if err == nil {
-			err = tx.flush()
-		}
-		if err == nil {
-			err = t.Commit()
-		}
-		t.Discard()
+		err := b.updateOnce(func(t *badger.Txn) error {
+			tx := newTxn(badgerKV{t}, b.session)
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return tx.flush()
+		})
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}
@@ -265,8 +263,8 @@ func (b *Badger) view(ctx context.Context, fn func(tx *txn) error) error {
 		return err
 	}
 	defer b.mu.RUnlock()
-	t := b.db.NewTransaction(false)
-	defer t.Discard()
+	t, done := b.readTxn()
+	defer done()
 	return fn(newTxn(badgerKV{t}, b.session))
 }
 
@@ -277,8 +275,8 @@ func (b *Badger) read(ctx context.Context, fn func(s badgerKV) error) error {
 		return err
 	}
 	defer b.mu.RUnlock()
-	t := b.db.NewTransaction(false)
-	defer t.Discard()
+	t, done := b.readTxn()
+	defer done()
 	return fn(badgerKV{t})
 }
 
@@ -293,7 +291,7 @@ func (b *Badger) allocIno(ctx context.Context) (Ino, error) {
 	defer b.allocMu.Unlock()
 	if b.allocNext == b.allocEnd {
 		var start uint64
-		err := b.db.Update(func(tx *badger.Txn) error {
+		err := b.updateDirect(func(tx *badger.Txn) error {
 			var err error
 			if start, err = readCounter(tx, CounterNextIno); err != nil {
 				return err
@@ -318,7 +316,7 @@ func (b *Badger) releaseInos() {
 	if b.allocNext == b.allocEnd {
 		return
 	}
-	err := b.db.Update(func(tx *badger.Txn) error {
+	err := b.updateDirect(func(tx *badger.Txn) error {
 		v, err := readCounter(tx, CounterNextIno)
 		if err != nil || v != uint64(b.allocEnd) {
 			return err

@@ -82,7 +82,7 @@ func (b *Badger) Load(ctx context.Context, r io.Reader) error {
 		return err
 	}
 	defer b.mu.RUnlock()
-	err = b.db.Update(func(t *badger.Txn) error {
+	err = b.updateDirect(func(t *badger.Txn) error {
 		if err := (badgerKV{t}).checkEmpty(ctx); err != nil {
 			return err
 		}
@@ -102,59 +102,23 @@ func (b *Badger) Load(ctx context.Context, r io.Reader) error {
 }
 
 func (b *Badger) load(ctx context.Context, dr *DumpReader) error {
-	wb := b.db.NewWriteBatch()
-	defer wb.Cancel()
 	var maxIno Ino
 	var nextIno uint64
-	sawRoot := false
-	for n := 0; ; n++ {
-		if n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		rec, err := dr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	// The whole dump is one commit at one timestamp, written in batches.
+	err := b.clock.commit(b.db, func(ts uint64) error {
+		wb := b.db.NewWriteBatchAt(ts)
+		defer wb.Cancel()
+		var err error
+		maxIno, nextIno, err = loadRecords(ctx, dr, wb)
 		if err != nil {
 			return err
 		}
-		switch rec.Type {
-		case RecordCounter:
-			if rec.Name == CounterNextIno {
-				nextIno = rec.Value
-				continue
-			}
-			err = wb.Set(counterKey(rec.Name), encodeCounter(rec.Value))
-		case RecordInode:
-			a := rec.Attr
-			if a.Ino == RootIno {
-				if a.Kind != KindDir {
-					return corruptf("dump: the root is a %s", a.Kind)
-				}
-				sawRoot = true
-			}
-			maxIno = max(maxIno, a.Ino)
-			err = wb.Set(attrKey(a.Ino), encodeAttr(a, rec.Parent))
-		case RecordDentry:
-			err = wb.Set(dentryKey(rec.Parent, rec.Name), encodeDentry(rec.Ino, rec.Kind))
-		case RecordOrphan:
-			err = wb.Set(orphanKey(rec.Ino), nil)
-		case RecordPending:
-			err = wb.Set(pendingKey(rec.Pending.FileID), encodePending(rec.Pending))
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if !sawRoot {
-		return corruptf("dump has no root inode")
-	}
-	if err := wb.Flush(); err != nil {
+		return wb.Flush()
+	})
+	if err != nil {
 		return err
 	}
-	err := b.db.Update(func(t *badger.Txn) error {
+	err = b.updateDirect(func(t *badger.Txn) error {
 		next := max(nextIno, uint64(maxIno)+1)
 		if err := t.Set(counterKey(CounterNextIno), encodeCounter(next)); err != nil {
 			return err
@@ -168,6 +132,57 @@ func (b *Badger) load(ctx context.Context, dr *DumpReader) error {
 	b.allocNext, b.allocEnd = 0, 0
 	b.allocMu.Unlock()
 	return nil
+}
+
+// loadRecords writes a dump's records into wb and returns the highest inode
+// number and the next_ino counter the dump holds.
+func loadRecords(ctx context.Context, dr *DumpReader, wb *badger.WriteBatch) (maxIno Ino, nextIno uint64, err error) {
+	sawRoot := false
+	for n := 0; ; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, 0, err
+			}
+		}
+		rec, err := dr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		switch rec.Type {
+		case RecordCounter:
+			if rec.Name == CounterNextIno {
+				nextIno = rec.Value
+				continue
+			}
+			err = wb.Set(counterKey(rec.Name), encodeCounter(rec.Value))
+		case RecordInode:
+			a := rec.Attr
+			if a.Ino == RootIno {
+				if a.Kind != KindDir {
+					return 0, 0, corruptf("dump: the root is a %s", a.Kind)
+				}
+				sawRoot = true
+			}
+			maxIno = max(maxIno, a.Ino)
+			err = wb.Set(attrKey(a.Ino), encodeAttr(a, rec.Parent))
+		case RecordDentry:
+			err = wb.Set(dentryKey(rec.Parent, rec.Name), encodeDentry(rec.Ino, rec.Kind))
+		case RecordOrphan:
+			err = wb.Set(orphanKey(rec.Ino), nil)
+		case RecordPending:
+			err = wb.Set(pendingKey(rec.Pending.FileID), encodePending(rec.Pending))
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	if !sawRoot {
+		return 0, 0, corruptf("dump has no root inode")
+	}
+	return maxIno, nextIno, nil
 }
 
 // wipe drops everything and makes the store new again.
