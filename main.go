@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -723,28 +722,6 @@ func unescapeMount(s string) string {
 	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
 }
 
-// reserveProcsForFuseReaders raises GOMAXPROCS by the number of goroutines
-// go-fuse may keep blocked in read(2) on /dev/fuse, and returns the new
-// value. Call it after fuse.NewServer, which sizes its reader pool from
-// GOMAXPROCS (at most clamp(GOMAXPROCS, 2, 16)+1 readers wait at once).
-//
-// A goroutine blocked in a system call keeps its P. When every P is held
-// that way, which with two CPUs takes just the two idle readers of a
-// serial workload, the runtime's sysmon takes the Ps back after 20 µs,
-// hands them to other threads, and keeps waking every 20 µs to do it
-// again. With spare Ps sysmon finds an idle P and leaves the readers
-// alone. Measured on a 2-core VM, cp of 2,000 files of 4 KiB, three
-// alternating runs each: 19-22 context switches and 0.39-0.54 ms of mount
-// CPU per file with the spare Ps, 22-30 and 0.47-0.85 ms without. A
-// metadata-only load (create, stat, unlink of empty files) showed no
-// difference beyond this machine's run-to-run noise.
-func reserveProcsForFuseReaders() int {
-	n := runtime.GOMAXPROCS(0)
-	readers := min(max(n, 2), 16) + 1
-	runtime.GOMAXPROCS(n + readers)
-	return n + readers
-}
-
 func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err error) {
 	mo, err := mf.applyOptions()
 	if err != nil {
@@ -884,8 +861,6 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 	if err != nil {
 		return fmt.Errorf("mounting %s: %w", mountpoint, err)
 	}
-	procs := reserveProcsForFuseReaders()
-	log.Debug("scheduler", "gomaxprocs", procs)
 	go server.Serve()
 	if err := server.WaitMount(); err != nil {
 		server.Unmount()
