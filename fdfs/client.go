@@ -185,14 +185,39 @@ func isStatus(err error) bool {
 	return errors.As(err, &se)
 }
 
+// inlineContentMax is the largest content sent in the same write as its
+// request header. A small file then reaches the storage in one segment:
+// one write here, and one wake-up of the storage's reader instead of one
+// for the header and often another for the content.
+const inlineContentMax = 64 << 10
+
 func (c *Client) roundTrip(cn *conn, req request) error {
 	hdr := Header{Length: int64(len(req.body)) + req.contentLen, Cmd: req.cmd, Status: req.status}
-	out := hdr.Append(make([]byte, 0, HeaderSize+len(req.body)))
+	content := req.contentLen
+	inline := content > 0 && content <= inlineContentMax
+	size := HeaderSize + len(req.body)
+	if inline {
+		size += int(content)
+	}
+	out := hdr.Append(make([]byte, 0, size))
 	out = append(out, req.body...)
+	if inline {
+		// Nothing is sent before the content is read, so a source that
+		// fails here leaves the connection as clean as it was.
+		n, err := io.ReadFull(req.content, out[len(out):size])
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("content source ended after %d bytes: %w", n, io.ErrUnexpectedEOF)
+		}
+		if err != nil {
+			return fmt.Errorf("fdfs: %s to %s: reading content (%d of %d bytes, none sent): %w", CmdName(req.cmd), cn.addr, n, content, err)
+		}
+		out = out[:size]
+		content = 0
+	}
 	if _, err := cn.Write(out); err != nil {
 		return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), cn.addr, err)
 	}
-	if req.contentLen > 0 {
+	if content > 0 {
 		n, readErr, writeErr := copyContent(cn, req.content, req.contentLen)
 		if readErr != nil {
 			return fmt.Errorf("fdfs: %s to %s: reading content (%d of %d bytes sent): %w", CmdName(req.cmd), cn.addr, n, req.contentLen, readErr)
