@@ -108,3 +108,37 @@ func BenchmarkColdRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSharedReadAcrossBlocks answers 1 MiB reads that start in the
+// middle of a block, as the kernel's readahead asks them, from blocks in
+// the memory tier through ReadShared: what a FUSE read of a file being
+// read sequentially costs the cache before the reply is written.
+func BenchmarkSharedReadAcrossBlocks(b *testing.B) {
+	c := openBench(b, Options{MemBytes: 2 * benchSize})
+	f := newFakeFetcher(b, benchSize)
+	f.data = content(0, benchSize)
+	obj := f.object("across")
+	ctx := context.Background()
+	r := c.NewReader(obj)
+	defer r.Close()
+	const read = DefaultBlockSize
+	p := make([]byte, read)
+	pass := func() {
+		for off := int64(DefaultBlockSize / 2); off+read <= benchSize; off += read {
+			s, n, err := r.ReadShared(ctx, p, off)
+			if err != nil || n != read {
+				b.Fatal(n, err)
+			}
+			s.Release()
+		}
+	}
+	pass()
+	b.SetBytes(benchSize - DefaultBlockSize)
+	b.ResetTimer()
+	for b.Loop() {
+		pass()
+	}
+	if f.Count() != benchSize/DefaultBlockSize {
+		b.Fatalf("%d fetches; the object should have stayed in memory", f.Count())
+	}
+}

@@ -51,13 +51,20 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// Span is bytes of a block lent without a copy: they stay valid and
-// unchanged until Release, which must be called exactly once.
+// Span is bytes of up to two blocks lent without a copy: they stay valid
+// and unchanged until Release, which must be called exactly once. Data is
+// the bytes, or for a read across a block boundary the part in the first
+// block, and Rest the part in the next one.
 type Span struct {
 	Data []byte
+	Rest []byte
 	c    *Cache
 	b    *buffer
+	rb   *buffer // Rest's block
 }
+
+// Len is the number of bytes lent.
+func (s Span) Len() int { return len(s.Data) + len(s.Rest) }
 
 // Release gives the bytes back.
 func (s Span) Release() {
@@ -66,16 +73,19 @@ func (s Span) Release() {
 	}
 	s.c.mu.Lock()
 	s.c.releaseLocked(s.b)
+	if s.rb != nil {
+		s.c.releaseLocked(s.rb)
+	}
 	s.c.mu.Unlock()
 }
 
 // ReadShared reads like ReadAt, but where it can it lends the bytes instead
-// of copying them into p: when they lie in one block that is in the memory
-// tier, being fetched, or in neither place (then it fetches the block), it
-// returns them as a Span and leaves p alone. Otherwise it fills p and
-// returns a zero Span with n: reads across two blocks, of a block on disk
-// (read straight into place), and small random reads (which fetch only
-// their bytes). A FUSE server hands the Span to the kernel and releases it
+// of copying them into p: when they lie in one block, or two neighbours,
+// each of which is in the memory tier, being fetched, or in neither place
+// (then it fetches the block), it returns them as a Span and leaves p
+// alone. Otherwise it fills p and returns a zero Span with n: reads of a
+// block on disk (read straight into place), and small random reads (which
+// fetch only their bytes). A FUSE server hands the Span to the kernel and releases it
 // once the reply is written, saving a copy of every byte.
 func (r *Reader) ReadShared(ctx context.Context, p []byte, off int64) (s Span, n int, err error) {
 	return r.read(ctx, p, off, true)
@@ -91,7 +101,7 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64, share bool) (Spa
 	}
 	if share && want > 0 && off >= 0 && off+want <= r.obj.Size && r.obj.validate() == nil {
 		if s, ok, err := r.lend(ctx, off, want); err != nil || ok {
-			return s, len(s.Data), err
+			return s, s.Len(), err
 		}
 	}
 	n, err := r.c.ReadAt(ctx, r.obj, p, off)
@@ -99,8 +109,34 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64, share bool) (Spa
 }
 
 // lend returns the n bytes at off (inside the object) as a Span when they
-// lie in one block that is or will be in memory; ok is false otherwise.
+// lie in one block, or in two neighbouring blocks, that are or will be in
+// memory; ok is false otherwise. The kernel's readahead asks for 1 MiB at
+// offsets that are seldom block-aligned, so most sequential reads cross a
+// boundary: lending both parts saves a copy of every byte they read.
 func (r *Reader) lend(ctx context.Context, off, n int64) (s Span, ok bool, err error) {
+	bs := r.c.blockSize
+	boundary := (off/bs + 1) * bs
+	if off+n <= boundary {
+		return r.lendBlock(ctx, off, n)
+	}
+	if off+n > boundary+bs {
+		return Span{}, false, nil
+	}
+	first, ok, err := r.lendBlock(ctx, off, boundary-off)
+	if err != nil || !ok {
+		return Span{}, false, err
+	}
+	second, ok, err := r.lendBlock(ctx, boundary, off+n-boundary)
+	if err != nil || !ok {
+		first.Release()
+		return Span{}, false, err
+	}
+	first.Rest, first.rb = second.Data, second.b
+	return first, true, nil
+}
+
+// lendBlock is lend for bytes inside one block.
+func (r *Reader) lendBlock(ctx context.Context, off, n int64) (s Span, ok bool, err error) {
 	c := r.c
 	idx := off / c.blockSize
 	start := idx * c.blockSize

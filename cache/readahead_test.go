@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -331,6 +332,62 @@ func TestReusedBuffersKeepContent(t *testing.T) {
 	wg.Wait()
 }
 
+// lent2 reads n bytes at off through ReadShared and wants them lent, in
+// one part or two, and p left alone.
+func lent2(t *testing.T, r *Reader, off, n int64) Span {
+	t.Helper()
+	p := make([]byte, n)
+	s, got, err := r.ReadShared(context.Background(), p, off)
+	if err != nil || s.Data == nil || got != int(n) || s.Len() != int(n) ||
+		!bytes.Equal(append(slices.Clone(s.Data), s.Rest...), content(off, n)) {
+		t.Fatalf("ReadShared(%d, %d): lent %v, %d bytes, %v", off, n, s.Data != nil, got, err)
+	}
+	if !bytes.Equal(p, make([]byte, n)) {
+		t.Fatalf("ReadShared(%d, %d) lent the bytes and also wrote p", off, n)
+	}
+	return s
+}
+
+// Readers lending block-sized reads across block boundaries, holding each
+// two-part span while others churn a small memory tier, see exactly the
+// object's bytes until they release it (-race watches the buffers).
+func TestReadSharedAcrossBoundariesUnderChurn(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MaxBytes: 6 * testBlock, MemBytes: 2 * testBlock, ReadaheadBlocks: 4})
+	const blocks = 24
+	f := newFakeFetcher(t, blocks*testBlock)
+	obj := f.object("churn")
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Go(func() {
+			r := c.NewReader(obj)
+			defer r.Close()
+			for idx := int64(g % 3); idx < blocks-1; idx++ {
+				off, n := idx*testBlock+testBlock/2, int64(testBlock)
+				p := make([]byte, n)
+				s, got, err := r.ReadShared(context.Background(), p, off)
+				if err != nil || got != int(n) {
+					t.Errorf("ReadShared(%d): %d, %v", off, got, err)
+					return
+				}
+				churn := make([]byte, testBlock)
+				if _, err := c.ReadAt(context.Background(), obj, churn, ((idx+7)%blocks)*testBlock); err != nil {
+					t.Error(err)
+				}
+				b := p
+				if s.Data != nil {
+					b = append(slices.Clone(s.Data), s.Rest...)
+				}
+				s.Release()
+				if !bytes.Equal(b, content(off, n)) {
+					t.Errorf("ReadShared(%d): wrong bytes (lent %v in %d+%d)", off, s.Data != nil, len(s.Data), len(s.Rest))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func TestReadShared(t *testing.T) {
 	ctx := context.Background()
 	c := openTest(t, t.TempDir(), Options{MemBytes: 2 * testBlock, ReadaheadBlocks: -1})
@@ -341,13 +398,9 @@ func TestReadShared(t *testing.T) {
 	defer r.Close()
 	lent := func(off, n int64) Span {
 		t.Helper()
-		p := make([]byte, n)
-		s, got, err := r.ReadShared(ctx, p, off)
-		if err != nil || s.Data == nil || got != int(n) || !bytes.Equal(s.Data, content(off, n)) {
-			t.Fatalf("ReadShared(%d, %d): lent %v, %d bytes, %v", off, n, s.Data != nil, got, err)
-		}
-		if !bytes.Equal(p, make([]byte, n)) {
-			t.Fatalf("ReadShared(%d, %d) lent the bytes and also wrote p", off, n)
+		s := lent2(t, r, off, n)
+		if len(s.Rest) != 0 {
+			t.Fatalf("ReadShared(%d, %d) inside one block lent %d bytes of another", off, n, len(s.Rest))
 		}
 		return s
 	}
@@ -371,6 +424,13 @@ func TestReadShared(t *testing.T) {
 		t.Fatalf("a block in memory was fetched again")
 	}
 	lent(blocks*testBlock, 100).Release() // the short last block
+
+	// Across the boundary of two blocks in memory: lent in two parts.
+	two := lent2(t, r, blocks*testBlock-50, 100)
+	if len(two.Data) != 50 || len(two.Rest) != 50 {
+		t.Errorf("a read across a boundary was lent as %d+%d bytes, want 50+50", len(two.Data), len(two.Rest))
+	}
+	two.Release()
 
 	settle(t, c)
 	// On disk only, or across two blocks: copied into p.

@@ -273,14 +273,27 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 // readResult replies with bytes read into go-fuse's buffer.
 func readResult(b []byte) fuse.ReadResult { return fuse.ReadResultVector([][]byte{b}) }
 
-// spanResult replies to a read with a block's memory itself; go-fuse calls
-// Done once the reply is written to the kernel.
+// spanResult replies to a read with the blocks' memory itself (one block,
+// or the two a read across a boundary touches); go-fuse calls Done once the
+// reply is written to the kernel.
 type spanResult struct{ span cache.Span }
 
-func (r spanResult) Bytes([]byte) ([]byte, fuse.Status) { return r.span.Data, fuse.OK }
-func (r spanResult) Slices() ([][]byte, fuse.Status)    { return [][]byte{r.span.Data}, fuse.OK }
-func (r spanResult) Size() int                          { return len(r.span.Data) }
-func (r spanResult) Done()                              { r.span.Release() }
+func (r spanResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	if len(r.span.Rest) == 0 {
+		return r.span.Data, fuse.OK
+	}
+	return append(append(buf[:0], r.span.Data...), r.span.Rest...), fuse.OK
+}
+
+func (r spanResult) Slices() ([][]byte, fuse.Status) {
+	if len(r.span.Rest) == 0 {
+		return [][]byte{r.span.Data}, fuse.OK
+	}
+	return [][]byte{r.span.Data, r.span.Rest}, fuse.OK
+}
+
+func (r spanResult) Size() int { return r.span.Len() }
+func (r spanResult) Done()     { r.span.Release() }
 
 var _ = (fusefs.FileWriter)((*fileHandle)(nil))
 
