@@ -10,6 +10,7 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"fdfsfs/cache"
 	"fdfsfs/index"
 )
 
@@ -119,10 +120,17 @@ func (n *byIDFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	}
 	// A FastDFS file never changes under its ID unless it is an appender
 	// file; keep the page cache only for the others.
-	return &byIDHandle{n: n}, 0, 0
+	obj := n.fs.object(index.Attr{FileID: n.fileID, Size: n.size})
+	return &byIDHandle{n: n, rd: n.fs.cache.NewReader(obj)}, 0, 0
 }
 
-type byIDHandle struct{ n *byIDFile }
+// byIDHandle reads through a cache.Reader of its own, as a named file's
+// handle does: sequential reads get readahead, and blocks in memory are
+// lent to the reply instead of copied.
+type byIDHandle struct {
+	n  *byIDFile
+	rd *cache.Reader
+}
 
 var _ = (fusefs.FileReader)((*byIDHandle)(nil))
 
@@ -134,11 +142,21 @@ func (h *byIDHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if rest := n.size - off; int64(len(dest)) > rest {
 		dest = dest[:rest]
 	}
-	got, err := n.fs.cache.ReadAt(ctx, n.fs.object(index.Attr{FileID: n.fileID, Size: n.size}), dest, off)
+	span, got, err := h.rd.ReadShared(ctx, dest, off)
+	if span.Data != nil {
+		return spanResult{span}, 0
+	}
 	if err != nil && got < len(dest) {
 		return nil, n.fs.toErrno("read by id", err)
 	}
 	return readResult(dest[:got]), 0
+}
+
+var _ = (fusefs.FileReleaser)((*byIDHandle)(nil))
+
+func (h *byIDHandle) Release(ctx context.Context) syscall.Errno {
+	h.rd.Close()
+	return 0
 }
 
 var _ = (fusefs.NodeGetxattrer)((*byIDFile)(nil))

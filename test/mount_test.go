@@ -350,6 +350,21 @@ func TestByIDPath(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(m.dir, id), []byte("x"), 0o644); err == nil {
 		t.Fatal("writing a by-ID path succeeded; want it read-only")
 	}
+	// Several blocks, read sequentially with readahead: the kernel's reads
+	// start mid-block, so their bytes come from two blocks at once.
+	big := filepath.Join(t.TempDir(), "big.bin")
+	bigData := pattern(3<<20+12345, 11)
+	os.WriteFile(big, bigData, 0o644)
+	out, err = exec.Command(binary, "put", "--tracker", c.TrackerAddr(), "--group", "group2", big).CombinedOutput()
+	if err != nil {
+		t.Fatalf("put: %v\n%s", err, out)
+	}
+	bigID := strings.TrimSpace(string(out))
+	for range 2 { // fetched, then from the block cache
+		if got := sum(t, filepath.Join(m.dir, bigID)); got != sumBytes(bigData) {
+			t.Fatalf("by-ID path %s of %d bytes: content differs", bigID, len(bigData))
+		}
+	}
 	if _, err := os.Stat(m.path("group2/M00/00/00/not-a-file-id")); !os.IsNotExist(err) {
 		t.Fatalf("malformed ID: %v, want ENOENT", err)
 	}
