@@ -290,16 +290,25 @@ func TestCacheCloseStopsReaders(t *testing.T) {
 	r.Close()
 }
 
+// churnBlocks is the size, in blocks, of the object that churnCache serves.
+const churnBlocks = 24
+
+// churnCache returns a cache whose memory tier holds two blocks and disk
+// six, and an object of churnBlocks blocks read through it: readers of it
+// keep evicting each other's blocks and reusing freed buffers.
+func churnCache(t *testing.T, name string) (*Cache, Object) {
+	c := openTest(t, t.TempDir(), Options{MaxBytes: 6 * testBlock, MemBytes: 2 * testBlock, ReadaheadBlocks: 4})
+	return c, newFakeFetcher(t, churnBlocks*testBlock).object(name)
+}
+
 // Block buffers go back to a pool once the flight, the memory tier and the
 // store are done with them. Many readers streaming through a cache with a
 // small memory tier, with prefetches cancelled as they close, must still
 // read exactly the object's bytes (and -race would see a buffer reused
 // while somebody still reads it).
 func TestReusedBuffersKeepContent(t *testing.T) {
-	c := openTest(t, t.TempDir(), Options{MaxBytes: 6 * testBlock, MemBytes: 2 * testBlock, ReadaheadBlocks: 4})
-	const blocks = 24
-	f := newFakeFetcher(t, blocks*testBlock)
-	obj := f.object("pool")
+	c, obj := churnCache(t, "pool")
+	const blocks = churnBlocks
 	var wg sync.WaitGroup
 	for g := range 6 {
 		wg.Add(1)
@@ -352,10 +361,8 @@ func lent2(t *testing.T, r *Reader, off, n int64) Span {
 // two-part span while others churn a small memory tier, see exactly the
 // object's bytes until they release it (-race watches the buffers).
 func TestReadSharedAcrossBoundariesUnderChurn(t *testing.T) {
-	c := openTest(t, t.TempDir(), Options{MaxBytes: 6 * testBlock, MemBytes: 2 * testBlock, ReadaheadBlocks: 4})
-	const blocks = 24
-	f := newFakeFetcher(t, blocks*testBlock)
-	obj := f.object("churn")
+	c, obj := churnCache(t, "churn")
+	const blocks = churnBlocks
 	var wg sync.WaitGroup
 	for g := range 6 {
 		wg.Go(func() {
