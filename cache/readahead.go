@@ -85,8 +85,8 @@ func (s Span) Release() {
 // (then it fetches the block), it returns them as a Span and leaves p
 // alone. Otherwise it fills p and returns a zero Span with n: reads of a
 // block on disk (read straight into place), and small random reads (which
-// fetch only their bytes). A FUSE server hands the Span to the kernel and releases it
-// once the reply is written, saving a copy of every byte.
+// fetch only their bytes). A FUSE server hands the Span to the kernel and
+// releases it once the reply is written, saving a copy of every byte.
 func (r *Reader) ReadShared(ctx context.Context, p []byte, off int64) (s Span, n int, err error) {
 	return r.read(ctx, p, off, true)
 }

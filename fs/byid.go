@@ -118,8 +118,8 @@ func (n *byIDFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, syscall.EROFS
 	}
-	// A FastDFS file never changes under its ID unless it is an appender
-	// file; keep the page cache only for the others.
+	// No FOPEN_KEEP_CACHE: an appender file can change under its ID, and
+	// a by-ID node does not know whether it is one.
 	obj := n.fs.object(index.Attr{FileID: n.fileID, Size: n.size})
 	return &byIDHandle{n: n, rd: n.fs.cache.NewReader(obj)}, 0, 0
 }
@@ -142,14 +142,7 @@ func (h *byIDHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if rest := n.size - off; int64(len(dest)) > rest {
 		dest = dest[:rest]
 	}
-	span, got, err := h.rd.ReadShared(ctx, dest, off)
-	if span.Data != nil {
-		return spanResult{span}, 0
-	}
-	if err != nil && got < len(dest) {
-		return nil, n.fs.toErrno("read by id", err)
-	}
-	return readResult(dest[:got]), 0
+	return n.fs.readShared(ctx, "read by id", h.rd, dest, off)
 }
 
 var _ = (fusefs.FileReleaser)((*byIDHandle)(nil))

@@ -254,12 +254,19 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	}
 	rd := h.rd
 	h.mu.Unlock()
+	return n.fs.readShared(ctx, "read", rd, dest, off)
+}
+
+// readShared answers a read of committed content through rd: with the
+// cache's blocks themselves where it lends them, else with the bytes it
+// copied into dest.
+func (f *FS) readShared(ctx context.Context, op string, rd *cache.Reader, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	span, got, err := rd.ReadShared(ctx, dest, off)
 	if span.Data != nil {
 		return spanResult{span}, 0
 	}
 	if err != nil && got < len(dest) {
-		return nil, n.fs.toErrno("read", err)
+		return nil, f.toErrno(op, err)
 	}
 	return readResult(dest[:got]), 0
 }
