@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"sync"
 	"syscall"
 	"time"
 
@@ -95,27 +96,81 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 
 var _ = (fusefs.NodeOpendirHandler)((*dirNode)(nil))
 
-// OpendirHandle scans the directory once; the handle answers readdirplus
-// lookups from that scan, so `ls -l` costs one index scan, not one lookup
-// per entry.
+// listBatch is how many entries a directory scan hands over at a time: the
+// kernel's first readdirplus is answered after this many, while the rest of
+// the scan goes on.
+const listBatch = 1024
+
+// OpendirHandle starts one index scan of the directory and waits for its
+// first batch (so that a missing directory fails the open). The handle
+// answers readdirplus lookups from that scan, so `ls -l` costs one index
+// scan, not one lookup per entry; and the kernel (and go-fuse's inode
+// bookkeeping) work on the first entries while the scan reads the rest.
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	ents, err := d.fs.idx.ReadDir(ctx, d.ino)
+	h := &dirHandle{dir: d}
+	h.more = sync.NewCond(&h.mu)
+	var scanCtx context.Context
+	scanCtx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	go h.scan(scanCtx)
+	h.mu.Lock()
+	for len(h.ents) == 0 && !h.done {
+		h.more.Wait()
+	}
+	err := h.err
+	h.mu.Unlock()
 	if err != nil {
+		h.cancel()
 		return nil, 0, d.fs.toErrno("readdir", err)
 	}
-	return &dirHandle{dir: d, ents: ents}, 0, 0
+	return h, 0, 0
 }
 
+// dirHandle is an open directory, listed from one index scan that runs
+// while the listing is read.
 type dirHandle struct {
-	dir  *dirNode
-	ents []index.Entry
-	pos  int // next entry Readdirent returns
+	dir    *dirNode
+	cancel context.CancelFunc // ends the scan (Releasedir)
+
+	mu   sync.Mutex
+	more *sync.Cond    // on mu: broadcast when ents grows or done is set
+	ents []index.Entry // guarded by mu: the entries scanned so far
+	done bool          // guarded by mu: the scan has ended
+	err  error         // guarded by mu: why it ended early, if it did
+	pos  int           // guarded by mu: next entry Readdirent returns
+}
+
+func (h *dirHandle) scan(ctx context.Context) {
+	err := h.dir.fs.idx.ReadDirBatches(ctx, h.dir.ino, listBatch, func(batch []index.Entry) error {
+		h.mu.Lock()
+		h.ents = append(h.ents, batch...)
+		h.mu.Unlock()
+		h.more.Broadcast()
+		return nil
+	})
+	h.mu.Lock()
+	h.done, h.err = true, err
+	h.mu.Unlock()
+	h.more.Broadcast()
+}
+
+// waitLocked waits until entry i is scanned or the scan has ended, and
+// reports whether entry i exists. Call with mu held.
+func (h *dirHandle) waitLocked(i int) bool {
+	for i >= len(h.ents) && !h.done {
+		h.more.Wait()
+	}
+	return i < len(h.ents)
 }
 
 var _ = (fusefs.FileReaddirenter)((*dirHandle)(nil))
 
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
-	if h.pos >= len(h.ents) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.waitLocked(h.pos) {
+		if h.err != nil {
+			return nil, h.dir.fs.toErrno("readdir", h.err)
+		}
 		return nil, 0
 	}
 	e := h.ents[h.pos]
@@ -126,7 +181,9 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 var _ = (fusefs.FileSeekdirer)((*dirHandle)(nil))
 
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	if off > uint64(len(h.ents)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if off > 0 && !h.waitLocked(int(min(off, 1<<31)-1)) {
 		return syscall.EINVAL
 	}
 	h.pos = int(off)
@@ -138,11 +195,23 @@ var _ = (fusefs.FileLookuper)((*dirHandle)(nil))
 // Lookup answers readdirplus from the scan: the name is the last one
 // Readdirent produced.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	if h.pos > 0 && h.ents[h.pos-1].Name == name {
-		return h.dir.fs.newChild(ctx, &h.dir.Inode, name, h.ents[h.pos-1].Attr, out), 0
+	h.mu.Lock()
+	var e index.Entry
+	found := h.pos > 0 && h.ents[h.pos-1].Name == name
+	if found {
+		e = h.ents[h.pos-1]
+	}
+	h.mu.Unlock()
+	if found {
+		return h.dir.fs.newChild(ctx, &h.dir.Inode, name, e.Attr, out), 0
 	}
 	return h.dir.Lookup(ctx, name, out)
 }
+
+var _ = (fusefs.FileReleasedirer)((*dirHandle)(nil))
+
+// Releasedir stops a scan still running: nobody reads the rest.
+func (h *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) { h.cancel() }
 
 func (d *dirNode) create(ctx context.Context, name string, a index.Attr) (index.Attr, syscall.Errno) {
 	if d.fs.opts.ReadOnly {

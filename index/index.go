@@ -161,6 +161,11 @@ type Index interface {
 	// from one scan. "." and ".." are not included. An entry naming a
 	// missing inode is left out (Check reports it).
 	ReadDir(ctx context.Context, parent Ino) ([]Entry, error)
+	// ReadDirBatches is ReadDir handing the entries to fn in name order as
+	// they are read, up to batch at a time (all at once for batch <= 0),
+	// all from one snapshot; a listing can be served while it is read. An
+	// error from fn ends the listing and is returned.
+	ReadDirBatches(ctx context.Context, parent Ino, batch int, fn func([]Entry) error) error
 
 	// Create makes a new inode of attr.Kind named name in parent (attr.Ino
 	// and Nlink are assigned by the index; Nlink is 1, or 2 for a directory).

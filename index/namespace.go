@@ -73,42 +73,62 @@ func (e *engine) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
 // missing is left out and logged; Check reports it.
 func (e *engine) ReadDir(ctx context.Context, parent Ino) ([]Entry, error) {
 	var entries []Entry
-	err := e.be.view(ctx, func(tx *txn) error {
+	err := e.ReadDirBatches(ctx, parent, 0, func(batch []Entry) error {
+		entries = append(entries, batch...)
+		return nil
+	})
+	return entries, err
+}
+
+// ReadDirBatches lists parent as ReadDir does, from one transaction, but
+// hands the entries to fn as they are read, batch names at a time (all at
+// once for batch <= 0): the attributes of each batch are one read.
+func (e *engine) ReadDirBatches(ctx context.Context, parent Ino, batch int, fn func([]Entry) error) error {
+	return e.be.view(ctx, func(tx *txn) error {
 		if _, err := tx.dir(parent); err != nil {
 			return err
 		}
 		var names []string
 		var inos []Ino
+		flush := func() error {
+			if len(names) == 0 {
+				return nil
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			vs, err := tx.kv.attrs(inos)
+			if err != nil {
+				return err
+			}
+			entries := make([]Entry, 0, len(names))
+			for i, v := range vs {
+				if v == nil {
+					e.log.Warn("index: entry names a missing inode", "parent", parent, "name", names[i], "ino", inos[i])
+					continue
+				}
+				a, _, err := decodeAttr(inos[i], v)
+				if err != nil {
+					return err
+				}
+				entries = append(entries, Entry{Name: names[i], Attr: a})
+			}
+			names, inos = names[:0], inos[:0]
+			return fn(entries)
+		}
 		err := tx.scanDentries(ctx, parent, func(name string, ino Ino, _ Kind) error {
 			names = append(names, name)
 			inos = append(inos, ino)
+			if batch > 0 && len(names) >= batch {
+				return flush()
+			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		vs, err := tx.kv.attrs(inos)
-		if err != nil {
-			return err
-		}
-		entries = make([]Entry, 0, len(names))
-		for i, v := range vs {
-			if v == nil {
-				e.log.Warn("index: entry names a missing inode", "parent", parent, "name", names[i], "ino", inos[i])
-				continue
-			}
-			a, _, err := decodeAttr(inos[i], v)
-			if err != nil {
-				return err
-			}
-			entries = append(entries, Entry{Name: names[i], Attr: a})
-		}
-		return nil
+		return flush()
 	})
-	return entries, err
 }
 
 func (e *engine) Create(ctx context.Context, parent Ino, name string, attr Attr) (Attr, error) {

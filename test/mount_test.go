@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -376,21 +377,19 @@ func TestByIDPath(t *testing.T) {
 	}
 }
 
-// TestListingLarge lists a directory with ls -l and checks every entry.
+// TestListingLarge lists a directory bigger than one scan batch with ls -l
+// and checks every entry, then reads it a few entries at a time, rewinds
+// and reads it whole.
 func TestListingLarge(t *testing.T) {
 	c := cluster(t, fdfstest.Options{})
 	m := startMount(t, c)
 	d := m.path("group1", "many")
 	os.Mkdir(d, 0o755)
+	const n = 2500 // more than two of the mount's scan batches
+	sh(t, fmt.Sprintf("cd %s && seq -f f%%04g 0 %d | xargs touch", d, n-1))
 	var names []string
-	for i := 0; i < 500; i++ {
-		n := "f" + strings.Repeat("0", 4-len(itoa(i))) + itoa(i)
-		names = append(names, n)
-		f, err := os.Create(filepath.Join(d, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
+	for i := range n {
+		names = append(names, fmt.Sprintf("f%04d", i))
 	}
 	out := sh(t, "ls -l "+d+" | tail -n +2 | awk '{print $NF}'")
 	got := strings.Fields(out)
@@ -398,17 +397,28 @@ func TestListingLarge(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(names, ",") {
 		t.Fatalf("ls -l listed %d entries, want %d", len(got), len(names))
 	}
-}
 
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
+	f, err := os.Open(d)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var b []byte
-	for ; i > 0; i /= 10 {
-		b = append([]byte{byte('0' + i%10)}, b...)
+	defer f.Close()
+	for range 2 {
+		if es, err := f.ReadDir(7); err != nil || len(es) != 7 {
+			t.Fatalf("ReadDir(7) = %d entries, %v", len(es), err)
+		}
 	}
-	return string(b)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	got, err = f.Readdirnames(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(got)
+	if strings.Join(got, ",") != strings.Join(names, ",") {
+		t.Fatalf("after a rewind: %d entries, want %d", len(got), len(names))
+	}
 }
 
 // TestUnlinkedOpenPurgedAtClose: a file unlinked while open keeps its

@@ -542,6 +542,35 @@ func testReadDir(t *testing.T, fresh func(*testing.T) index.Index) {
 			t.Errorf("entry %q = %s, want %s", e.Name, formatAttr(e.Attr), formatAttr(want[e.Name]))
 		}
 	}
+	// In batches: the same entries in the same order, at most 2 at a time;
+	// an error from the callback ends the listing.
+	var batched []index.Entry
+	err = idx.ReadDirBatches(ctx, d.Ino, 2, func(b []index.Entry) error {
+		if len(b) == 0 || len(b) > 2 {
+			t.Errorf("ReadDirBatches(2) handed a batch of %d", len(b))
+		}
+		batched = append(batched, b...)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ReadDirBatches: %v", err)
+	}
+	if !slices.Equal(names(batched), got) {
+		t.Errorf("ReadDirBatches names = %q, want %q", names(batched), got)
+	}
+	for i, e := range batched {
+		if i < len(es) && !sameAttr(e.Attr, es[i].Attr) {
+			t.Errorf("batched entry %q = %s, want %s", e.Name, formatAttr(e.Attr), formatAttr(es[i].Attr))
+		}
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err = idx.ReadDirBatches(ctx, d.Ino, 3, func([]index.Entry) error { calls++; return stop })
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("ReadDirBatches with a failing callback: %v after %d calls, want %v after 1", err, calls, stop)
+	}
+	err = idx.ReadDirBatches(ctx, want["zeta"].Ino, 2, func([]index.Entry) error { return nil })
+	wantErr(t, "ReadDirBatches(file)", err, index.ErrNotDir)
 	_, err = idx.ReadDir(ctx, want["zeta"].Ino)
 	wantErr(t, "ReadDir(file)", err, index.ErrNotDir)
 	_, err = idx.ReadDir(ctx, 999999)
