@@ -854,6 +854,8 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		NegativeTimeout: &timeout,
 	})
 	raw = fs.IgnoreInterrupts(raw)
+	raw = fs.KillPrivileges(raw)
+	mo.ExtraCapabilities |= fs.KillPrivilegesCapability
 	if fsMetrics != nil {
 		raw = fsMetrics.Instrument(raw)
 	}

@@ -204,4 +204,92 @@ func TestPOSIX(t *testing.T) {
 	})
 }
 
+// TestSetIDBitsCleared: a write or truncate by a process without
+// CAP_FSETID clears set-user-ID (and set-group-ID with group execute), as
+// on a local disk; a chown clears them too; root's own writes keep them.
+// The mount clears them itself (it asks the kernel for
+// HANDLE_KILLPRIV_V2), and it asks for security.capability once per file,
+// not before every write(2).
+func TestSetIDBitsCleared(t *testing.T) {
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) is not installed")
+	}
+	c := cluster(t, fdfstest.Options{})
+	addr := freePort(t)
+	m := startMount(t, c, "--metrics", addr)
+	p := m.path("group1", "setid")
+	if err := os.WriteFile(p, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// noFsetid runs a shell command without CAP_FSETID, as an ordinary
+	// user's process would be.
+	noFsetid := func(cmd string) { sh(t, "setpriv --bounding-set=-fsetid sh -c '"+cmd+"'") }
+	mode := func() os.FileMode {
+		t.Helper()
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid)
+	}
+	for _, tc := range []struct {
+		name   string
+		chmod  uint32
+		change func()
+		want   os.FileMode
+	}{
+		{"write without CAP_FSETID", 0o6775, func() { noFsetid("echo more >> " + p) }, 0o775},
+		{"truncate without CAP_FSETID", 0o4755, func() { noFsetid("truncate -s 1 " + p) }, 0o755},
+		{"set-group-ID without group execute stays", 0o2745, func() { noFsetid("echo more >> " + p) }, os.ModeSetgid | 0o745},
+		{"chown", 0o6775, func() {
+			if err := os.Chown(p, 1, 1); err != nil {
+				t.Fatal(err)
+			}
+		}, 0o775},
+		{"root's write keeps them", 0o4755, func() { sh(t, "echo more >> "+p) }, os.ModeSetuid | 0o755},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.Chmod(p, os.FileMode(tc.chmod&0o777)|modeBits(tc.chmod)); err != nil {
+				t.Fatal(err)
+			}
+			tc.change()
+			if got := mode(); got != tc.want {
+				t.Errorf("mode = %v, want %v", got, tc.want)
+			}
+			m.remount() // what the index keeps
+			if got := mode(); got != tc.want {
+				t.Errorf("after a remount: mode = %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	t.Run("security.capability is asked once per file", func(t *testing.T) {
+		src := filepath.Join(t.TempDir(), "src")
+		if err := os.WriteFile(src, pattern(64<<12, 3), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := scrape(t, addr)[`fdfsfs_fuse_ops_total{op="getxattr"}`]
+		sh(t, "dd status=none bs=4k if="+src+" of="+m.path("group1", "pieces"))
+		n := scrape(t, addr)[`fdfsfs_fuse_ops_total{op="getxattr"}`] - before
+		if n > 2 {
+			t.Errorf("64 writes of 4 KiB asked %v getxattr requests, want at most 2", n)
+		}
+		if got := sum(t, m.path("group1", "pieces")); got != sumBytes(pattern(64<<12, 3)) {
+			t.Error("the file reads back different")
+		}
+	})
+}
+
+// modeBits turns the set-ID bits of a numeric mode into os.FileMode bits.
+func modeBits(m uint32) os.FileMode {
+	var b os.FileMode
+	if m&0o4000 != 0 {
+		b |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		b |= os.ModeSetgid
+	}
+	return b
+}
+
 func msync(b []byte) error { return unix.Msync(b, unix.MS_SYNC) }
