@@ -137,7 +137,22 @@ func TestFaultStorageDiesDuringWrite(t *testing.T) {
 	st := c.Storages()[0]
 	stDir := filepath.Join(data, "group1", "storage0")
 	// 1 MiB chunks: the 8 MiB files below are several streamed requests.
-	m := startMount(t, c, append(fastFail, "--write-buffer", "4194304")...)
+	addr := freePort(t)
+	m := startMount(t, c, append(fastFail, "--write-buffer", "4194304", "--metrics", addr)...)
+	// The storage is stopped once the mount has the answer to the stream's
+	// first request, the appender upload. Stopped while that request is
+	// under way, the storage could keep the file and lose only the answer:
+	// a file whose ID nobody ever learns, which no journal can name.
+	const appenderUploads = `fdfsfs_fdfs_command_duration_seconds_count{command="UPLOAD_APPENDER_FILE"}`
+	stopAfterUpload := func(uploads float64) func() {
+		return func() {
+			deadline := time.Now().Add(30 * time.Second)
+			for scrape(t, addr)[appenderUploads] <= uploads && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			st.Stop()
+		}
+	}
 	old := pattern(2<<20, 1)
 	if err := writeFile(m.path("group1", "old.bin"), old); err != nil {
 		t.Fatal(err)
@@ -152,13 +167,14 @@ func TestFaultStorageDiesDuringWrite(t *testing.T) {
 		{"old.bin", os.O_TRUNC | os.O_WRONLY},
 	}
 	for i, tc := range cases {
+		uploads := scrape(t, addr)[appenderUploads]
 		f, err := os.OpenFile(m.path("group1", tc.name), tc.flags, 0o644)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var werr error
 		within(t, 60*time.Second, "write with the storage down", func() {
-			werr = streamUntilFailure(f, pattern(8<<20, byte(20+i)), st.Stop)
+			werr = streamUntilFailure(f, pattern(8<<20, byte(20+i)), stopAfterUpload(uploads))
 		})
 		if !errors.Is(werr, syscall.EIO) {
 			t.Errorf("%s: write/close with the storage down: %v, want EIO\n", tc.name, werr)
