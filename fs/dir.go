@@ -116,7 +116,11 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileH
 	for len(h.ents) == 0 && !h.done {
 		h.more.Wait()
 	}
+	// An error after the first entries is left to the read that reaches it.
 	err := h.err
+	if len(h.ents) > 0 {
+		err = nil
+	}
 	h.mu.Unlock()
 	if err != nil {
 		h.cancel()
