@@ -17,9 +17,9 @@ import (
 // question (until its attributes are next refreshed). In exchange the file
 // system itself clears the set-ID bits where the kernel asks: a write or a
 // truncate by a caller without CAP_FSETID, a chown of a file. The rule is
-// the kernel's own: set-user-ID always goes, set-group-ID only with group
-// execute. fdfsfs keeps no security.* attributes, so there is no capability
-// to strip.
+// the kernel's own: set-user-ID always goes, set-group-ID with group
+// execute, or on a write by a caller outside the file's group. fdfsfs keeps
+// no security.* attributes, so there is no capability to strip.
 func KillPrivileges(raw fuse.RawFileSystem) fuse.RawFileSystem { return suidKiller{raw} }
 
 // KillPrivilegesCapability is the INIT capability KillPrivileges serves;
@@ -69,6 +69,15 @@ func (k suidKiller) killForWrite(cancel <-chan struct{}, in *fuse.WriteIn) fuse.
 		return st
 	}
 	m, ok := killedMode(cur.Mode)
+	if cur.Mode&syscall.S_IFMT == syscall.S_IFREG && cur.Gid != in.Caller.Gid && m&syscall.S_ISGID != 0 {
+		// The kernel also drops set-group-ID without group execute when
+		// the writer is not in the file's group. Only the writer's
+		// primary group is known here, so a member by a supplementary
+		// group loses it too: more than the kernel would clear, never
+		// less.
+		m &^= syscall.S_ISGID
+		ok = true
+	}
 	if !ok {
 		return fuse.OK
 	}

@@ -216,7 +216,9 @@ func TestSetIDBitsCleared(t *testing.T) {
 	}
 	c := cluster(t, fdfstest.Options{})
 	addr := freePort(t)
-	m := startMount(t, c, "--metrics", addr)
+	// allow_other: one writer below runs with another group, which a mount
+	// without it turns away before any permission check.
+	m := startMount(t, c, "--metrics", addr, "-o", "allow_other")
 	p := m.path("group1", "setid")
 	if err := os.WriteFile(p, []byte("x\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -241,6 +243,9 @@ func TestSetIDBitsCleared(t *testing.T) {
 		{"write without CAP_FSETID", 0o6775, func() { noFsetid("echo more >> " + p) }, 0o775},
 		{"truncate without CAP_FSETID", 0o4755, func() { noFsetid("truncate -s 1 " + p) }, 0o755},
 		{"set-group-ID without group execute stays", 0o2745, func() { noFsetid("echo more >> " + p) }, os.ModeSetgid | 0o745},
+		{"unless the writer is not in the group", 0o2745, func() {
+			sh(t, "setpriv --regid 4321 --clear-groups --bounding-set=-fsetid sh -c 'echo more >> "+p+"'")
+		}, 0o745},
 		{"chown", 0o6775, func() {
 			if err := os.Chown(p, 1, 1); err != nil {
 				t.Fatal(err)
