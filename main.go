@@ -538,6 +538,7 @@ type mountFlags struct {
 	readAhead    int64
 	metrics      string
 	storeReuse   time.Duration
+	directIO     bool
 }
 
 func runMount(ctx context.Context, args []string) error {
@@ -549,7 +550,7 @@ func runMount(ctx context.Context, args []string) error {
 	fl.StringVar(&mf.cacheDir, "cache", "", "block cache and staging directory (default: CACHE/CLUSTER)")
 	fl.Int64Var(&mf.cacheSize, "cache-size", 4<<30, "block cache size limit in bytes")
 	fl.Int64Var(&mf.writeBuffer, "write-buffer", 32<<20, "memory per file being written, in bytes (4 chunks of a quarter each)")
-	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options: allow_other, ro, nonempty, fsname=, index=, cache=, cache_size=, tracker=, conf=, http_base=, metrics=, fdfs_version= (comma-separated, repeatable)")
+	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options: allow_other, ro, nonempty, direct_io, fsname=, index=, cache=, cache_size=, tracker=, conf=, http_base=, metrics=, fdfs_version= (comma-separated, repeatable)")
 	fl.BoolVar(&mf.debugFuse, "debug-fuse", false, "log every FUSE request")
 	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
 	fl.StringArrayVar(&mf.httpBase, "http-base", nil, "GROUP=URL of the nginx serving a group, for the user.fdfs.url attribute (repeatable)")
@@ -559,6 +560,7 @@ func runMount(ctx context.Context, args []string) error {
 	fl.Int64Var(&mf.readAhead, "read-ahead", 4<<20, "kernel readahead for the mount in bytes, set through /sys/class/bdi when fdfsfs may write there (0: the kernel's default)")
 	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
 	fl.DurationVar(&mf.storeReuse, "store-reuse", time.Second, "how long the tracker's choice of storage for new files of a group serves further uploads (0: ask for every file, as the C client does)")
+	fl.BoolVar(&mf.directIO, "direct-io", false, "read files without the kernel page cache: faster for large files read once in large blocks, much slower for small reads, and no second read from memory")
 	background := fl.Bool("background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -601,6 +603,8 @@ func (mf *mountFlags) applyOptions() (fuse.MountOptions, error) {
 				if key == "noexec" || key == "nosuid" || key == "nodev" || key == "noatime" {
 					mo.Options = append(mo.Options, key)
 				}
+			case "direct_io":
+				mf.directIO = true
 			case "nonempty", "default_permissions":
 			case "fsname":
 				mo.FsName = val
@@ -834,6 +838,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		WriteChunk:    chunk,
 		WriteInflight: 3,
 		ReadOnly:      readOnly,
+		DirectIO:      mf.directIO,
 		Shared:        index.Shared(metaURL),
 		Session:       session,
 		SessionTTL:    mf.sessionTTL,
@@ -856,6 +861,11 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 	raw = fs.IgnoreInterrupts(raw)
 	raw = fs.KillPrivileges(raw)
 	mo.ExtraCapabilities |= fs.KillPrivilegesCapability
+	if mf.directIO {
+		// Shared maps of files opened with FOPEN_DIRECT_IO (otherwise
+		// ENODEV); the kernel then keeps them coherent itself.
+		mo.ExtraCapabilities |= fuse.CAP_DIRECT_IO_ALLOW_MMAP
+	}
 	if fsMetrics != nil {
 		raw = fsMetrics.Instrument(raw)
 	}

@@ -121,7 +121,11 @@ func (n *byIDFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	// No FOPEN_KEEP_CACHE: an appender file can change under its ID, and
 	// a by-ID node does not know whether it is one.
 	obj := n.fs.object(index.Attr{FileID: n.fileID, Size: n.size})
-	return &byIDHandle{n: n, rd: n.fs.cache.NewReader(obj)}, 0, 0
+	var fuseFlags uint32
+	if n.fs.opts.DirectIO {
+		fuseFlags = fuse.FOPEN_DIRECT_IO
+	}
+	return &byIDHandle{n: n, rd: n.fs.cache.NewReader(obj)}, fuseFlags, 0
 }
 
 // byIDHandle reads through a cache.Reader of its own, as a named file's

@@ -196,6 +196,11 @@ func (n *fileNode) open(ctx context.Context, flags uint32, a index.Attr) (fusefs
 	n.fs.mu.Unlock()
 
 	var fuseFlags uint32
+	if n.fs.opts.DirectIO && flags&syscall.O_ACCMODE == syscall.O_RDONLY {
+		// The kernel's pages of this file are neither used nor filled,
+		// so what it may hold of them (keepGen) stays as it was.
+		return &fileHandle{n: n}, fuse.FOPEN_DIRECT_IO, 0
+	}
 	n.mu.Lock()
 	if n.w == nil && n.keepValid && n.keepGen == a.Gen {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE

@@ -75,6 +75,14 @@ type Options struct {
 	WriteChunk    int
 	WriteInflight int
 	ReadOnly      bool
+	// DirectIO opens files for reading without the kernel's page cache
+	// (FOPEN_DIRECT_IO): each read(2) is a FUSE read answered from the
+	// block cache. A large file read once streams with one copy less and
+	// evicts nothing; small reads each pay a round trip, and a second
+	// read is not served from memory. Opens for writing are unchanged.
+	// The mount should then offer fuse.CAP_DIRECT_IO_ALLOW_MMAP, so that
+	// such files can still be mapped shared.
+	DirectIO bool
 	// GroupRefresh is how often the root re-reads the tracker's group list.
 	GroupRefresh time.Duration
 	// HTTPBase maps a group to the nginx base URL serving it, for the

@@ -285,6 +285,75 @@ func TestSetIDBitsCleared(t *testing.T) {
 	})
 }
 
+// TestDirectIO: with --direct-io, files opened for reading bypass the
+// kernel's page cache (every read reaches the mount, a second one too),
+// and still read right whole, at random offsets and through a shared map;
+// writing is unchanged.
+func TestDirectIO(t *testing.T) {
+	c := cluster(t, fdfstest.Options{})
+	addr := freePort(t)
+	m := startMount(t, c, "--metrics", addr, "-o", "direct_io")
+	p := m.path("group1", "direct.bin")
+	data := pattern(3<<20+123, 17)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const reads = `fdfsfs_fuse_ops_total{op="read"}`
+	for i := range 2 {
+		before := scrape(t, addr)[reads]
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("read %d differs", i+1)
+		}
+		if n := scrape(t, addr)[reads] - before; n < 1 {
+			t.Fatalf("read %d of the whole file reached the mount %v times; the page cache answered it", i+1, n)
+		}
+	}
+
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for _, off := range []int64{0, 1<<20 - 100, 3<<20 + 123 - 4096, 777777} {
+		if _, err := f.ReadAt(buf, off); err != nil {
+			t.Fatalf("pread at %d: %v", off, err)
+		}
+		if !bytes.Equal(buf, data[off:off+4096]) {
+			t.Fatalf("pread at %d differs", off)
+		}
+	}
+	mem, err := syscall.Mmap(int(f.Fd()), 0, len(data), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("shared read-only map: %v", err)
+	}
+	same := bytes.Equal(mem, data)
+	syscall.Munmap(mem)
+	if !same {
+		t.Fatal("the shared map reads different bytes")
+	}
+
+	w, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt([]byte("changed"), 1000); err != nil {
+		w.Close()
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copy(data[1000:], "changed")
+	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("after a write: %v, same content %v", err, bytes.Equal(got, data))
+	}
+}
+
 // modeBits turns the set-ID bits of a numeric mode into os.FileMode bits.
 func modeBits(m uint32) os.FileMode {
 	var b os.FileMode
