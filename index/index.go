@@ -163,7 +163,10 @@ type Index interface {
 	ReadDir(ctx context.Context, parent Ino) ([]Entry, error)
 	// ReadDirBatches is ReadDir handing the entries to fn in name order as
 	// they are read, up to batch at a time (all at once for batch <= 0),
-	// all from one snapshot; a listing can be served while it is read. An
+	// so that a listing can be served while it is read. The entries come
+	// from one snapshot, except where a shared engine must read again
+	// because the directory changed under it: the rest of the listing then
+	// comes from the newer state, and no entry is handed over twice. An
 	// error from fn ends the listing and is returned.
 	ReadDirBatches(ctx context.Context, parent Ino, batch int, fn func([]Entry) error) error
 

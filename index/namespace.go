@@ -24,7 +24,9 @@ type backend interface {
 	// one, and for no other error. It fails with ErrClosed after Close and
 	// ErrReadOnly on a read-only store.
 	update(ctx context.Context, fn func(tx *txn) error) error
-	// view runs fn in a transaction that only reads.
+	// view runs fn in a transaction that only reads. It may run fn more
+	// than once (Redis reads again when what it read changed meanwhile),
+	// so fn starts over each time.
 	view(ctx context.Context, fn func(tx *txn) error) error
 	// allocIno hands out an inode number never handed out before.
 	allocIno(ctx context.Context) (Ino, error)
@@ -73,62 +75,87 @@ func (e *engine) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
 // missing is left out and logged; Check reports it.
 func (e *engine) ReadDir(ctx context.Context, parent Ino) ([]Entry, error) {
 	var entries []Entry
-	err := e.ReadDirBatches(ctx, parent, 0, func(batch []Entry) error {
-		entries = append(entries, batch...)
-		return nil
+	err := e.be.view(ctx, func(tx *txn) error {
+		entries = nil
+		return e.listDir(ctx, tx, parent, 0, "", func(b []Entry) error {
+			entries = append(entries, b...)
+			return nil
+		})
 	})
 	return entries, err
 }
 
-// ReadDirBatches lists parent as ReadDir does, from one transaction, but
-// hands the entries to fn as they are read, batch names at a time (all at
-// once for batch <= 0): the attributes of each batch are one read.
+// ReadDirBatches lists parent as ReadDir does, but hands the entries to fn
+// as they are read, batch names at a time (all at once for batch <= 0):
+// the attributes of each batch are one read. Should the engine read again
+// (view runs its function once more), the listing goes on after the last
+// name fn was given, so that no entry is handed over twice.
 func (e *engine) ReadDirBatches(ctx context.Context, parent Ino, batch int, fn func([]Entry) error) error {
+	var last string
 	return e.be.view(ctx, func(tx *txn) error {
-		if _, err := tx.dir(parent); err != nil {
-			return err
-		}
-		var names []string
-		var inos []Ino
-		flush := func() error {
-			if len(names) == 0 {
+		return e.listDir(ctx, tx, parent, batch, last, func(b []Entry) error {
+			if len(b) == 0 {
 				return nil
 			}
-			if err := ctx.Err(); err != nil {
+			if err := fn(b); err != nil {
 				return err
 			}
-			vs, err := tx.kv.attrs(inos)
-			if err != nil {
-				return err
-			}
-			entries := make([]Entry, 0, len(names))
-			for i, v := range vs {
-				if v == nil {
-					e.log.Warn("index: entry names a missing inode", "parent", parent, "name", names[i], "ino", inos[i])
-					continue
-				}
-				a, _, err := decodeAttr(inos[i], v)
-				if err != nil {
-					return err
-				}
-				entries = append(entries, Entry{Name: names[i], Attr: a})
-			}
-			names, inos = names[:0], inos[:0]
-			return fn(entries)
-		}
-		err := tx.scanDentries(ctx, parent, func(name string, ino Ino, _ Kind) error {
-			names = append(names, name)
-			inos = append(inos, ino)
-			if batch > 0 && len(names) >= batch {
-				return flush()
-			}
+			last = b[len(b)-1].Name
 			return nil
 		})
+	})
+}
+
+// listDir scans parent's entries named after after ("": all of them) in
+// tx, and hands them to fn with their attributes, batch at a time (all at
+// once for batch <= 0).
+func (e *engine) listDir(ctx context.Context, tx *txn, parent Ino, batch int, after string, fn func([]Entry) error) error {
+	if _, err := tx.dir(parent); err != nil {
+		return err
+	}
+	var names []string
+	var inos []Ino
+	flush := func() error {
+		if len(names) == 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		vs, err := tx.kv.attrs(inos)
 		if err != nil {
 			return err
 		}
-		return flush()
+		entries := make([]Entry, 0, len(names))
+		for i, v := range vs {
+			if v == nil {
+				e.log.Warn("index: entry names a missing inode", "parent", parent, "name", names[i], "ino", inos[i])
+				continue
+			}
+			a, _, err := decodeAttr(inos[i], v)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, Entry{Name: names[i], Attr: a})
+		}
+		names, inos = names[:0], inos[:0]
+		return fn(entries)
+	}
+	err := tx.scanDentries(ctx, parent, func(name string, ino Ino, _ Kind) error {
+		if after != "" && name <= after {
+			return nil
+		}
+		names = append(names, name)
+		inos = append(inos, ino)
+		if batch > 0 && len(names) >= batch {
+			return flush()
+		}
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return flush()
 }
 
 func (e *engine) Create(ctx context.Context, parent Ino, name string, attr Attr) (Attr, error) {
