@@ -242,6 +242,7 @@ func TestSetIDBitsCleared(t *testing.T) {
 	}{
 		{"write without CAP_FSETID", 0o6775, func() { noFsetid("echo more >> " + p) }, 0o775},
 		{"truncate without CAP_FSETID", 0o4755, func() { noFsetid("truncate -s 1 " + p) }, 0o755},
+		{"open with O_TRUNC without CAP_FSETID", 0o6775, func() { noFsetid(": > " + p) }, 0o775},
 		{"set-group-ID without group execute stays", 0o2745, func() { noFsetid("echo more >> " + p) }, os.ModeSetgid | 0o745},
 		{"unless the writer is not in the group", 0o2745, func() {
 			sh(t, "setpriv --regid 4321 --clear-groups --bounding-set=-fsetid sh -c 'echo more >> "+p+"'")
