@@ -314,6 +314,11 @@ func TestDirectIO(t *testing.T) {
 		}
 	}
 
+	id := strings.TrimSpace(sh(t, "getfattr --only-values -n user.fdfs.file_id "+p))
+	if got, err := os.ReadFile(m.path(id)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read by ID %s: %v, same content %v", id, err, bytes.Equal(got, data))
+	}
+
 	f, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
