@@ -30,13 +30,14 @@ type suidKiller struct{ fuse.RawFileSystem }
 
 // killedMode is mode without the set-ID bits a write, truncate or chown
 // removes, and whether that changed anything. Only regular files lose
-// them.
-func killedMode(mode uint32) (uint32, bool) {
+// them: set-user-ID always, set-group-ID with group execute or when the
+// caller is outside the file's group (outsideGroup).
+func killedMode(mode uint32, outsideGroup bool) (uint32, bool) {
 	if mode&syscall.S_IFMT != syscall.S_IFREG {
 		return mode, false
 	}
 	m := mode &^ syscall.S_ISUID
-	if mode&(syscall.S_ISGID|syscall.S_IXGRP) == syscall.S_ISGID|syscall.S_IXGRP {
+	if mode&syscall.S_IXGRP != 0 || outsideGroup {
 		m &^= syscall.S_ISGID
 	}
 	return m, m != mode
@@ -68,16 +69,10 @@ func (k suidKiller) killForWrite(cancel <-chan struct{}, in *fuse.WriteIn) fuse.
 	if st := k.RawFileSystem.GetAttr(cancel, &fuse.GetAttrIn{InHeader: in.InHeader}, &cur); !st.Ok() {
 		return st
 	}
-	m, ok := killedMode(cur.Mode)
-	if cur.Mode&syscall.S_IFMT == syscall.S_IFREG && cur.Gid != in.Caller.Gid && m&syscall.S_ISGID != 0 {
-		// The kernel also drops set-group-ID without group execute when
-		// the writer is not in the file's group. Only the writer's
-		// primary group is known here, so a member by a supplementary
-		// group loses it too: more than the kernel would clear, never
-		// less.
-		m &^= syscall.S_ISGID
-		ok = true
-	}
+	// Only the writer's primary group is known here, so a member by a
+	// supplementary group counts as outside: more than the kernel would
+	// clear, never less.
+	m, ok := killedMode(cur.Mode, cur.Gid != in.Caller.Gid)
 	if !ok {
 		return fuse.OK
 	}
@@ -99,7 +94,9 @@ func (k suidKiller) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fus
 		}
 		mode = cur.Mode
 	}
-	if m, ok := killedMode(mode); ok {
+	// The caller may be root doing a chown, whom the kernel lets keep
+	// set-group-ID without group execute: only the group-execute rule.
+	if m, ok := killedMode(mode, false); ok {
 		c.Valid |= fuse.FATTR_MODE
 		c.Mode = m
 	}
