@@ -33,7 +33,7 @@ import (
 
 	"fdfsfs/cache"
 	"fdfsfs/fdfs"
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 	"fdfsfs/fs"
 	"fdfsfs/index"
 )
@@ -468,7 +468,7 @@ func runLocal(ctx context.Context, args []string) error {
 		return err
 	}
 	cf := clientFlags{logLevel: *logLevel}
-	cl, err := fdfstest.Start(fdfstest.Options{
+	cl, err := localcluster.Start(localcluster.Options{
 		Groups:           groupNames(*groups),
 		StoragesPerGroup: *perGroup,
 		DataDir:          *data,
@@ -754,7 +754,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
-		local, err := fdfstest.Start(fdfstest.Options{Groups: groupNames(3), DataDir: dir, Logger: log.With("component", "local-cluster")})
+		local, err := localcluster.Start(localcluster.Options{Groups: groupNames(3), DataDir: dir, Logger: log.With("component", "local-cluster")})
 		if err != nil {
 			return fmt.Errorf("starting the local cluster: %w", err)
 		}

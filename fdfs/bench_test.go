@@ -1,6 +1,6 @@
 package fdfs_test
 
-// Benchmarks of the client against the in-process fdfstest cluster. The
+// Benchmarks of the client against the in-process localcluster cluster. The
 // cluster runs in this process, so memory figures cover client and servers
 // together. Run them once with
 //
@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"fdfsfs/fdfs"
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 )
 
 // genReader yields n bytes of a pattern computed on the fly, so a big
@@ -70,9 +70,9 @@ func heapPeak() (stop func() uint64) {
 	}
 }
 
-func benchCluster(b *testing.B) (*fdfstest.Cluster, *fdfs.Client) {
+func benchCluster(b *testing.B) (*localcluster.Cluster, *fdfs.Client) {
 	b.Helper()
-	cluster := startCluster(b, fdfstest.Options{Groups: []string{"group1"}})
+	cluster := startCluster(b, localcluster.Options{Groups: []string{"group1"}})
 	cl, err := fdfs.NewClient(fdfs.Config{Trackers: []string{cluster.TrackerAddr()}})
 	if err != nil {
 		b.Fatal(err)

@@ -18,13 +18,13 @@ import (
 	"time"
 
 	"fdfsfs/fdfs"
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 )
 
-// startCluster starts an fdfstest cluster closed at the end of the test.
-func startCluster(t testing.TB, opts fdfstest.Options) *fdfstest.Cluster {
+// startCluster starts an localcluster cluster closed at the end of the test.
+func startCluster(t testing.TB, opts localcluster.Options) *localcluster.Cluster {
 	t.Helper()
-	c, err := fdfstest.Start(opts)
+	c, err := localcluster.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,10 +80,10 @@ func pattern(n int) []byte {
 	return b
 }
 
-// TestRoundTrips runs every command the client has against the fdfstest
+// TestRoundTrips runs every command the client has against the localcluster
 // cluster and checks what comes back.
 func TestRoundTrips(t *testing.T) {
-	cluster := startCluster(t, fdfstest.Options{})
+	cluster := startCluster(t, localcluster.Options{})
 	cl := newClient(t, fdfs.Config{Trackers: []string{cluster.TrackerAddr()}})
 	ctx := context.Background()
 	data := pattern(100_000)
@@ -333,7 +333,7 @@ func TestRoundTrips(t *testing.T) {
 // TestErrorStatuses checks that a server's errno reaches the caller as that
 // errno, and that the connection that carried it is reused.
 func TestErrorStatuses(t *testing.T) {
-	cluster := startCluster(t, fdfstest.Options{})
+	cluster := startCluster(t, localcluster.Options{})
 	cl := newClient(t, fdfs.Config{Trackers: []string{cluster.TrackerAddr()}})
 	ctx := context.Background()
 	id := upload(t, cl, "group1", "txt", []byte("gone soon"))
@@ -411,7 +411,7 @@ func deadAddr(t testing.TB) string {
 }
 
 func TestTrackerFailover(t *testing.T) {
-	cluster := startCluster(t, fdfstest.Options{Trackers: 3, Groups: []string{"group1"}})
+	cluster := startCluster(t, localcluster.Options{Trackers: 3, Groups: []string{"group1"}})
 	addrs := cluster.TrackerAddrs()
 	cl := newClient(t, fdfs.Config{Trackers: append([]string{deadAddr(t)}, addrs...), ConnectTimeout: time.Second})
 	ctx := context.Background()
@@ -438,7 +438,7 @@ func TestTrackerFailover(t *testing.T) {
 }
 
 // waitReplicated waits until every storage of the cluster holds id.
-func waitReplicated(t testing.TB, cluster *fdfstest.Cluster, id string) {
+func waitReplicated(t testing.TB, cluster *localcluster.Cluster, id string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, st := range cluster.Storages() {
@@ -452,7 +452,7 @@ func waitReplicated(t testing.TB, cluster *fdfstest.Cluster, id string) {
 }
 
 func TestStorageFailover(t *testing.T) {
-	cluster := startCluster(t, fdfstest.Options{Groups: []string{"group1"}, StoragesPerGroup: 2})
+	cluster := startCluster(t, localcluster.Options{Groups: []string{"group1"}, StoragesPerGroup: 2})
 	cl := newClient(t, fdfs.Config{Trackers: []string{cluster.TrackerAddr()}, ConnectTimeout: time.Second})
 	ctx := context.Background()
 	data := pattern(300_000)
@@ -462,7 +462,7 @@ func TestStorageFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stopped, other *fdfstest.Storage
+	var stopped, other *localcluster.Storage
 	for _, st := range cluster.Storages() {
 		if st.Addr() == named.String() {
 			stopped = st
@@ -601,7 +601,7 @@ func (r slowReader) Read(p []byte) (int, error) {
 // TestCancel checks that cancelling the context ends a call at once,
 // whether it waits for an answer or is busy streaming content.
 func TestCancel(t *testing.T) {
-	cluster := startCluster(t, fdfstest.Options{Groups: []string{"group1"}})
+	cluster := startCluster(t, localcluster.Options{Groups: []string{"group1"}})
 	cl := newClient(t, fdfs.Config{Trackers: []string{cluster.TrackerAddr()}})
 	id := upload(t, cl, "group1", "", []byte("some bytes"))
 	run := func(name string, call func(ctx context.Context) error) {
@@ -738,7 +738,7 @@ http.tracker_server_port = 80
 // TestObserve: the hook sees every exchange with its bytes, headers
 // included, and its error.
 func TestObserve(t *testing.T) {
-	cluster := startCluster(t, fdfstest.Options{Groups: []string{"group1"}})
+	cluster := startCluster(t, localcluster.Options{Groups: []string{"group1"}})
 	type seen struct {
 		cmd            byte
 		addr           string
@@ -777,7 +777,7 @@ func TestObserve(t *testing.T) {
 // TestTrackerSilent: a tracker that accepts and never answers costs one
 // NetworkTimeout; the next tracker answers, and is asked first from then on.
 func TestTrackerSilent(t *testing.T) {
-	cluster := startCluster(t, fdfstest.Options{Groups: []string{"group1"}})
+	cluster := startCluster(t, localcluster.Options{Groups: []string{"group1"}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -823,7 +823,7 @@ func TestTrackerSilent(t *testing.T) {
 // TestCloseDuringCalls: Close while calls are in flight; once they return,
 // nothing is left open, and later calls fail.
 func TestCloseDuringCalls(t *testing.T) {
-	cluster := startCluster(t, fdfstest.Options{Groups: []string{"group1"}})
+	cluster := startCluster(t, localcluster.Options{Groups: []string{"group1"}})
 	cl, err := fdfs.NewClient(fdfs.Config{Trackers: []string{cluster.TrackerAddr()}})
 	if err != nil {
 		t.Fatal(err)
@@ -856,7 +856,7 @@ func TestStatLayouts(t *testing.T) {
 	for _, l := range []fdfs.StatLayout{fdfs.StatLayoutV5_11, fdfs.StatLayoutV6_11, fdfs.StatLayoutV6_12,
 		fdfs.StatLayoutV6_13_0, fdfs.StatLayoutV6_13_1, fdfs.StatLayoutV6_15IPv4, fdfs.StatLayoutV6_15IPv6} {
 		t.Run(l.String(), func(t *testing.T) {
-			cluster := startCluster(t, fdfstest.Options{Groups: []string{"g1", "g2"}, Layout: l})
+			cluster := startCluster(t, localcluster.Options{Groups: []string{"g1", "g2"}, Layout: l})
 			cl := newClient(t, fdfs.Config{Trackers: []string{cluster.TrackerAddr()}})
 			ctx := context.Background()
 			st := cluster.Storages()[0]
@@ -897,7 +897,7 @@ func TestStatLayouts(t *testing.T) {
 // dropping its connections) closes the pooled connections; the next upload,
 // whose content cannot be sent twice, must not be written into one of them.
 func TestServerClosedIdleConnections(t *testing.T) {
-	cluster := startCluster(t, fdfstest.Options{})
+	cluster := startCluster(t, localcluster.Options{})
 	cl := newClient(t, fdfs.Config{Trackers: []string{cluster.TrackerAddr()}})
 	ctx := context.Background()
 	for i := range 3 {
@@ -921,7 +921,7 @@ func TestServerClosedIdleConnections(t *testing.T) {
 // its answer; an upload that fails on a reused answer drops it, and one the
 // storage refused is sent again where the tracker says now.
 func TestStoreReuse(t *testing.T) {
-	cluster := startCluster(t, fdfstest.Options{Groups: []string{"group1"}, StoragesPerGroup: 2})
+	cluster := startCluster(t, localcluster.Options{Groups: []string{"group1"}, StoragesPerGroup: 2})
 	var mu sync.Mutex
 	queries := 0
 	cl := newClient(t, fdfs.Config{Trackers: []string{cluster.TrackerAddr()}, ConnectTimeout: time.Second,

@@ -40,6 +40,9 @@ const (
 	StorageProtoCmdModifyFile                 = 34
 	StorageProtoCmdTruncateFile               = 36
 	StorageProtoCmdRegenerateAppenderFilename = 38
+	// A storage streams the files one store path holds; peers use it to
+	// rebuild a lost disk (storage_do_fetch_binlog).
+	StorageProtoCmdFetchOnePathBinlog = 26
 )
 
 // Field sizes from tracker_types.h, fdfs_global.h and libfastcommon.
@@ -113,6 +116,7 @@ var cmdNames = map[byte]string{
 	StorageProtoCmdModifyFile:                       "MODIFY_FILE",
 	StorageProtoCmdTruncateFile:                     "TRUNCATE_FILE",
 	StorageProtoCmdRegenerateAppenderFilename:       "REGENERATE_APPENDER_FILENAME",
+	StorageProtoCmdFetchOnePathBinlog:               "FETCH_ONE_PATH_BINLOG",
 }
 
 // CmdName returns the upstream name of a command without its prefix, or

@@ -2,9 +2,11 @@ package fdfs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -365,8 +367,8 @@ func TestFixtures(t *testing.T) {
 		"08-query-store-with-group-one-nonexistent": true}
 
 	names := allFixtureNames(t)
-	if len(names) != 36 {
-		t.Fatalf("found %d fixtures, want 36", len(names))
+	if len(names) != 38 {
+		t.Fatalf("found %d fixtures, want 38", len(names))
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
@@ -379,6 +381,8 @@ func TestFixtures(t *testing.T) {
 				t.Errorf("no name for cmd %d", fx.request.header.Cmd)
 			}
 			switch {
+			case fx.request.header.Cmd == StorageProtoCmdFetchOnePathBinlog:
+				checkBinlogFixture(t, fx)
 			case fx.response.header.Status != 0:
 				eq(t, "status", fx.response.header.Status, 2)
 				eq(t, "error body", len(fx.response.body), 0)
@@ -497,4 +501,35 @@ func checkSetMetadata(t *testing.T, fx fixture) SetMetadataRequest {
 	eq(t, "filename", req.Filename, fixtureRemote)
 	roundTrip(t, fx.request.body, req.Append(nil))
 	return req
+}
+
+// checkBinlogFixture checks the layout of a captured command 26 exchange:
+// group name (16) and store path index (1) in the request; on success a
+// streamed answer whose last 8 bytes give the length of the lines before
+// them, on error status 22 and no body.
+func checkBinlogFixture(t *testing.T, fx fixture) {
+	t.Helper()
+	eq(t, "request body", len(fx.request.body), FdfsGroupNameMaxLen+1)
+	req, err := DecodeGroupRequest(fx.request.body[:FdfsGroupNameMaxLen])
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "group", req.Group, "group3")
+	if fx.response.header.Status != 0 {
+		eq(t, "status", fx.response.header.Status, 22)
+		eq(t, "error body", len(fx.response.body), 0)
+		err := error(&StatusError{Cmd: fx.request.header.Cmd, Status: fx.response.header.Status})
+		if !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("%v does not map to EINVAL", err)
+		}
+		return
+	}
+	eq(t, "streamed length", fx.response.header.Length, streamedLength)
+	body := fx.response.body
+	if len(body) < FdfsProtoPkgLenSize {
+		t.Fatalf("body of %d bytes has no trailer", len(body))
+	}
+	lines := body[:len(body)-FdfsProtoPkgLenSize]
+	eq(t, "trailer", int64(binary.BigEndian.Uint64(body[len(lines):])), int64(len(lines)))
+	eq(t, "lines", strings.Count(string(lines), "\n"), 2)
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"fdfsfs/fdfs"
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 )
 
 // compatVersions are the releases `fdfsfs local --compat` is documented
@@ -49,7 +49,7 @@ type storageView struct {
 const (
 	compatTotalMB = 512000
 	compatFreeMB  = 123456
-	// fdfstest reports http.server_port's default in the classic layouts.
+	// localcluster reports http.server_port's default in the classic layouts.
 	classicHTTPPort = 8888
 )
 
@@ -72,7 +72,7 @@ func TestCompatListCommands(t *testing.T) {
 				t.Fatal(err)
 			}
 			classic := layout == fdfs.StatLayoutV5_11 || layout == fdfs.StatLayoutV6_11 || layout == fdfs.StatLayoutV6_12
-			c, err := fdfstest.Start(fdfstest.Options{
+			c, err := localcluster.Start(localcluster.Options{
 				Groups: []string{"group1", "group2"}, StoragesPerGroup: 2,
 				Layout: layout, TotalMB: compatTotalMB, FreeMB: compatFreeMB,
 			})

@@ -5,7 +5,7 @@
 // Message types encode with an append-style Append method and decode with a
 // DecodeX function that checks every length before it reads and never
 // panics. They are shared by the client here and by the in-process server in
-// fdfstest, so they describe bytes only and know nothing about connections.
+// localcluster, so they describe bytes only and know nothing about connections.
 //
 // The package imports nothing else of this project. It never exits the
 // process and logs only through the *slog.Logger it is given.

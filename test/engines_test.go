@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 )
 
 // engineTree builds, in a local dir, the tree the engine tests carry from
@@ -100,7 +100,7 @@ func sameTree(t *testing.T, src, copy string) {
 // unstartedMount is startMount's mount, not yet started, so that a test can
 // load its index first: engine names the index (--meta URL), or is empty
 // for the Badger directory under the mount's state dir.
-func unstartedMount(t *testing.T, c *fdfstest.Cluster, engine ...string) *mount {
+func unstartedMount(t *testing.T, c *localcluster.Cluster, engine ...string) *mount {
 	t.Helper()
 	needFUSE(t)
 	m := &mount{t: t, dir: t.TempDir(), state: t.TempDir()}
@@ -156,7 +156,7 @@ func flushRedis(t *testing.T, redisURL string) {
 // meta dump | meta load; every copy mounts and holds the same tree.
 func TestEngineDumpLoad(t *testing.T) {
 	redisURL := redisServer(t)
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	src := engineTree(t)
 
 	badger := startMount(t, c)
@@ -190,7 +190,7 @@ func TestEngineDumpLoad(t *testing.T) {
 // comes back, after the database is lost, from its file ID.
 func TestEngineRedisBackupRestore(t *testing.T) {
 	redisURL := redisServer(t)
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	src := engineTree(t)
 	trackers := []string{}
 	for _, a := range c.TrackerAddrs() {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"fdfsfs/fdfs"
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 )
 
 // Faults, bad input and load: the mount keeps working where it can, fails
@@ -27,7 +27,7 @@ var fastFail = []string{"--network-timeout", "2s"}
 // TestFaultTrackerFailover: the first tracker is down; every operation goes
 // to the next one.
 func TestFaultTrackerFailover(t *testing.T) {
-	c := cluster(t, fdfstest.Options{Trackers: 3})
+	c := cluster(t, localcluster.Options{Trackers: 3})
 	c.StopTracker(0)
 	m := startMount(t, c, fastFail...)
 	src := filepath.Join(t.TempDir(), "in.bin")
@@ -62,7 +62,7 @@ func TestFaultTrackerFailover(t *testing.T) {
 // TestFaultStorageDownReadsFromPeer: a group of two storages loses either
 // one; reads of replicated files go to the other.
 func TestFaultStorageDownReadsFromPeer(t *testing.T) {
-	c := cluster(t, fdfstest.Options{Groups: []string{"group1"}, StoragesPerGroup: 2})
+	c := cluster(t, localcluster.Options{Groups: []string{"group1"}, StoragesPerGroup: 2})
 	m := startMount(t, c, fastFail...)
 	sts := c.Storages()
 	want := map[string][]byte{}
@@ -133,7 +133,7 @@ func streamUntilFailure(f *os.File, data []byte, midway func()) error {
 // part is deleted from FastDFS by the next mount or `index check --repair`.
 func TestFaultStorageDiesDuringWrite(t *testing.T) {
 	data := t.TempDir()
-	c := cluster(t, fdfstest.Options{Groups: []string{"group1"}, DataDir: data})
+	c := cluster(t, localcluster.Options{Groups: []string{"group1"}, DataDir: data})
 	st := c.Storages()[0]
 	stDir := filepath.Join(data, "group1", "storage0")
 	// 1 MiB chunks: the 8 MiB files below are several streamed requests.
@@ -219,7 +219,7 @@ func TestFaultStorageDiesDuringWrite(t *testing.T) {
 // starts; names and attributes come from the index, content fails with EIO,
 // and everything works again once the tracker is back.
 func TestFaultTrackerDownAtMount(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	m := startMount(t, c, fastFail...)
 	data := pattern(500000, 3)
 	os.MkdirAll(m.path("group1", "d"), 0o755)
@@ -271,7 +271,7 @@ func TestFaultTrackerDownAtMount(t *testing.T) {
 // make reads and closes fail with EIO instead of hanging; once they answer
 // in time again, so does the mount.
 func TestFaultSlowCluster(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	m := startMount(t, c, fastFail...)
 	data := pattern(300000, 4)
 	if err := writeFile(m.path("group1", "f.bin"), data); err != nil {
@@ -301,7 +301,7 @@ func TestFaultSlowCluster(t *testing.T) {
 // TestFaultGroupFull: a full group refuses new content with ENOSPC, small
 // files and streamed ones alike; the other groups keep working.
 func TestFaultGroupFull(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	m := startMount(t, c, append(fastFail, "--write-buffer", "4194304")...)
 	old := []byte("written before the group filled up")
 	if err := writeFile(m.path("group2", "old.txt"), old); err != nil {
@@ -345,7 +345,7 @@ func TestFaultKillDuringCopy(t *testing.T) {
 		n = 10000
 	}
 	data := t.TempDir()
-	c := cluster(t, fdfstest.Options{DataDir: data})
+	c := cluster(t, localcluster.Options{DataDir: data})
 	m := startMount(t, c, fastFail...)
 	const subdirs = 20
 	for i := 0; i < subdirs; i++ {
@@ -460,7 +460,7 @@ wait:
 // TestFaultReadOnly: with -o ro every change fails with EROFS and reads
 // work.
 func TestFaultReadOnly(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	m := startMount(t, c, fastFail...)
 	data := pattern(200000, 7)
 	os.MkdirAll(m.path("group1", "d"), 0o755)
@@ -511,7 +511,7 @@ func TestFaultReadOnly(t *testing.T) {
 // TestFaultOddInput: malformed by-ID paths are ENOENT (not EIO), names
 // over 255 bytes ENAMETOOLONG, names with odd bytes and a deep tree work.
 func TestFaultOddInput(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	m := startMount(t, c, fastFail...)
 	src := filepath.Join(t.TempDir(), "real.txt")
 	os.WriteFile(src, []byte("real"), 0o644)
@@ -664,7 +664,7 @@ func TestFaultLoad(t *testing.T) {
 		keep             = 6 // files each writer keeps; older ones are removed
 		rssBoundKB       = 1 << 20
 	)
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	// 1 MiB chunks: the larger files are streamed in several requests. The
 	// journal sweep runs at each group refresh: every 200ms here, so that
 	// it meets commits in flight.
@@ -824,7 +824,7 @@ func TestFaultLoad(t *testing.T) {
 // TestFaultIndexBackupRestore: the index, backed up into the cluster, is
 // rebuilt from its file ID after the local copy is lost.
 func TestFaultIndexBackupRestore(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	m := startMount(t, c, fastFail...)
 	src := t.TempDir()
 	for name, data := range map[string][]byte{
@@ -870,7 +870,7 @@ func TestFaultIndexBackupRestore(t *testing.T) {
 // TestFaultDroppedConnections: servers that close every pooled connection
 // (a restart, an idle timeout on their side) cost nothing visible.
 func TestFaultDroppedConnections(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	m := startMount(t, c, fastFail...)
 	for i := 0; i < 3; i++ {
 		data := pattern(200000+i, byte(40+i))
@@ -890,7 +890,7 @@ func TestFaultDroppedConnections(t *testing.T) {
 // preempts goroutines with SIGURG) interrupt the FUSE request; close() still
 // saves the data and returns 0, not EINTR.
 func TestFaultSignalsDuringClose(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	m := startMount(t, c, fastFail...)
 	c.SetDelay(300 * time.Millisecond) // each close takes a while
 	stop := make(chan struct{})

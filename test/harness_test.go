@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 )
 
 var binary string
@@ -55,9 +55,9 @@ func needFUSE(t *testing.T) {
 }
 
 // cluster starts an in-process FastDFS-compatible cluster.
-func cluster(t *testing.T, opts fdfstest.Options) *fdfstest.Cluster {
+func cluster(t *testing.T, opts localcluster.Options) *localcluster.Cluster {
 	t.Helper()
-	c, err := fdfstest.Start(opts)
+	c, err := localcluster.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func (s *syncBuffer) String() string {
 }
 
 // startMount runs the binary against the cluster and waits for the mount.
-func startMount(t *testing.T, c *fdfstest.Cluster, extra ...string) *mount {
+func startMount(t *testing.T, c *localcluster.Cluster, extra ...string) *mount {
 	t.Helper()
 	needFUSE(t)
 	m := &mount{t: t, dir: t.TempDir(), state: t.TempDir()}
@@ -257,7 +257,7 @@ func run(t *testing.T, args ...string) string {
 
 // indexArgs are the flags that make a CLI command use the mount's index and
 // trackers.
-func (m *mount) indexArgs(c *fdfstest.Cluster) []string {
+func (m *mount) indexArgs(c *localcluster.Cluster) []string {
 	args := []string{"--index", filepath.Join(m.state, "index")}
 	for _, a := range c.TrackerAddrs() {
 		args = append(args, "--tracker", a)

@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 )
 
 // TestMountTree drives one mount with the tools a user reaches for.
 func TestMountTree(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	// allow_other: the permission tests run commands as other users.
 	m := startMount(t, c, "-o", "allow_other")
 
@@ -307,7 +307,7 @@ func TestMountTree(t *testing.T) {
 // TestRemountKeepsNames checks that names, content and inode numbers
 // survive an unmount.
 func TestRemountKeepsNames(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	m := startMount(t, c)
 	want := map[string]string{}
 	for i, name := range []string{"group1/a", "group1/d/b.png", "group2/c", "group3/x/y/z"} {
@@ -335,7 +335,7 @@ func TestRemountKeepsNames(t *testing.T) {
 
 // TestByIDPath opens a file uploaded with `fdfsfs put` by its file ID.
 func TestByIDPath(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	m := startMount(t, c)
 	src := filepath.Join(t.TempDir(), "photo.jpg")
 	data := pattern(200000, 9)
@@ -381,7 +381,7 @@ func TestByIDPath(t *testing.T) {
 // and checks every entry, then reads it a few entries at a time, rewinds
 // and reads it whole.
 func TestListingLarge(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	m := startMount(t, c)
 	d := m.path("group1", "many")
 	os.Mkdir(d, 0o755)
@@ -426,7 +426,7 @@ func TestListingLarge(t *testing.T) {
 // file closed with its name still there keeps it.
 func TestUnlinkedOpenPurgedAtClose(t *testing.T) {
 	data := t.TempDir()
-	c := cluster(t, fdfstest.Options{Groups: []string{"group1"}, DataDir: data})
+	c := cluster(t, localcluster.Options{Groups: []string{"group1"}, DataDir: data})
 	stDir := filepath.Join(data, "group1", "storage0")
 	m := startMount(t, c)
 	keep, gone := m.path("group1", "keep"), m.path("group1", "gone")
@@ -463,7 +463,7 @@ func TestUnlinkedOpenPurgedAtClose(t *testing.T) {
 // mounted; 0 (ask the tracker for every file) mounts and writes.
 func TestStoreReuseFlag(t *testing.T) {
 	needFUSE(t)
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	dir := t.TempDir()
 	out, err := exec.Command(binary, "mount", "--tracker", c.TrackerAddr(), "--index", t.TempDir(), "--cache", t.TempDir(),
 		"--store-reuse", "-1s", dir).CombinedOutput()
@@ -489,7 +489,7 @@ func TestStoreReuseFlag(t *testing.T) {
 // empties the kernel's page cache) it reads back whole with every storage
 // down.
 func TestCachedBlocksOutliveRemount(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	m := startMount(t, c)
 	data := pattern(5<<20+123, 7) // several blocks and a short one
 	p := m.path("group1", "cached.bin")

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 )
 
 // needMountHelper skips where mount(8) cannot run a FUSE helper: it needs
@@ -44,7 +44,7 @@ func unmountAtEnd(t *testing.T, dir string) {
 // PATH#SOURCE): mount(8) runs helpers without the caller's PATH.
 func TestMountHelper(t *testing.T) {
 	needMountHelper(t)
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	state := t.TempDir()
 	opts := func(name string) string {
 		return "index=" + filepath.Join(state, name, "index") + ",cache=" + filepath.Join(state, name, "cache")
@@ -123,7 +123,7 @@ func TestMountHelperByType(t *testing.T) {
 	if err := exec.Command("unshare", "--mount", "true").Run(); err != nil {
 		t.Skipf("no private mount namespace here (unshare --mount: %v)", err)
 	}
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	state, mnt := t.TempDir(), t.TempDir()
 	data := filepath.Join(t.TempDir(), "f.bin")
 	if err := os.WriteFile(data, pattern(100<<10, 8), 0o644); err != nil {

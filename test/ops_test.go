@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 )
 
 // freePort returns a loopback address nothing listens on now.
@@ -60,7 +60,7 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 // mount serves with --metrics, and the nginx URL of a file with
 // --http-base.
 func TestMountOperations(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	addr := freePort(t)
 	m := startMount(t, c, "--metrics", addr, "--http-base", "group2=http://host:8887")
 

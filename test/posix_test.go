@@ -13,14 +13,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 )
 
 // TestPOSIX covers the system calls legacy applications use beyond plain
 // read and write: mmap, fsync, O_APPEND, O_EXCL, rename over a file, locks,
 // and a file larger than one streamed chunk.
 func TestPOSIX(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	// A small write buffer makes a few MiB span several streamed chunks.
 	m := startMount(t, c, "--write-buffer", "4194304")
 	g := m.path("group1")
@@ -214,7 +214,7 @@ func TestSetIDBitsCleared(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) is not installed")
 	}
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	addr := freePort(t)
 	// allow_other: one writer below runs with another group, which a mount
 	// without it turns away before any permission check.
@@ -291,7 +291,7 @@ func TestSetIDBitsCleared(t *testing.T) {
 // and still read right whole, at random offsets and through a shared map;
 // writing is unchanged.
 func TestDirectIO(t *testing.T) {
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	addr := freePort(t)
 	m := startMount(t, c, "--metrics", addr, "-o", "direct_io")
 	p := m.path("group1", "direct.bin")

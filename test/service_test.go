@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 )
 
 // TestSystemdUnit runs the ExecStart and ExecStop lines of
@@ -23,7 +23,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	mnt, state, cacheDir := t.TempDir(), t.TempDir(), t.TempDir()
 	metrics := freePort(t)
 	local := strings.NewReplacer(

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"fdfsfs/fdfs/fdfstest"
+	"fdfsfs/fdfs/localcluster"
 	"fdfsfs/index"
 )
 
@@ -74,7 +74,7 @@ func waitRedis(addr string) bool {
 
 // startSharedMount mounts the cluster with its index in Redis, as one host
 // of several would.
-func startSharedMount(t *testing.T, c *fdfstest.Cluster, metaURL string, extra ...string) *mount {
+func startSharedMount(t *testing.T, c *localcluster.Cluster, metaURL string, extra ...string) *mount {
 	t.Helper()
 	needFUSE(t)
 	m := &mount{t: t, dir: t.TempDir(), state: t.TempDir()}
@@ -105,7 +105,7 @@ func eventually(t *testing.T, what string, check func() error) {
 // hosts would.
 func TestSharedIndex(t *testing.T) {
 	url := redisServer(t)
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	a := startSharedMount(t, c, url)
 	b := startSharedMount(t, c, url)
 
@@ -222,7 +222,7 @@ func TestSharedIndex(t *testing.T) {
 // show host B what host A did.
 func TestSharedNotices(t *testing.T) {
 	url := redisServer(t)
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	a := startSharedMount(t, c, url, "--attr-timeout", "1h", "-o", "noatime")
 	b := startSharedMount(t, c, url, "--attr-timeout", "1h", "-o", "noatime")
 
@@ -295,7 +295,7 @@ func TestSharedNotices(t *testing.T) {
 // so the file ends whole.
 func TestSharedUploadSurvivesOtherSweeps(t *testing.T) {
 	url := redisServer(t)
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	a := startSharedMount(t, c, url, "--write-buffer", "4194304") // 1 MiB chunks
 	b := startSharedMount(t, c, url, "--group-refresh", "50ms")
 
@@ -332,7 +332,7 @@ func TestSharedUploadSurvivesOtherSweeps(t *testing.T) {
 // storage and purges the orphan, deleting its FastDFS file too.
 func TestSharedSessionExpiry(t *testing.T) {
 	url := redisServer(t)
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	a := startSharedMount(t, c, url, "--session-ttl", "2s", "--write-buffer", "4194304") // 1 MiB chunks
 	b := startSharedMount(t, c, url, "--session-ttl", "2s", "--group-refresh", "100ms")
 	ctx := t.Context()
@@ -452,7 +452,7 @@ func TestSharedSessionExpiry(t *testing.T) {
 // is gone, and the file keeps what it had.
 func TestSharedSessionLostWhileStopped(t *testing.T) {
 	url := redisServer(t)
-	c := cluster(t, fdfstest.Options{})
+	c := cluster(t, localcluster.Options{})
 	a := startSharedMount(t, c, url, "--session-ttl", "2s", "--write-buffer", "4194304") // 1 MiB chunks
 	b := startSharedMount(t, c, url, "--session-ttl", "2s", "--group-refresh", "100ms")
 	ctx := t.Context()

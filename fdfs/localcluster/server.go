@@ -1,4 +1,4 @@
-package fdfstest
+package localcluster
 
 import (
 	"bufio"
@@ -134,7 +134,7 @@ func (s *server) start() error {
 	}
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
 	if err != nil {
-		return fmt.Errorf("fdfstest: %s: %w", s.name, err)
+		return fmt.Errorf("localcluster: %s: %w", s.name, err)
 	}
 	s.port = ln.Addr().(*net.TCPAddr).Port
 	s.ln = ln

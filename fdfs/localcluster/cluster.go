@@ -1,4 +1,4 @@
-package fdfstest
+package localcluster
 
 import (
 	"errors"
@@ -85,7 +85,7 @@ func Start(opts Options) (*Cluster, error) {
 		opts.StoragesPerGroup = 1
 	}
 	if opts.StoragesPerGroup > fdfs.FdfsMaxServersEachGroup {
-		return nil, fmt.Errorf("fdfstest: %d storages per group, at most %d", opts.StoragesPerGroup, fdfs.FdfsMaxServersEachGroup)
+		return nil, fmt.Errorf("localcluster: %d storages per group, at most %d", opts.StoragesPerGroup, fdfs.FdfsMaxServersEachGroup)
 	}
 	if opts.Trackers <= 0 {
 		opts.Trackers = 1
@@ -93,10 +93,10 @@ func Start(opts Options) (*Cluster, error) {
 	seen := map[string]bool{}
 	for _, g := range opts.Groups {
 		if g == "" || len(g) > fdfs.FdfsGroupNameMaxLen || fdfsValidateName(g) != nil {
-			return nil, fmt.Errorf("fdfstest: invalid group name %q", g)
+			return nil, fmt.Errorf("localcluster: invalid group name %q", g)
 		}
 		if seen[g] {
-			return nil, fmt.Errorf("fdfstest: group %q twice", g)
+			return nil, fmt.Errorf("localcluster: group %q twice", g)
 		}
 		seen[g] = true
 	}
@@ -115,7 +115,7 @@ func Start(opts Options) (*Cluster, error) {
 		syncChanged: make(chan struct{}),
 	}
 	if c.dir == "" {
-		d, err := os.MkdirTemp("", "fdfstest-")
+		d, err := os.MkdirTemp("", "localcluster-")
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package fdfstest
+package localcluster
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 )
 
 // fixtureDir holds the frames captured from a real V6.16.1 cluster.
-const fixtureDir = "../../../shared/fdfs-wire"
+const fixtureDir = "../testdata/wire"
 
 // fixture is one captured exchange: the request and response frames,
 // header included.

@@ -1,4 +1,4 @@
-package fdfstest
+package localcluster
 
 import (
 	"bytes"
