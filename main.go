@@ -54,6 +54,7 @@ func init() {
 		{"put", "put [--group G] FILE...", "upload files, print each file ID", runPut},
 		{"get", "get FILEID [DEST|-]", "download a file (to DEST, or stdout with -)", runGet},
 		{"rm", "rm FILEID...", "delete files", runRm},
+		{"ls", "ls [--long] GROUP...", "list every file a group holds, one file ID a line", runLs},
 		{"stat", "stat FILEID", "show server-side file info and what the ID decodes to", runStat},
 		{"meta", "meta get|set FILEID [k=v...] | meta dump|load [--index DIR] [FILE]", "read or write FastDFS metadata; copy an index", runMeta},
 		{"local", "local [--groups N] [--data DIR] [--port P] [--compat V]", "run a FastDFS-compatible cluster on 127.0.0.1", runLocal},
