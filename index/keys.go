@@ -19,6 +19,9 @@ import "encoding/binary"
 //	'S' session            → a registered session: its expiry, 8 bytes big-endian
 //	                         Unix nanoseconds (the key also has a Badger TTL a
 //	                         little longer, which drops it eventually)
+//	'I' fileID             → by-ID view entry, encodeByID (byid.go): a file the
+//	                         group holds, listed under its ID path; a view, so
+//	                         no inode, no dentry and no link count
 //
 // The layout is versioned by "schema"; a store with another version is
 // refused rather than misread.
@@ -31,6 +34,7 @@ const (
 	tablePending = 'P'
 	tableHolds   = 'H'
 	tableSession = 'S'
+	tableByID    = 'I'
 )
 
 const schemaVersion = 1
