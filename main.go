@@ -58,7 +58,7 @@ func init() {
 		{"stat", "stat FILEID", "show server-side file info and what the ID decodes to", runStat},
 		{"meta", "meta get|set FILEID [k=v...] | meta dump|load [--index DIR] [FILE]", "read or write FastDFS metadata; copy an index", runMeta},
 		{"local", "local [--groups N] [--data DIR] [--port P] [--compat V]", "run a FastDFS-compatible cluster on 127.0.0.1", runLocal},
-		{"index", "index check|backup|restore [flags]", "check, repair, back up or restore the name index", runIndex},
+		{"index", "index check|backup|restore|adopt [flags]", "check, repair, back up or restore the name index; adopt a group's files", runIndex},
 	}
 }
 
@@ -1252,7 +1252,7 @@ func mountSession(mountpoint string) string {
 
 func runIndex(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("want check, backup or restore")
+		return errors.New("want check, backup, restore or adopt")
 	}
 	sub := args[0]
 	fl := flagSet("index")
@@ -1335,6 +1335,8 @@ func runIndex(ctx context.Context, args []string) error {
 		}
 		fmt.Println(id)
 		return nil
+	case "adopt":
+		return runIndexAdopt(ctx, &ixf, fl.Args())
 	case "restore":
 		if fl.NArg() != 1 {
 			return errors.New("restore wants the backup's FILEID")
@@ -1361,7 +1363,7 @@ func runIndex(ctx context.Context, args []string) error {
 		fmt.Println("restored")
 		return nil
 	}
-	return fmt.Errorf("unknown index subcommand %q (want check, backup or restore)", sub)
+	return fmt.Errorf("unknown index subcommand %q (want check, backup, restore or adopt)", sub)
 }
 
 // backupIndex writes the index's dump into the cluster as one file. The
