@@ -168,3 +168,35 @@ func adoptLoop(ctx context.Context, interval time.Duration, c *fdfs.Client, byID
 		}
 	}
 }
+
+// startAdoptLoop runs adoptLoop over the groups the tracker lists, until
+// the returned stop is called (which waits for the round in progress).
+func startAdoptLoop(ctx context.Context, interval time.Duration, c *fdfs.Client, idx index.Index, log *slog.Logger) (stop func()) {
+	byID, ok := idx.(index.ByIDIndex)
+	if !ok {
+		log.Warn("--adopt-interval: " + index.ErrNoByID.Error())
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	groups := func() []string {
+		gs, err := c.ListGroups(ctx)
+		if err != nil {
+			log.Warn("adopt: listing the groups", "err", err)
+			return nil
+		}
+		names := make([]string, len(gs))
+		for i, g := range gs {
+			names[i] = g.Name
+		}
+		return names
+	}
+	go func() {
+		defer close(done)
+		adoptLoop(ctx, interval, c, byID, groups, log)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}

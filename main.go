@@ -540,6 +540,8 @@ type mountFlags struct {
 	metrics      string
 	storeReuse   time.Duration
 	directIO     bool
+	// adoptInterval re-adopts every group's files this often (0: never).
+	adoptInterval time.Duration
 }
 
 func runMount(ctx context.Context, args []string) error {
@@ -562,6 +564,7 @@ func runMount(ctx context.Context, args []string) error {
 	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
 	fl.DurationVar(&mf.storeReuse, "store-reuse", time.Second, "how long the tracker's choice of storage for new files of a group serves further uploads (0: ask for every file, as the C client does)")
 	fl.BoolVar(&mf.directIO, "direct-io", false, "read files without the kernel page cache: faster for large files read once in large blocks, much slower for small reads, and no second read from memory")
+	fl.DurationVar(&mf.adoptInterval, "adopt-interval", 0, "re-adopt every group's files into the by-ID tree this often, as `fdfsfs index adopt` does (0: off)")
 	background := fl.Bool("background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -633,6 +636,12 @@ func (mf *mountFlags) applyOptions() (fuse.MountOptions, error) {
 				mf.httpBase = append(mf.httpBase, val)
 			case "metrics":
 				mf.metrics = val
+			case "adopt_interval":
+				d, err := time.ParseDuration(val)
+				if err != nil {
+					return mo, fmt.Errorf("-o adopt_interval: %w", err)
+				}
+				mf.adoptInterval = d
 			case "session_ttl":
 				d, err := time.ParseDuration(val)
 				if err != nil {
@@ -883,6 +892,9 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		if err := setReadAhead(mountpoint, mf.readAhead); err != nil {
 			log.Info("kernel readahead left at its default", "err", err)
 		}
+	}
+	if mf.adoptInterval > 0 && !readOnly {
+		defer startAdoptLoop(ctx, mf.adoptInterval, client, idx, log)()
 	}
 	log.Info("mounted", "mountpoint", mountpoint, "trackers", cfg.Trackers, "index", redactURL(metaURL), "cache", cacheRoot)
 	notifyReady(nil)

@@ -151,6 +151,12 @@ func (h *dirHandle) scan(ctx context.Context) {
 		h.more.Broadcast()
 		return nil
 	})
+	if err == nil && h.dir.top {
+		extra := h.dir.fs.byIDRootEntries(ctx, h.dir.group, h.ents) // ents is complete: no writer but us
+		h.mu.Lock()
+		h.ents = append(h.ents, extra...)
+		h.mu.Unlock()
+	}
 	h.mu.Lock()
 	h.done, h.err = true, err
 	h.mu.Unlock()
@@ -206,7 +212,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		e = h.ents[h.pos-1]
 	}
 	h.mu.Unlock()
-	if found {
+	if found && !isByIDEntry(e) {
 		return h.dir.fs.newChild(ctx, &h.dir.Inode, name, e.Attr, out), 0
 	}
 	return h.dir.Lookup(ctx, name, out)
@@ -297,6 +303,8 @@ func (d *dirNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name st
 		ino = t.ino
 	case *symlinkNode:
 		ino = t.ino
+	case *byIDFile:
+		return d.linkByID(ctx, t, name, out)
 	default:
 		return nil, syscall.EPERM
 	}
@@ -343,6 +351,9 @@ var _ = (fusefs.NodeRenamer)((*dirNode)(nil))
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	ctx = uninterrupted(ctx)
 	if d.fs.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	if _, byID := newParent.(*byIDDir); byID {
 		return syscall.EROFS
 	}
 	np, ok := newParent.(*dirNode)
