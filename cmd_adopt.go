@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +23,9 @@ func runIndexAdopt(ctx context.Context, ixf *indexFlags, groups []string) error 
 	if len(groups) == 0 {
 		return errors.New("adopt wants one or more GROUPs")
 	}
+	// The index engine's caches would grow with a million new keys; a
+	// soft limit makes the collector hand memory back before then.
+	debug.SetMemoryLimit(adoptMemoryLimit)
 	c, err := ixf.client()
 	if err != nil {
 		return err
@@ -54,6 +58,12 @@ func runIndexAdopt(ctx context.Context, ixf *indexFlags, groups []string) error 
 	return failed
 }
 
+// adoptBatch is how many files go into one index transaction.
+const adoptBatch = 4096
+
+// adoptMemoryLimit is the Go heap `index adopt` aims to stay under.
+const adoptMemoryLimit = 128 << 20
+
 // adoptSummary is the line printed after each group.
 func adoptSummary(group string, st index.AdoptStats) string {
 	rate := float64(st.Listed) / max(st.Took.Seconds(), 1e-3)
@@ -77,7 +87,7 @@ func adoptGroup(ctx context.Context, c *fdfs.Client, byID index.ByIDIndex, group
 	fill := func(ctx context.Context, files []index.ByIDEntry) error {
 		return fillSizes(ctx, c, files, log)
 	}
-	return index.Adopt(ctx, byID, group, list, index.AdoptOptions{FillSizes: fill, Progress: progress})
+	return index.Adopt(ctx, byID, group, list, index.AdoptOptions{Batch: adoptBatch, FillSizes: fill, Progress: progress})
 }
 
 // fillSizes asks the storages for the sizes of files, 8 at a time. A file
