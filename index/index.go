@@ -279,6 +279,11 @@ type Index interface {
 	SetXattr(ctx context.Context, ino Ino, name string, value []byte, flags uint32) error
 	RemoveXattr(ctx context.Context, ino Ino, name string) error
 
+	// Sync makes every change committed so far as durable as the engine
+	// can: Badger writes its log to the disk (fsync), Redis answers at
+	// once (a commit there is as durable as the server's appendfsync).
+	Sync(ctx context.Context) error
+
 	// Changes delivers notices of changes made by other mount hosts (shared
 	// engines). A single-host engine returns nil.
 	Changes() <-chan Change
