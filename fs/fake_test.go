@@ -289,6 +289,9 @@ type faultIndex struct {
 	index.Index
 	mu    sync.Mutex
 	fails map[string][]error // per method (guarded by mu)
+	// then runs once the next injected failure of a method is taken
+	// (guarded by mu).
+	then map[string]func()
 }
 
 func (x *faultIndex) failNext(method string, err error) {
@@ -297,14 +300,29 @@ func (x *faultIndex) failNext(method string, err error) {
 	x.fails[method] = append(x.fails[method], err)
 }
 
-func (x *faultIndex) next(method string) error {
+// failNextThen is failNext, and then runs once that failure is taken (to
+// fail another call from that point on).
+func (x *faultIndex) failNextThen(method string, err error, then func()) {
+	x.failNext(method, err)
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.then[method] = then
+}
+
+func (x *faultIndex) next(method string) error {
+	x.mu.Lock()
 	q := x.fails[method]
 	if len(q) == 0 {
+		x.mu.Unlock()
 		return nil
 	}
 	x.fails[method] = q[1:]
+	then := x.then[method]
+	delete(x.then, method)
+	x.mu.Unlock()
+	if then != nil {
+		then()
+	}
 	return q[0]
 }
 
@@ -365,7 +383,7 @@ func newTestFS(t *testing.T) *testFS {
 	}
 	t.Cleanup(func() { blocks.Close() })
 	be := newMemBackend()
-	idx := &faultIndex{Index: badger, fails: make(map[string][]error)}
+	idx := &faultIndex{Index: badger, fails: make(map[string][]error), then: make(map[string]func())}
 	f, err := New(ctx, Options{
 		Backend: be, Index: idx, Cache: blocks,
 		WriteChunk: testChunk, WriteInflight: 2, GroupRefresh: time.Hour,
@@ -486,4 +504,133 @@ func pattern(n int, seed byte) []byte {
 		p[i] = seed + byte(i*7)
 	}
 	return p
+}
+
+// state is the file's write state as readers see it.
+func state(n *fileNode) writeState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.w == nil {
+		return clean
+	}
+	return n.w.state
+}
+
+// referenced lists the FastDFS files inodes point at.
+func (tf *testFS) referenced(t *testing.T) map[string]bool {
+	t.Helper()
+	m := make(map[string]bool)
+	err := tf.idx.Inodes(context.Background(), func(a index.Attr) error {
+		if a.FileID != "" {
+			m[a.FileID] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// checkNoOrphans fails the test if a stored file is neither pointed at
+// nor in the journal: a file nothing would ever delete.
+func (tf *testFS) checkNoOrphans(t *testing.T) {
+	t.Helper()
+	ref, pend := tf.referenced(t), tf.pending(t)
+	for _, id := range tf.be.ids() {
+		if !ref[id] && pend[id] == 0 {
+			t.Errorf("%s is stored, and neither pointed at nor journalled", id)
+		}
+	}
+}
+
+// checkSwept runs a sweep and fails the test unless storage then holds
+// exactly the files inodes point at, and the journal is empty.
+func (tf *testFS) checkSwept(t *testing.T) {
+	t.Helper()
+	tf.sweep(context.Background())
+	ref := tf.referenced(t)
+	ids := tf.be.ids()
+	for _, id := range ids {
+		if !ref[id] {
+			t.Errorf("%s is still stored after the sweep, and nothing points at it", id)
+		}
+	}
+	if len(ids) != len(ref) {
+		t.Errorf("storage holds %v; inodes point at %v", ids, ref)
+	}
+	if p := tf.pending(t); len(p) != 0 {
+		t.Errorf("journal after the sweep: %v", p)
+	}
+}
+
+// content reads the file's committed content from storage, checking the
+// index's size.
+func (tf *testFS) content(t *testing.T, n *fileNode) []byte {
+	t.Helper()
+	a := tf.attr(t, n)
+	if a.FileID == "" {
+		if a.Size != 0 {
+			t.Fatalf("size %d with no FastDFS file", a.Size)
+		}
+		return nil
+	}
+	b, ok := tf.be.content(a.FileID)
+	if !ok {
+		t.Fatalf("the index points at %s, which is not stored", a.FileID)
+	}
+	if int64(len(b)) != a.Size {
+		t.Fatalf("%s holds %d bytes; the index says %d", a.FileID, len(b), a.Size)
+	}
+	return b
+}
+
+// writeInOrder writes data[from:to] in pieces of step bytes, in order, at
+// their offsets in data.
+func writeInOrder(t *testing.T, h *fileHandle, data []byte, from, to, step int) {
+	t.Helper()
+	for off := from; off < to; off += step {
+		write(t, h, data[off:min(off+step, to)], int64(off))
+	}
+}
+
+// committed makes a file holding data, committed and closed.
+func (tf *testFS) committed(t *testing.T, name string, data []byte) *fileNode {
+	t.Helper()
+	n := tf.create(t, name)
+	h := openFile(t, n, syscall.O_WRONLY)
+	writeInOrder(t, h, data, 0, len(data), 1000)
+	flush(t, h)
+	h.Release(context.Background())
+	return n
+}
+
+// eventually waits for cond, which background work makes true.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not %s", what)
+		}
+	}
+}
+
+// faultsLeft lists the injected failures no call has taken yet.
+func (tf *testFS) faultsLeft() []string {
+	var left []string
+	tf.be.mu.Lock()
+	for m, q := range tf.be.fails {
+		for _, err := range q {
+			left = append(left, fmt.Sprintf("backend %s: %v", m, err))
+		}
+	}
+	tf.be.mu.Unlock()
+	tf.idx.mu.Lock()
+	for m, q := range tf.idx.fails {
+		for _, err := range q {
+			left = append(left, fmt.Sprintf("index %s: %v", m, err))
+		}
+	}
+	tf.idx.mu.Unlock()
+	return left
 }

@@ -11,8 +11,8 @@
 // lays out keys (that is index/).
 //
 // Lock order, where more than one is taken: fileNode.wmu, then fileNode.mu,
-// then FS.mu. No lock but wmu is ever held across network I/O; wmu only
-// orders one file's own uploads.
+// then FS.mu; pipeline.mu and uploads.mu are leaves. No lock but wmu is
+// ever held across network I/O; wmu only orders one file's own uploads.
 package fs
 
 import (
