@@ -369,7 +369,8 @@ const testChunk = 4096
 // errInjected is what the fault knobs make calls fail with.
 var errInjected = errors.New("injected failure")
 
-func newTestFS(t *testing.T) *testFS {
+// newTestFS builds a testFS; each option may change the FS's options.
+func newTestFS(t testing.TB, options ...func(*Options)) *testFS {
 	t.Helper()
 	ctx := context.Background()
 	badger, err := index.OpenBadger("", index.BadgerOptions{InMemory: true})
@@ -384,11 +385,15 @@ func newTestFS(t *testing.T) *testFS {
 	t.Cleanup(func() { blocks.Close() })
 	be := newMemBackend()
 	idx := &faultIndex{Index: badger, fails: make(map[string][]error), then: make(map[string]func())}
-	f, err := New(ctx, Options{
+	opts := Options{
 		Backend: be, Index: idx, Cache: blocks,
 		WriteChunk: testChunk, WriteInflight: 2, GroupRefresh: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, o := range options {
+		o(&opts)
+	}
+	f, err := New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +406,7 @@ func newTestFS(t *testing.T) *testFS {
 }
 
 // create makes an empty file in the group directory.
-func (tf *testFS) create(t *testing.T, name string) *fileNode {
+func (tf *testFS) create(t testing.TB, name string) *fileNode {
 	t.Helper()
 	now := time.Now()
 	a, err := tf.idx.Create(context.Background(), tf.group, name, index.Attr{
@@ -436,7 +441,7 @@ func (tf *testFS) pending(t *testing.T) map[string]index.PendingReason {
 	return m
 }
 
-func openFile(t *testing.T, n *fileNode, flags uint32) *fileHandle {
+func openFile(t testing.TB, n *fileNode, flags uint32) *fileHandle {
 	t.Helper()
 	a, err := n.fs.idx.GetAttr(context.Background(), n.ino)
 	if err != nil {
