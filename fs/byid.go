@@ -20,7 +20,9 @@ import (
 // points at it, so file IDs kept in an application's database work as
 // paths, as nginx URLs do. The directories list the index's by-ID view:
 // the files `fdfsfs index adopt` found in the group and those written
-// through the mount. The tree is read-only (EROFS), so that an rm -rf in
+// through the mount. The group directory does not list its store paths
+// (M00): a copy, du or find of a group would otherwise meet every named
+// file twice; the tree is listed from M00 down. The tree is read-only (EROFS), so that an rm -rf in
 // the wrong place never deletes a file an application still references; ln
 // from it into a named directory gives a file a name without copying it.
 // These nodes are virtual: they have no inodes in the index, and their

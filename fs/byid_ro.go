@@ -114,38 +114,3 @@ func (d *dirNode) linkByID(ctx context.Context, t *byIDFile, name string, out *f
 	}
 	return d.fs.newChild(ctx, &d.Inode, name, a, out), 0
 }
-
-// byIDRootEntries returns an entry for each store path directory of group
-// that the by-ID view lists, unless a name in the directory shadows it
-// (a name in the index wins, as in Lookup). Their inode numbers have the
-// top bit set, as every by-ID node's.
-func (f *FS) byIDRootEntries(ctx context.Context, group string, named []index.Entry) []index.Entry {
-	byID, ok := f.idx.(index.ByIDIndex)
-	if !ok {
-		return nil
-	}
-	var out []index.Entry
-	err := byID.ByIDReadDir(ctx, group, 0, func(subs []string) error {
-		for _, s := range subs {
-			shadowed := false
-			for _, e := range named {
-				if e.Name == s {
-					shadowed = true
-					break
-				}
-			}
-			if !shadowed && f.isStorePathOf(group, s) {
-				out = append(out, index.Entry{Name: s, Attr: index.Attr{Ino: index.Ino(byIDIno(group + "/" + s)), Kind: index.KindDir, Mode: 0o555, Nlink: 2}})
-			}
-		}
-		return nil
-	}, nil)
-	if err != nil {
-		f.log.Warn("listing the by-ID view", "group", group, "err", err)
-	}
-	return out
-}
-
-// isByIDEntry tells the store path entries byIDRootEntries made from the
-// index's own.
-func isByIDEntry(e index.Entry) bool { return uint64(e.Attr.Ino)&(1<<63) != 0 }

@@ -153,12 +153,6 @@ func (h *dirHandle) scan(ctx context.Context) {
 		h.more.Broadcast()
 		return nil
 	})
-	if err == nil && h.dir.top {
-		extra := h.dir.fs.byIDRootEntries(ctx, h.dir.group, h.ents) // ents is complete: no writer but us
-		h.mu.Lock()
-		h.ents = append(h.ents, extra...)
-		h.mu.Unlock()
-	}
 	h.mu.Lock()
 	h.done, h.err = true, err
 	h.mu.Unlock()
@@ -214,7 +208,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		e = h.ents[h.pos-1]
 	}
 	h.mu.Unlock()
-	if found && !isByIDEntry(e) {
+	if found {
 		return h.dir.fs.newChild(ctx, &h.dir.Inode, name, e.Attr, out), 0
 	}
 	return h.dir.Lookup(ctx, name, out)
