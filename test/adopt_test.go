@@ -3,6 +3,7 @@ package test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,9 +11,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"fdfsfs/fdfs"
 	"fdfsfs/fdfs/localcluster"
 )
 
@@ -289,4 +292,64 @@ func TestAdoptSharedWhileMounted(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAdoptedListingAsksNothing: `ls -l` of a by-ID directory of 10,000
+// adopted files takes its sizes and times from the index: no FastDFS
+// request. The files are hard links of one empty file under real names in
+// the storage's directory (the listing reads names only).
+func TestAdoptedListingAsksNothing(t *testing.T) {
+	data := t.TempDir()
+	c := cluster(t, localcluster.Options{DataDir: data, Groups: []string{"group1"}})
+	leaf := filepath.Join(data, "group1", "storage0", "data", "00", "00")
+	if err := os.MkdirAll(leaf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10000
+	for i := range n {
+		if i%60000 == 0 {
+			os.WriteFile(filepath.Join(leaf, "..", "empty"), nil, 0o644)
+		}
+		name, err := fdfs.GenerateRemoteName(fdfs.NameParams{
+			SourceIP: net.IPv4(127, 0, 0, 1), CreateTime: time.Unix(1790000000+int64(i), 0),
+			Size: int64(100 + i), CRC32: uint32(i), Ext: "jpg",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(filepath.Join(leaf, "..", "empty"), filepath.Join(leaf, name[10:])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Remove(filepath.Join(leaf, "..", "empty"))
+	m := startMount(t, c)
+	m.stop()
+	if out := run(t, append(append([]string{"index", "adopt"}, m.indexArgs(c)...), "group1")...); !strings.Contains(out, fmt.Sprintf("group1: %d added", n)) {
+		t.Fatalf("adopt: %q", out)
+	}
+	addr := freePort(t)
+	m.args = append(m.args, "--metrics", addr)
+	m.start()
+	asked := func() float64 {
+		var sum float64
+		for k, v := range scrape(t, addr) {
+			if strings.HasPrefix(k, "fdfsfs_fdfs_command_duration_seconds_count{") &&
+				!strings.Contains(k, "LIST_ALL_GROUPS") && !strings.Contains(k, "LIST_STORAGE") {
+				sum += v // every request but the group refresh's
+			}
+		}
+		return sum
+	}
+	before := asked()
+	out := sh(t, "ls -l "+m.path("group1/M00/00/00"))
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != n+1 { // "total ..." first
+		t.Fatalf("ls -l printed %d lines, want %d", len(lines), n+1)
+	}
+	if !strings.Contains(out, " 100 ") || !strings.Contains(out, fmt.Sprintf(" %d ", 100+n-1)) {
+		t.Fatalf("sizes from the names missing in ls -l:\n%s", lines[1])
+	}
+	if after := asked(); after != before {
+		t.Fatalf("ls -l of %d adopted files made %v FastDFS requests", n, after-before)
+	}
 }
