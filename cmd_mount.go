@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"fdfsfs/cache"
+	"fdfsfs/fdfs"
+	"fdfsfs/fdfs/localcluster"
+	"fdfsfs/fs"
+	"fdfsfs/index"
+)
+
+// mountFlags are mount's own flags; -o takes the same settings in the
+// mount(8) form, so that an fstab line can say them.
+type mountFlags struct {
+	clientFlags
+	indexDir     string
+	meta         string
+	cacheDir     string
+	cacheSize    int64
+	writeBuffer  int64
+	options      []string
+	debugFuse    bool
+	localData    string
+	httpBase     []string
+	groupRefresh time.Duration
+	attrTimeout  time.Duration
+	sessionTTL   time.Duration
+	readAhead    int64
+	metrics      string
+	storeReuse   time.Duration
+	directIO     bool
+}
+
+func runMount(ctx context.Context, args []string) error {
+	fl := flagSet("mount")
+	var mf mountFlags
+	mf.register(fl)
+	fl.StringVar(&mf.indexDir, "index", "", "index directory (default: DATA/index/CLUSTER)")
+	fl.StringVar(&mf.meta, "meta", "", "metadata engine URL: DIR or badger:///DIR (one host, the default), redis://[:PASSWORD@]HOST:PORT/DB[?prefix=KEYS] (shared by several mount hosts)")
+	fl.StringVar(&mf.cacheDir, "cache", "", "block cache and staging directory (default: CACHE/CLUSTER)")
+	fl.Int64Var(&mf.cacheSize, "cache-size", 4<<30, "block cache size limit in bytes")
+	fl.Int64Var(&mf.writeBuffer, "write-buffer", 32<<20, "memory per file being written, in bytes (4 chunks of a quarter each)")
+	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options: allow_other, ro, nonempty, direct_io, fsname=, index=, cache=, cache_size=, tracker=, conf=, http_base=, metrics=, fdfs_version= (comma-separated, repeatable)")
+	fl.BoolVar(&mf.debugFuse, "debug-fuse", false, "log every FUSE request")
+	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
+	fl.StringArrayVar(&mf.httpBase, "http-base", nil, "GROUP=URL of the nginx serving a group, for the user.fdfs.url attribute (repeatable)")
+	fl.DurationVar(&mf.groupRefresh, "group-refresh", 30*time.Second, "how often the group list is re-read from the tracker")
+	fl.DurationVar(&mf.sessionTTL, "session-ttl", 30*time.Second, "shared index: how long after its last heartbeat this mount counts as dead, and other hosts delete its unclaimed uploads and purge the files it held open")
+	fl.DurationVar(&mf.attrTimeout, "attr-timeout", time.Second, "how long the kernel may cache names and attributes (a shared index also sends change notices)")
+	fl.Int64Var(&mf.readAhead, "read-ahead", 4<<20, "kernel readahead for the mount in bytes, set through /sys/class/bdi when fdfsfs may write there (0: the kernel's default)")
+	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
+	fl.DurationVar(&mf.storeReuse, "store-reuse", time.Second, "how long the tracker's choice of storage for new files of a group serves further uploads (0: ask for every file, as the C client does)")
+	fl.BoolVar(&mf.directIO, "direct-io", false, "read files without the kernel page cache: faster for large files read once in large blocks, much slower for small reads, and no second read from memory")
+	background := fl.Bool("background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if fl.NArg() != 1 {
+		return errors.New("want one MOUNTPOINT")
+	}
+	if *background {
+		return daemonize(append([]string{"mount"}, args...))
+	}
+	err := mountAndServe(ctx, &mf, fl.Arg(0))
+	notifyReady(err)
+	return err
+}
+
+func (mf *mountFlags) register(fl *pflag.FlagSet) { mf.clientFlags.register(fl) }
+
+// checkMountpoint gives a one-line reason before FUSE gives a cryptic one.
+func checkMountpoint(dir string, nonempty bool) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("mountpoint: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("mountpoint %s is not a directory", dir)
+	}
+	if mounted, _ := isMountpoint(dir); mounted {
+		return fmt.Errorf("mountpoint %s is busy: something is already mounted there", dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("mountpoint: %w", err)
+	}
+	if len(ents) > 0 && !nonempty {
+		return fmt.Errorf("mountpoint %s is not empty (use -o nonempty to mount over it)", dir)
+	}
+	return nil
+}
+
+// isMountpoint reads /proc/self/mountinfo.
+func isMountpoint(dir string) (bool, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false, err
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && unescapeMount(f[4]) == abs {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func unescapeMount(s string) string {
+	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
+}
+
+func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err error) {
+	mo, err := mf.applyOptions()
+	if err != nil {
+		return err
+	}
+	if err := checkMountpoint(mountpoint, mf.has("nonempty")); err != nil {
+		return err
+	}
+	log := mf.logger()
+	cfg, ok, err := mf.config()
+	if err != nil {
+		return err
+	}
+	if mf.storeReuse < 0 {
+		return fmt.Errorf("--store-reuse %v: negative", mf.storeReuse)
+	}
+	cfg.StoreReuse = mf.storeReuse
+	key := "local"
+	if ok {
+		key = clusterKey(cfg.Trackers)
+	} else {
+		dir := mf.localData
+		if dir == "" {
+			dir = filepath.Join(dataDir(), "local")
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		local, err := localcluster.Start(localcluster.Options{Groups: groupNames(3), DataDir: dir, Logger: log.With("component", "local-cluster")})
+		if err != nil {
+			return fmt.Errorf("starting the local cluster: %w", err)
+		}
+		defer local.Close()
+		log.Info("no tracker configured (--tracker, --conf or "+defaultClientConf+"): "+
+			"started the built-in local FastDFS cluster on loopback", "tracker", local.TrackerAddr(), "data", dir)
+		cfg.Trackers = []string{local.TrackerAddr()}
+	}
+	metaURL, err := metaURLOf(mf.meta, mf.indexDir, key)
+	if err != nil {
+		return err
+	}
+	cacheRoot := mf.cacheDir
+	if cacheRoot == "" {
+		cacheRoot = filepath.Join(cacheDir(), key)
+	}
+	dirs := []string{filepath.Join(cacheRoot, "blocks"), filepath.Join(cacheRoot, "staging")}
+	if dir, ok := badgerDir(metaURL); ok {
+		dirs = append(dirs, dir)
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	httpBase := map[string]string{}
+	for _, hb := range mf.httpBase {
+		g, u, ok := strings.Cut(hb, "=")
+		if !ok || g == "" || !strings.HasPrefix(u, "http") {
+			return fmt.Errorf("--http-base %q: want GROUP=http://host:port", hb)
+		}
+		httpBase[g] = u
+	}
+
+	var reg *prometheus.Registry
+	var fsMetrics *fs.Metrics
+	if mf.metrics != "" {
+		reg = newRegistry()
+		fsMetrics = fs.NewMetrics(reg)
+		cfg.Observe = newFdfsMetrics(reg).observe
+		stop, err := serveMetrics(mf.metrics, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
+	client, err := fdfs.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	readOnly := mf.has("ro")
+	if mf.sessionTTL < time.Second {
+		return fmt.Errorf("--session-ttl %v: want at least 1s", mf.sessionTTL)
+	}
+	session := mountSession(mountpoint)
+	idx, err := index.Open(ctx, metaURL, index.OpenOptions{Logger: log.With("component", "index"), ReadOnly: readOnly, Session: session})
+	if err != nil {
+		return fmt.Errorf("opening the index %s: %w", redactURL(metaURL), err)
+	}
+	defer idx.Close()
+	blocks, err := cache.Open(filepath.Join(cacheRoot, "blocks"), cache.Options{MaxBytes: mf.cacheSize, Logger: log.With("component", "cache")})
+	if err != nil {
+		return fmt.Errorf("opening the cache %s: %w", cacheRoot, err)
+	}
+	defer blocks.Close()
+	backend := fs.NewBackend(client)
+	if reg != nil {
+		openConnsGauge(reg, client)
+		reg.MustRegister(newCacheCollector(blocks))
+		backend = fsMetrics.Backend(backend)
+	}
+
+	chunk := int(max(mf.writeBuffer/4, 1<<20))
+	fsys, err := fs.New(ctx, fs.Options{
+		Backend:       backend,
+		Index:         idx,
+		Cache:         blocks,
+		StageDir:      filepath.Join(cacheRoot, "staging"),
+		WriteChunk:    chunk,
+		WriteInflight: 3,
+		ReadOnly:      readOnly,
+		DirectIO:      mf.directIO,
+		Shared:        index.Shared(metaURL),
+		Session:       session,
+		SessionTTL:    mf.sessionTTL,
+		GroupRefresh:  mf.groupRefresh,
+		HTTPBase:      httpBase,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+
+	timeout := mf.attrTimeout
+	mo.Debug = mf.debugFuse
+	raw := fusefs.NewNodeFS(fsys.Root(), &fusefs.Options{
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
+	})
+	raw = fs.IgnoreInterrupts(raw)
+	raw = fs.KillPrivileges(raw)
+	mo.ExtraCapabilities |= fs.KillPrivilegesCapability
+	if mf.directIO {
+		// Shared maps of files opened with FOPEN_DIRECT_IO (otherwise
+		// ENODEV); the kernel then keeps them coherent itself.
+		mo.ExtraCapabilities |= fuse.CAP_DIRECT_IO_ALLOW_MMAP
+	}
+	if fsMetrics != nil {
+		raw = fsMetrics.Instrument(raw)
+	}
+	server, err := fuse.NewServer(raw, mountpoint, &mo)
+	if err != nil {
+		return fmt.Errorf("mounting %s: %w", mountpoint, err)
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		server.Unmount()
+		return fmt.Errorf("mounting %s: %w", mountpoint, err)
+	}
+	if mf.readAhead > 0 {
+		if err := setReadAhead(mountpoint, mf.readAhead); err != nil {
+			log.Info("kernel readahead left at its default", "err", err)
+		}
+	}
+	log.Info("mounted", "mountpoint", mountpoint, "trackers", cfg.Trackers, "index", redactURL(metaURL), "cache", cacheRoot)
+	notifyReady(nil)
+
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		log.Info("signal: finishing open writes and unmounting")
+		for {
+			err := server.Unmount()
+			if err == nil {
+				return
+			}
+			log.Warn("unmount failed; retrying", "err", err)
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	server.Wait()
+	close(done)
+	log.Info("unmounted", "mountpoint", mountpoint)
+	return nil
+}
+
+// setReadAhead raises the kernel's readahead for the mount. FUSE's INIT
+// caps it at what the kernel offers (128 KiB), which makes a sequential read
+// a stream of 128 KiB requests, each a round trip through the daemon; the
+// mount's backing device info in sysfs can be raised afterwards (as root).
+func setReadAhead(mountpoint string, bytes int64) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(mountpoint, &st); err != nil {
+		return err
+	}
+	path := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	return os.WriteFile(path, []byte(strconv.FormatInt(max(bytes>>10, 4), 10)), 0o644)
+}
