@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -12,14 +13,17 @@ import (
 
 func runMeta(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("want get, set, dump or load")
+		return errors.New("want get or set")
 	}
 	switch args[0] {
 	case "dump", "load":
-		return runMetaCopy(ctx, args[0], args[1:])
+		// They work on the index, not on FastDFS metadata; the old
+		// spelling goes on working.
+		fmt.Fprintf(os.Stderr, "fdfsfs: 'meta %s' is deprecated: use 'fdfsfs index %s'\n", args[0], args[0])
+		return runIndex(ctx, args)
 	case "get", "set":
 	default:
-		return fmt.Errorf("unknown meta subcommand %q (want get, set, dump or load)", args[0])
+		return fmt.Errorf("unknown meta subcommand %q (want get or set)", args[0])
 	}
 	fl := flagSet("meta")
 	var cf clientFlags

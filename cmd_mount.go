@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,12 +25,11 @@ import (
 	"fdfsfs/index"
 )
 
-// mountFlags are mount's own flags; -o takes the same settings in the
-// mount(8) form, so that an fstab line can say them.
+// mountFlags are mount's flags: the index group (which holds the client
+// group) and the mount's own. Every one of them is also an -o option (see
+// applyOptions), so that an fstab line can say anything a command line can.
 type mountFlags struct {
-	clientFlags
-	indexDir     string
-	meta         string
+	indexFlags
 	cacheDir     string
 	cacheSize    int64
 	writeBuffer  int64
@@ -44,44 +44,53 @@ type mountFlags struct {
 	metrics      string
 	storeReuse   time.Duration
 	directIO     bool
+	background   bool
+
+	// Set by applyOptions from the kernel's options.
+	readOnly, nonempty bool
 }
 
-func runMount(ctx context.Context, args []string) error {
-	fl := flagSet("mount")
-	var mf mountFlags
-	mf.register(fl)
-	fl.StringVar(&mf.indexDir, "index", "", "index directory (default: DATA/index/CLUSTER)")
-	fl.StringVar(&mf.meta, "meta", "", "metadata engine URL: DIR or badger:///DIR (one host, the default), redis://[:PASSWORD@]HOST:PORT/DB[?prefix=KEYS] (shared by several mount hosts)")
+func (mf *mountFlags) register(fl *pflag.FlagSet) {
+	mf.indexFlags.register(fl)
 	fl.StringVar(&mf.cacheDir, "cache", "", "block cache and staging directory (default: CACHE/CLUSTER)")
-	fl.Int64Var(&mf.cacheSize, "cache-size", 4<<30, "block cache size limit in bytes")
-	fl.Int64Var(&mf.writeBuffer, "write-buffer", 32<<20, "memory per file being written, in bytes (4 chunks of a quarter each)")
-	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options: allow_other, ro, nonempty, direct_io, fsname=, index=, cache=, cache_size=, tracker=, conf=, http_base=, metrics=, fdfs_version= (comma-separated, repeatable)")
+	fl.Var(sizeFlag(&mf.cacheSize, 4<<30), "cache-size", "block cache size limit in bytes (K, M, G suffixes)")
+	fl.Var(sizeFlag(&mf.writeBuffer, 32<<20), "write-buffer", "memory per file being written, in bytes (4 chunks of a quarter each)")
+	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options, comma-separated, repeatable: allow_other, ro, nonempty, fsname=NAME, and every flag here as name=value (a boolean as its bare name)")
 	fl.BoolVar(&mf.debugFuse, "debug-fuse", false, "log every FUSE request")
 	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
 	fl.StringArrayVar(&mf.httpBase, "http-base", nil, "GROUP=URL of the nginx serving a group, for the user.fdfs.url attribute (repeatable)")
 	fl.DurationVar(&mf.groupRefresh, "group-refresh", 30*time.Second, "how often the group list is re-read from the tracker")
 	fl.DurationVar(&mf.sessionTTL, "session-ttl", 30*time.Second, "shared index: how long after its last heartbeat this mount counts as dead, and other hosts delete its unclaimed uploads and purge the files it held open")
 	fl.DurationVar(&mf.attrTimeout, "attr-timeout", time.Second, "how long the kernel may cache names and attributes (a shared index also sends change notices)")
-	fl.Int64Var(&mf.readAhead, "read-ahead", 4<<20, "kernel readahead for the mount in bytes, set through /sys/class/bdi when fdfsfs may write there (0: the kernel's default)")
+	fl.Var(sizeFlag(&mf.readAhead, 4<<20), "read-ahead", "kernel readahead for the mount in bytes, set through /sys/class/bdi when fdfsfs may write there (0: the kernel's default)")
 	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
 	fl.DurationVar(&mf.storeReuse, "store-reuse", time.Second, "how long the tracker's choice of storage for new files of a group serves further uploads (0: ask for every file, as the C client does)")
 	fl.BoolVar(&mf.directIO, "direct-io", false, "read files without the kernel page cache: faster for large files read once in large blocks, much slower for small reads, and no second read from memory")
-	background := fl.Bool("background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
+	fl.BoolVar(&mf.background, "background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
+}
+
+func runMount(ctx context.Context, args []string) error {
+	fl := flagSet("mount")
+	var mf mountFlags
+	mf.register(fl)
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
 	if fl.NArg() != 1 {
 		return errors.New("want one MOUNTPOINT")
 	}
-	if *background {
+	// Bad options fail here, before a background child is started.
+	mo, err := mf.applyOptions(fl)
+	if err != nil {
+		return err
+	}
+	if mf.background {
 		return daemonize(append([]string{"mount"}, args...))
 	}
-	err := mountAndServe(ctx, &mf, fl.Arg(0))
+	err = mountAndServe(ctx, &mf, mo, fl.Arg(0), changedFlags(fl))
 	notifyReady(err)
 	return err
 }
-
-func (mf *mountFlags) register(fl *pflag.FlagSet) { mf.clientFlags.register(fl) }
 
 // checkMountpoint gives a one-line reason before FUSE gives a cryptic one.
 func checkMountpoint(dir string, nonempty bool) error {
@@ -128,12 +137,8 @@ func unescapeMount(s string) string {
 	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
 }
 
-func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err error) {
-	mo, err := mf.applyOptions()
-	if err != nil {
-		return err
-	}
-	if err := checkMountpoint(mountpoint, mf.has("nonempty")); err != nil {
+func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mountpoint string, settings []any) (err error) {
+	if err := checkMountpoint(mountpoint, mf.nonempty); err != nil {
 		return err
 	}
 	log := mf.logger()
@@ -165,7 +170,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 			"started the built-in local FastDFS cluster on loopback", "tracker", local.TrackerAddr(), "data", dir)
 		cfg.Trackers = []string{local.TrackerAddr()}
 	}
-	metaURL, err := metaURLOf(mf.meta, mf.indexDir, key)
+	metaURL, err := metaURLOf(mf.meta, mf.dir, key)
 	if err != nil {
 		return err
 	}
@@ -209,7 +214,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		return err
 	}
 	defer client.Close()
-	readOnly := mf.has("ro")
+	readOnly := mf.readOnly
 	if mf.sessionTTL < time.Second {
 		return fmt.Errorf("--session-ttl %v: want at least 1s", mf.sessionTTL)
 	}
@@ -285,7 +290,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 			log.Info("kernel readahead left at its default", "err", err)
 		}
 	}
-	log.Info("mounted", "mountpoint", mountpoint, "trackers", cfg.Trackers, "index", redactURL(metaURL), "cache", cacheRoot)
+	log.Info("mounted", "mountpoint", mountpoint, "trackers", cfg.Trackers, "index", redactURL(metaURL), "cache", cacheRoot, slog.Group("set", settings...))
 	notifyReady(nil)
 
 	done := make(chan struct{})

@@ -128,8 +128,8 @@ type indexFlags struct {
 
 func (f *indexFlags) register(fl *pflag.FlagSet) {
 	f.clientFlags.register(fl)
-	fl.StringVar(&f.dir, "index", "", "index directory (default: the one mount uses for these trackers)")
-	fl.StringVar(&f.meta, "meta", "", "metadata engine URL, as mount's --meta (instead of --index)")
+	fl.StringVar(&f.dir, "index", "", "Badger index directory (default: DATA/index/CLUSTER, one per cluster, named after the first tracker)")
+	fl.StringVar(&f.meta, "meta", "", "metadata engine URL instead of --index: DIR or badger:///DIR (one host), redis://[:PASSWORD@]HOST:PORT/DB[?prefix=KEYS] (shared by several mount hosts)")
 }
 
 // url is the metadata URL of the index: --meta, --index, or the directory

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -37,9 +38,9 @@ func init() {
 		{"get", "get FILEID [DEST|-]", "download a file (to DEST, or stdout with -)", runGet},
 		{"rm", "rm FILEID...", "delete files", runRm},
 		{"stat", "stat FILEID", "show server-side file info and what the ID decodes to", runStat},
-		{"meta", "meta get|set FILEID [k=v...] | meta dump|load [--index DIR] [FILE]", "read or write FastDFS metadata; copy an index", runMeta},
+		{"meta", "meta get|set FILEID [k=v...]", "read or write a file's FastDFS metadata", runMeta},
 		{"local", "local [--groups N] [--data DIR] [--port P] [--compat V]", "run a FastDFS-compatible cluster on 127.0.0.1", runLocal},
-		{"index", "index check|backup|restore [flags]", "check, repair, back up or restore the name index", runIndex},
+		{"index", "index check|backup|restore|dump|load [flags]", "check, repair, back up, restore, dump or load the name index", runIndex},
 	}
 }
 
@@ -101,4 +102,55 @@ func flagSet(name string) *pflag.FlagSet {
 	}
 	fl.SortFlags = false
 	return fl
+}
+
+// runSubcommand runs the subcommand of parent that args name.
+func runSubcommand(ctx context.Context, parent string, subs []command, args []string) error {
+	var names []string
+	for _, c := range subs {
+		names = append(names, c.name)
+	}
+	want := strings.Join(names, ", ")
+	if len(args) == 0 {
+		return fmt.Errorf("want a subcommand: %s", want)
+	}
+	for _, c := range subs {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:])
+		}
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintf(os.Stderr, "Usage:\n")
+		for _, c := range subs {
+			fmt.Fprintf(os.Stderr, "  fdfsfs %-40s %s\n", c.usage, c.summary)
+		}
+		return pflag.ErrHelp
+	}
+	return fmt.Errorf("unknown %s subcommand %q (want %s)", parent, args[0], want)
+}
+
+// subFlagSet makes the flag set of a subcommand with its usage line.
+func subFlagSet(parent, name string, subs []command) *pflag.FlagSet {
+	fl := pflag.NewFlagSet(parent+" "+name, pflag.ContinueOnError)
+	for _, c := range subs {
+		if c.name == name {
+			fl.Usage = func() {
+				fmt.Fprintf(os.Stderr, "Usage: fdfsfs %s\n\n%s.\n\nFlags:\n", c.usage, c.summary)
+				fl.PrintDefaults()
+			}
+		}
+	}
+	fl.SortFlags = false
+	return fl
+}
+
+// parseNoArgs parses a command line that has flags only.
+func parseNoArgs(fl *pflag.FlagSet, args []string) error {
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if fl.NArg() != 0 {
+		return fmt.Errorf("unexpected argument %q", fl.Arg(0))
+	}
+	return nil
 }

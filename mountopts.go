@@ -2,15 +2,41 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/spf13/pflag"
 )
 
-// applyOptions folds -o options into the flags. FUSE options go to the
-// kernel; fdfsfs's own (index=, cache=, ...) set the matching flag.
-func (mf *mountFlags) applyOptions() (fuse.MountOptions, error) {
+// Mount options are read by one rule, as rclone's mount helper reads them:
+// `-o name=value` sets the flag --name, `-o name` sets a boolean flag, and
+// underscores and dashes in a name are alike (`-o attr_timeout=2s` is
+// `--attr-timeout 2s`). What names no flag is one of the kernel's options
+// below, or one of mount(8)'s words that are not ours to act on.
+
+// kernelOptions are FUSE and VFS options that go to the kernel as they are.
+var kernelOptions = map[string]bool{
+	"ro": true, "noexec": true, "nosuid": true, "nodev": true, "noatime": true,
+}
+
+// ignoredOptions are mount(8) and fstab words that fdfsfs does not act on.
+// nonempty and default_permissions are handled apart (one is a check of
+// ours, the other is always on).
+var ignoredOptions = map[string]bool{
+	"rw": true, "defaults": true, "auto": true, "noauto": true, "user": true, "nouser": true,
+	"users": true, "_netdev": true, "nofail": true, "exec": true, "suid": true, "dev": true,
+	"async": true, "atime": true, "relatime": true, "default_permissions": true,
+}
+
+// notOptions are flags that make no sense as -o: -o itself, and the
+// background mode that mount(8) helper mode turns on by itself.
+var notOptions = map[string]bool{"options": true, "background": true}
+
+// applyOptions folds the -o options into the flag set fl and returns the
+// kernel's mount options. An option that is neither a flag nor a known
+// mount word is an error that names it.
+func (mf *mountFlags) applyOptions(fl *pflag.FlagSet) (fuse.MountOptions, error) {
 	mo := fuse.MountOptions{
 		FsName:        "fdfsfs",
 		Name:          "fdfsfs",
@@ -21,78 +47,101 @@ func (mf *mountFlags) applyOptions() (fuse.MountOptions, error) {
 	}
 	for _, group := range mf.options {
 		for _, o := range strings.Split(group, ",") {
-			key, val, hasVal := strings.Cut(strings.TrimSpace(o), "=")
-			switch key {
-			case "":
-			case "allow_other":
+			o = strings.TrimSpace(o)
+			key, val, hasVal := strings.Cut(o, "=")
+			switch {
+			case key == "":
+			case key == "allow_other":
 				mo.AllowOther = true
-			case "ro":
-				mo.Options = append(mo.Options, "ro")
-			case "rw", "defaults", "auto", "noauto", "user", "nouser", "_netdev", "nofail", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "async", "atime", "noatime", "relatime":
-				// mount(8) and fstab words that are not ours to act on.
-				if key == "noexec" || key == "nosuid" || key == "nodev" || key == "noatime" {
-					mo.Options = append(mo.Options, key)
-				}
-			case "direct_io":
-				mf.directIO = true
-			case "nonempty", "default_permissions":
-			case "fsname":
+			case key == "nonempty":
+				mf.nonempty = true
+			case key == "fsname":
 				mo.FsName = val
-			case "index":
-				mf.indexDir = val
-			case "meta":
-				mf.meta = val
-			case "cache":
-				mf.cacheDir = val
-			case "cache_size":
-				n, err := parseSize(val)
-				if err != nil {
-					return mo, fmt.Errorf("-o cache_size: %w", err)
+			case kernelOptions[key] && !hasVal:
+				if key == "ro" {
+					mf.readOnly = true
 				}
-				mf.cacheSize = n
-			case "tracker":
-				mf.trackers = append(mf.trackers, val)
-			case "conf":
-				mf.conf = val
-			case "log_level":
-				mf.logLevel = val
-			case "fdfs_version":
-				mf.fdfsVersion = val
-			case "http_base":
-				mf.httpBase = append(mf.httpBase, val)
-			case "metrics":
-				mf.metrics = val
-			case "session_ttl":
-				d, err := time.ParseDuration(val)
-				if err != nil {
-					return mo, fmt.Errorf("-o session_ttl: %w", err)
-				}
-				mf.sessionTTL = d
+				mo.Options = append(mo.Options, key)
+			case ignoredOptions[key] && !hasVal:
 			default:
-				if hasVal {
-					return mo, fmt.Errorf("unknown mount option %q", o)
+				if err := setFlagOption(fl, key, val, hasVal); err != nil {
+					return mo, err
 				}
-				return mo, fmt.Errorf("unknown mount option %q", key)
 			}
 		}
 	}
 	return mo, nil
 }
 
-func (mf *mountFlags) has(opt string) bool {
-	for _, group := range mf.options {
-		for _, o := range strings.Split(group, ",") {
-			if strings.TrimSpace(o) == opt {
-				return true
-			}
-		}
+// setFlagOption sets the flag an -o option names.
+func setFlagOption(fl *pflag.FlagSet, key, val string, hasVal bool) error {
+	name := strings.ReplaceAll(key, "_", "-")
+	f := fl.Lookup(name)
+	if f == nil || notOptions[name] {
+		return fmt.Errorf("unknown mount option %q", key)
 	}
-	return false
+	if !hasVal {
+		if f.Value.Type() != "bool" {
+			return fmt.Errorf("mount option %q needs a value (%s=...)", key, key)
+		}
+		val = "true"
+	}
+	if err := fl.Set(name, val); err != nil {
+		return fmt.Errorf("mount option %s: %w", key, err)
+	}
+	return nil
 }
+
+// changedFlags lists the flags set on the command line or by -o, as
+// slog key-value pairs (a metadata URL's password hidden), for the mount's
+// log line.
+func changedFlags(fl *pflag.FlagSet) []any {
+	var kv []any
+	fl.Visit(func(f *pflag.Flag) {
+		if notOptions[f.Name] {
+			return
+		}
+		v := f.Value.String()
+		if f.Name == "meta" {
+			v = redactURL(v)
+		}
+		kv = append(kv, f.Name, v)
+	})
+	return kv
+}
+
+// optionName is a flag's -o spelling.
+func optionName(flag string) string { return strings.ReplaceAll(flag, "-", "_") }
+
+// sizeValue is a flag of bytes that takes 512, 64K, 100M or 4G.
+type sizeValue struct{ p *int64 }
+
+func sizeFlag(p *int64, def int64) sizeValue {
+	*p = def
+	return sizeValue{p}
+}
+
+func (s sizeValue) String() string {
+	if s.p == nil {
+		return "0"
+	}
+	return strconv.FormatInt(*s.p, 10)
+}
+
+func (s sizeValue) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	*s.p = n
+	return nil
+}
+
+func (s sizeValue) Type() string { return "bytes" }
 
 // parseSize reads 512, 64K, 100M, 4G.
 func parseSize(s string) (int64, error) {
-	mult := int64(1)
+	num, mult := s, int64(1)
 	switch {
 	case strings.HasSuffix(s, "K"), strings.HasSuffix(s, "k"):
 		mult = 1 << 10
@@ -102,11 +151,23 @@ func parseSize(s string) (int64, error) {
 		mult = 1 << 30
 	}
 	if mult > 1 {
-		s = s[:len(s)-1]
+		num = s[:len(s)-1]
 	}
-	var n int64
-	if _, err := fmt.Sscan(s, &n); err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size", s)
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size (bytes, or with K, M or G)", s)
 	}
 	return n * mult, nil
+}
+
+// mountOptionNames are the long flags of mount that -o sets, in the order
+// the flag set lists them.
+func mountOptionNames(fl *pflag.FlagSet) []string {
+	var names []string
+	fl.VisitAll(func(f *pflag.Flag) {
+		if !notOptions[f.Name] {
+			names = append(names, f.Name)
+		}
+	})
+	return names
 }

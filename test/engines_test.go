@@ -86,7 +86,7 @@ func treeShape(t *testing.T, dir string) string {
 // names of the hard link on one inode.
 func sameTree(t *testing.T, src, copy string) {
 	t.Helper()
-	dropCaches()
+	dropCaches(t)
 	sh(t, "diff -r --no-dereference '"+src+"' '"+copy+"'")
 	if want, got := treeShape(t, src), treeShape(t, copy); want != got {
 		t.Errorf("tree differs from the source\nsource:\n%s\ncopy:\n%s", want, got)
@@ -116,9 +116,10 @@ func unstartedMount(t *testing.T, c *localcluster.Cluster, engine ...string) *mo
 	return m
 }
 
-// copyIndex pipes `fdfsfs meta dump FROM...` into `fdfsfs meta load TO...`,
-// as the README tells users to.
-func copyIndex(t *testing.T, from, to []string) {
+// copyIndex pipes `fdfsfs VERB dump FROM...` into `fdfsfs VERB load TO...`,
+// as the README tells users to (VERB index; meta is the old spelling), and
+// returns what both said on stderr.
+func copyIndex(t *testing.T, verb string, from, to []string) string {
 	t.Helper()
 	q := func(args []string) string {
 		s := ""
@@ -127,7 +128,7 @@ func copyIndex(t *testing.T, from, to []string) {
 		}
 		return s
 	}
-	sh(t, "'"+binary+"' meta dump"+q(from)+" | '"+binary+"' meta load"+q(to))
+	return sh(t, "{ '"+binary+"' "+verb+" dump"+q(from)+" | '"+binary+"' "+verb+" load"+q(to)+"; } 2>&1")
 }
 
 // flushRedis empties the test's Redis database (FLUSHDB), as losing the
@@ -153,7 +154,8 @@ func flushRedis(t *testing.T, redisURL string) {
 }
 
 // TestEngineDumpLoad carries one tree from Badger to Redis and back with
-// meta dump | meta load; every copy mounts and holds the same tree.
+// index dump | index load (and back with the old spelling, meta dump |
+// meta load); every copy mounts and holds the same tree.
 func TestEngineDumpLoad(t *testing.T) {
 	redisURL := redisServer(t)
 	c := cluster(t, localcluster.Options{})
@@ -164,7 +166,9 @@ func TestEngineDumpLoad(t *testing.T) {
 	sameTree(t, src, badger.path("group2", "tree"))
 	badger.stop()
 
-	copyIndex(t, []string{"--index", filepath.Join(badger.state, "index")}, []string{"--meta", redisURL})
+	if out := copyIndex(t, "index", []string{"--index", filepath.Join(badger.state, "index")}, []string{"--meta", redisURL}); out != "" {
+		t.Errorf("index dump | index load said %q", out)
+	}
 	shared := unstartedMount(t, c, "--meta", redisURL)
 	shared.start()
 	sameTree(t, src, shared.path("group2", "tree"))
@@ -176,7 +180,12 @@ func TestEngineDumpLoad(t *testing.T) {
 
 	back := unstartedMount(t, c)
 	backIndex := filepath.Join(back.state, "index")
-	copyIndex(t, []string{"--meta", redisURL}, []string{"--index", backIndex})
+	out := copyIndex(t, "meta", []string{"--meta", redisURL}, []string{"--index", backIndex})
+	for _, verb := range []string{"dump", "load"} {
+		if want := "'meta " + verb + "' is deprecated: use 'fdfsfs index " + verb + "'"; !strings.Contains(out, want) {
+			t.Errorf("meta %s does not say %q; it said %q", verb, want, out)
+		}
+	}
 	back.start()
 	sameTree(t, src, back.path("group2", "tree"))
 	back.stop()
@@ -208,8 +217,8 @@ func TestEngineRedisBackupRestore(t *testing.T) {
 		t.Fatalf("index backup printed %q, want a group2 file ID", id)
 	}
 	flushRedis(t, redisURL)
-	if out := shErr(t, "'"+binary+"' meta dump --meta '"+redisURL+"'"); !strings.Contains(out, "empty") {
-		t.Fatalf("meta dump after FLUSHDB: %s, want an empty store", out)
+	if out := shErr(t, "'"+binary+"' index dump --meta '"+redisURL+"'"); !strings.Contains(out, "empty") {
+		t.Fatalf("index dump after FLUSHDB: %s, want an empty store", out)
 	}
 
 	run(t, append([]string{"index", "restore", id, "--meta", redisURL}, trackers...)...)

@@ -91,7 +91,7 @@ func TestFaultStorageDownReadsFromPeer(t *testing.T) {
 	for i, name := range []string{"second", "third"} {
 		down := sts[i]
 		down.Stop()
-		dropCaches()
+		dropCaches(t)
 		if got := sum(t, m.path("group1", name)); got != sumBytes(want[name]) {
 			t.Fatalf("%s with storage %d down: content differs", name, i)
 		}
@@ -255,7 +255,7 @@ func TestFaultTrackerDownAtMount(t *testing.T) {
 	if err := c.StartTracker(0); err != nil {
 		t.Fatal(err)
 	}
-	dropCaches()
+	dropCaches(t)
 	if got := sum(t, m.path("group1", "d", "f.bin")); got != sumBytes(data) {
 		t.Error("content differs after the tracker came back")
 	}
@@ -792,7 +792,7 @@ func TestFaultLoad(t *testing.T) {
 
 	// Every file still named reads back as written, from the storages (the
 	// page cache dropped).
-	dropCaches()
+	dropCaches(t)
 	mu.Lock()
 	for p, f := range files {
 		if got := sum(t, p); got != sumBytes(pattern(f.size, f.seed)) {
@@ -856,7 +856,7 @@ func TestFaultIndexBackupRestore(t *testing.T) {
 	}
 	run(t, append([]string{"index", "restore", id}, m.indexArgs(c)...)...)
 	m.start()
-	dropCaches()
+	dropCaches(t)
 	sh(t, "diff -r --no-dereference "+src+" "+m.path("group2", "tree"))
 	if out := sh(t, "stat -c %a "+m.path("group2", "tree", "a.txt")); strings.TrimSpace(out) != "640" {
 		t.Errorf("mode after restore = %s, want 640", out)
@@ -878,7 +878,7 @@ func TestFaultDroppedConnections(t *testing.T) {
 		if err := writeFile(p, data); err != nil {
 			t.Fatalf("write %d after dropped connections: %v", i, err)
 		}
-		dropCaches()
+		dropCaches(t)
 		if got := sum(t, p); got != sumBytes(data) {
 			t.Fatalf("read %d after dropped connections: content differs", i)
 		}

@@ -122,7 +122,9 @@ func (m *mount) start() {
 	go func() { exited <- m.cmd.Wait() }()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if mounted(m.dir) {
+		// The kernel shows the mount before fdfsfs has finished setting
+		// it up (readahead); its log line says when it has.
+		if mounted(m.dir) && strings.Contains(m.log.String(), "msg=mounted") {
 			m.exited = exited
 			return
 		}
@@ -297,9 +299,12 @@ func within(t *testing.T, d time.Duration, what string, fn func()) {
 }
 
 // dropCaches makes the kernel forget cached pages, so that the next read
-// reaches the mount.
-func dropCaches() {
-	os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0)
+// reaches the mount. A test that needs it cannot go on without it.
+func dropCaches(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil {
+		t.Fatalf("dropping the kernel's page cache (needs root): %v", err)
+	}
 }
 
 // countFiles counts the content files a storage keeps under dir/data
