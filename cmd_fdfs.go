@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"fdfsfs/fdfs"
@@ -76,10 +75,7 @@ func putFile(ctx context.Context, c *fdfs.Client, group, name string, appender b
 	if !st.Mode().IsRegular() {
 		return "", errors.New("not a regular file")
 	}
-	ext := strings.TrimPrefix(filepath.Ext(name), ".")
-	if len(ext) > 6 {
-		ext = ""
-	}
+	ext := fdfs.FileExt(name)
 	r := newProgress(f, st.Size(), filepath.Base(name), os.Stderr)
 	defer r.done()
 	if appender {

@@ -654,7 +654,7 @@ func (c *Client) upload(ctx context.Context, cmd byte, group, ext string, r io.R
 		return "", fmt.Errorf("fdfs: negative upload size %d", size)
 	}
 	if ext != "" && !ValidExt(ext) {
-		return "", fmt.Errorf("fdfs: extension %q: at most %d bytes, no '.' or '/'", ext, FdfsFileExtNameMaxLen)
+		return "", fmt.Errorf("fdfs: extension %q: want at most %d bytes of letters, digits, '-', '_' and '.'", ext, FdfsFileExtNameMaxLen)
 	}
 	st, reused, err := c.storeFor(ctx, group)
 	if err != nil {

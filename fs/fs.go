@@ -21,8 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +29,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"fdfsfs/cache"
+	"fdfsfs/fdfs"
 	"fdfsfs/index"
 )
 
@@ -554,20 +553,9 @@ func markUploading(fileID string, on bool) {
 	}
 }
 
-// fileExt is the extension FastDFS keeps in the file ID, so that nginx
-// serves the file with the right type: at most 6 bytes of letters and digits.
-func fileExt(name string) string {
-	ext := strings.TrimPrefix(path.Ext(name), ".")
-	if len(ext) == 0 || len(ext) > 6 {
-		return ""
-	}
-	for _, c := range ext {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return ""
-		}
-	}
-	return ext
-}
+// fileExt is the extension a new file ID keeps of the file's name: the
+// rule is fdfs.FileExt's alone, so that the mount and `fdfsfs put` agree.
+func fileExt(name string) string { return fdfs.FileExt(name) }
 
 // fillAttr turns index attributes into FUSE attributes.
 func fillAttr(a index.Attr, out *fuse.Attr) {

@@ -45,13 +45,3 @@ func TestExtents(t *testing.T) {
 		t.Fatalf("after truncate(0): %v", x)
 	}
 }
-
-func TestFileExt(t *testing.T) {
-	for name, want := range map[string]string{
-		"a.jpg": "jpg", "a.tar.gz": "gz", "noext": "", "a.toolongx": "", "a.j-g": "", ".bashrc": "bashrc", "x.": "",
-	} {
-		if got := fileExt(name); got != want {
-			t.Errorf("fileExt(%q) = %q, want %q", name, got, want)
-		}
-	}
-}
