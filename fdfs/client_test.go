@@ -21,15 +21,9 @@ import (
 	"fdfsfs/fdfs/localcluster"
 )
 
-// startCluster starts an localcluster cluster closed at the end of the test.
+// startCluster starts a local cluster closed at the end of the test.
 func startCluster(t testing.TB, opts localcluster.Options) *localcluster.Cluster {
-	t.Helper()
-	c, err := localcluster.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return localcluster.ForTest(t, opts)
 }
 
 // newClient returns a client for trackers; after the test it checks that

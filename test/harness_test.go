@@ -54,15 +54,9 @@ func needFUSE(t *testing.T) {
 	}
 }
 
-// cluster starts an in-process FastDFS-compatible cluster.
+// cluster starts an in-process FastDFS-compatible cluster for the test.
 func cluster(t *testing.T, opts localcluster.Options) *localcluster.Cluster {
-	t.Helper()
-	c, err := localcluster.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return localcluster.ForTest(t, opts)
 }
 
 // mount is one running `fdfsfs mount` process.

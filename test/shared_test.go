@@ -1,15 +1,11 @@
 package test
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,58 +14,14 @@ import (
 
 	"fdfsfs/fdfs/localcluster"
 	"fdfsfs/index"
+	"fdfsfs/internal/redisserver"
 )
 
-// redisServer starts a redis-server of the test's own on a free loopback
-// port, with no persistence, and returns its URL; t.Cleanup stops it after
-// the mounts (registered later) are gone.
+// redisServer starts a redis-server of the test's own and returns its URL;
+// it stops after the mounts (registered later) are gone.
 func redisServer(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed (PATH); the shared index is not tested")
-	}
-	dir := t.TempDir()
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if waitRedis(addr) {
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			return "redis://" + addr + "/0"
-		}
-		cmd.Process.Kill()
-		cmd.Wait()
-	}
-	log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-	t.Fatalf("redis-server did not answer PING\n%s", log)
-	return ""
-}
-
-func waitRedis(addr string) bool {
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			continue
-		}
-		c.SetDeadline(time.Now().Add(time.Second))
-		c.Write([]byte("PING\r\n"))
-		line, _ := bufio.NewReader(c).ReadString('\n')
-		c.Close()
-		if line == "+PONG\r\n" {
-			return true
-		}
-	}
-	return false
+	return redisserver.New(t).URL
 }
 
 // startSharedMount mounts the cluster with its index in Redis, as one host
