@@ -417,6 +417,7 @@ func (f *FS) sweepPending(ctx context.Context) {
 				alive[p.Session] = live
 			}
 			if live {
+				f.log.Debug("sweep: an upload of a live session left alone", "file_id", p.FileID, "session", p.Session)
 				continue
 			}
 			f.takeAbandoned(ctx, p)

@@ -24,6 +24,18 @@ func redisServer(t *testing.T) string {
 	return redisserver.New(t).URL
 }
 
+// sweptAlone counts the times m's sweeps found an upload of the session
+// whose name contains session and left it alone (its debug log says so).
+func sweptAlone(m *mount, session string) int {
+	n := 0
+	for _, line := range strings.Split(m.log.String(), "\n") {
+		if strings.Contains(line, "an upload of a live session left alone") && strings.Contains(line, session) {
+			n++
+		}
+	}
+	return n
+}
+
 // startSharedMount mounts the cluster with its index in Redis, as one host
 // of several would.
 func startSharedMount(t *testing.T, c *localcluster.Cluster, metaURL string, extra ...string) *mount {
@@ -256,11 +268,16 @@ func TestSharedUploadSurvivesOtherSweeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ofA := fmt.Sprintf(":%d:", a.cmd.Process.Pid)
 	for off := 0; off < len(data); off += 1 << 20 {
 		if _, err := f.Write(data[off:min(off+1<<20, len(data))]); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(150 * time.Millisecond) // B sweeps meanwhile
+	}
+	// B's log says each time a sweep found A's upload and left it.
+	if n := sweptAlone(b, ofA); n < 2 {
+		t.Fatalf("B's sweeps left A's upload alone %d times while A wrote; want several\n%s", n, b.log)
 	}
 	if err := f.Close(); err != nil {
 		t.Fatalf("close on A: %v", err)
@@ -357,7 +374,14 @@ func TestSharedSessionExpiry(t *testing.T) {
 	})
 
 	// B sweeps about ten times while A is alive; it must touch nothing.
+	before, heldBefore := sweptAlone(b, ofA), strings.Count(b.log.String(), "orphan held open by a live session")
 	time.Sleep(time.Second)
+	if n := sweptAlone(b, ofA) - before; n < 2*len(uploads) {
+		t.Errorf("A alive: B's sweeps found A's %d uploads and left them alone %d times in a second; want at least two sweeps", len(uploads), n)
+	}
+	if n := strings.Count(b.log.String(), "orphan held open by a live session") - heldBefore; n < 2 {
+		t.Errorf("A alive: B's sweeps left the orphan A holds alone %d times in a second; want at least two sweeps", n)
+	}
 	if got := uploadsOfA(); !slices.Equal(got, uploads) {
 		t.Errorf("A alive: its journalled uploads went from %q to %q", uploads, got)
 	}
