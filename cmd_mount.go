@@ -48,6 +48,8 @@ type mountFlags struct {
 
 	// Set by applyOptions from the kernel's options.
 	readOnly, nonempty bool
+	// Set by validate: --http-base by group.
+	httpBaseURLs map[string]string
 }
 
 func (mf *mountFlags) register(fl *pflag.FlagSet) {
@@ -82,6 +84,9 @@ func runMount(ctx context.Context, args []string) error {
 	// Bad options fail here, before a background child is started.
 	mo, err := mf.applyOptions(fl)
 	if err != nil {
+		return err
+	}
+	if err := mf.validate(); err != nil {
 		return err
 	}
 	if mf.background {
@@ -137,6 +142,47 @@ func unescapeMount(s string) string {
 	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
 }
 
+// validate checks the flags that no flag type checks, so that a bad value
+// fails before anything starts.
+func (mf *mountFlags) validate() error {
+	if mf.storeReuse < 0 {
+		return fmt.Errorf("--store-reuse %v: negative", mf.storeReuse)
+	}
+	if mf.sessionTTL < time.Second {
+		return fmt.Errorf("--session-ttl %v: want at least 1s", mf.sessionTTL)
+	}
+	mf.httpBaseURLs = map[string]string{}
+	for _, hb := range mf.httpBase {
+		g, u, ok := strings.Cut(hb, "=")
+		if !ok || g == "" || !strings.HasPrefix(u, "http") {
+			return fmt.Errorf("--http-base %q: want GROUP=http://host:port", hb)
+		}
+		mf.httpBaseURLs[g] = u
+	}
+	return nil
+}
+
+// startLocalCluster starts the built-in cluster, for a mount that has no
+// tracker configured.
+func (mf *mountFlags) startLocalCluster(log *slog.Logger) (*localcluster.Cluster, error) {
+	dir := mf.localData
+	if dir == "" {
+		dir = filepath.Join(dataDir(), "local")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	local, err := localcluster.Start(localcluster.Options{Groups: groupNames(3), DataDir: dir, Logger: log.With("component", "local-cluster")})
+	if err != nil {
+		return nil, fmt.Errorf("starting the local cluster: %w", err)
+	}
+	log.Info("no tracker configured (--tracker, --conf or "+defaultClientConf+"): "+
+		"started the built-in local FastDFS cluster on loopback", "tracker", local.TrackerAddr(), "data", dir)
+	return local, nil
+}
+
+// mountAndServe wires the mount together (FastDFS client, index, cache,
+// the FUSE file system) and serves it until it is unmounted or ctx ends.
 func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mountpoint string, settings []any) (err error) {
 	if err := checkMountpoint(mountpoint, mf.nonempty); err != nil {
 		return err
@@ -146,28 +192,16 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 	if err != nil {
 		return err
 	}
-	if mf.storeReuse < 0 {
-		return fmt.Errorf("--store-reuse %v: negative", mf.storeReuse)
-	}
 	cfg.StoreReuse = mf.storeReuse
 	key := "local"
 	if ok {
 		key = clusterKey(cfg.Trackers)
 	} else {
-		dir := mf.localData
-		if dir == "" {
-			dir = filepath.Join(dataDir(), "local")
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		local, err := mf.startLocalCluster(log)
+		if err != nil {
 			return err
 		}
-		local, err := localcluster.Start(localcluster.Options{Groups: groupNames(3), DataDir: dir, Logger: log.With("component", "local-cluster")})
-		if err != nil {
-			return fmt.Errorf("starting the local cluster: %w", err)
-		}
 		defer local.Close()
-		log.Info("no tracker configured (--tracker, --conf or "+defaultClientConf+"): "+
-			"started the built-in local FastDFS cluster on loopback", "tracker", local.TrackerAddr(), "data", dir)
 		cfg.Trackers = []string{local.TrackerAddr()}
 	}
 	metaURL, err := metaURLOf(mf.meta, mf.dir, key)
@@ -186,14 +220,6 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
-	}
-	httpBase := map[string]string{}
-	for _, hb := range mf.httpBase {
-		g, u, ok := strings.Cut(hb, "=")
-		if !ok || g == "" || !strings.HasPrefix(u, "http") {
-			return fmt.Errorf("--http-base %q: want GROUP=http://host:port", hb)
-		}
-		httpBase[g] = u
 	}
 
 	var reg *prometheus.Registry
@@ -215,9 +241,6 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 	}
 	defer client.Close()
 	readOnly := mf.readOnly
-	if mf.sessionTTL < time.Second {
-		return fmt.Errorf("--session-ttl %v: want at least 1s", mf.sessionTTL)
-	}
 	session := mountSession(mountpoint)
 	idx, err := index.Open(ctx, metaURL, index.OpenOptions{Logger: log.With("component", "index"), ReadOnly: readOnly, Session: session})
 	if err != nil {
@@ -250,7 +273,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 		Session:       session,
 		SessionTTL:    mf.sessionTTL,
 		GroupRefresh:  mf.groupRefresh,
-		HTTPBase:      httpBase,
+		HTTPBase:      mf.httpBaseURLs,
 		Logger:        log,
 	})
 	if err != nil {
@@ -293,6 +316,16 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 	log.Info("mounted", "mountpoint", mountpoint, "trackers", cfg.Trackers, "index", redactURL(metaURL), "cache", cacheRoot, slog.Group("set", settings...))
 	notifyReady(nil)
 
+	stop := unmountOnCancel(ctx, server, log)
+	server.Wait()
+	stop()
+	log.Info("unmounted", "mountpoint", mountpoint)
+	return nil
+}
+
+// unmountOnCancel unmounts server once ctx ends (SIGINT, SIGTERM), retrying
+// while the mount is busy, until the returned stop is called.
+func unmountOnCancel(ctx context.Context, server *fuse.Server, log *slog.Logger) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -314,10 +347,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 			}
 		}
 	}()
-	server.Wait()
-	close(done)
-	log.Info("unmounted", "mountpoint", mountpoint)
-	return nil
+	return func() { close(done) }
 }
 
 // setReadAhead raises the kernel's readahead for the mount. FUSE's INIT

@@ -148,3 +148,32 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// TestMountValidate: values no flag type refuses fail before the mount
+// (and before a background child) starts.
+func TestMountValidate(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--store-reuse", "-1s"}, "--store-reuse -1s: negative"},
+		{[]string{"-o", "session_ttl=500ms"}, "--session-ttl 500ms: want at least 1s"},
+		{[]string{"--http-base", "group1"}, `--http-base "group1": want GROUP=http://host:port`},
+		{[]string{"--http-base", "group1=ftp://x"}, "want GROUP=http://host:port"},
+		{[]string{"--http-base", "group1=http://127.0.0.1:8888", "-o", "http_base=group2=https://127.0.0.1"}, ""},
+	} {
+		mf, _, err := parseMount(t, tc.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = mf.validate()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%q: %v", tc.args, err)
+		case tc.wantErr == "" && len(mf.httpBaseURLs) != 2:
+			t.Errorf("%q: http bases %v", tc.args, mf.httpBaseURLs)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%q: err = %v, want %q", tc.args, err, tc.wantErr)
+		}
+	}
+}
