@@ -62,7 +62,9 @@ func (mf *mountFlags) applyOptions(fl *pflag.FlagSet) (fuse.MountOptions, error)
 					mf.readOnly = true
 				}
 				mo.Options = append(mo.Options, key)
-			case ignoredOptions[key] && !hasVal:
+			case ignoredOptions[key] && !hasVal, strings.HasPrefix(key, "x-"), key == "comment":
+				// x-* and comment= are fstab's notes for userspace
+				// (systemd, mount -a), never the file system's.
 			default:
 				if err := setFlagOption(fl, key, val, hasVal); err != nil {
 					return mo, err

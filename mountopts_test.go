@@ -105,7 +105,7 @@ func TestMountOptionRules(t *testing.T) {
 				return mf.dir == "/i" && mf.cacheDir == "/c" && mf.cacheSize == 4<<30 && mf.logLevel == "debug" &&
 					mf.fdfsVersion == "6.13.0" && mf.metrics == "127.0.0.1:9567" && mf.meta == "/m" && mf.conf == "/etc/x.conf"
 			}},
-		{name: "kernel and mount(8) words", opts: []string{"rw,ro,allow_other,nonempty,_netdev,noatime,nosuid,dev,suid,defaults,default_permissions"},
+		{name: "kernel and mount(8) words", opts: []string{"rw,ro,allow_other,nonempty,_netdev,noatime,nosuid,dev,suid,defaults,default_permissions,x-systemd.automount,x-systemd.mount-timeout=30,comment=x"},
 			check: func(mf *mountFlags, kernel []string) bool {
 				return mf.readOnly && mf.nonempty && reflect.DeepEqual(kernel, []string{"default_permissions", "ro", "noatime", "nosuid"})
 			}},
