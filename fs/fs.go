@@ -562,6 +562,12 @@ func fileExt(name string) string { return fdfs.FileExt(name) }
 func fillAttr(a index.Attr, out *fuse.Attr) {
 	out.Ino = uint64(a.Ino)
 	out.Size = uint64(a.Size)
+	if a.Kind == index.KindSymlink {
+		// lstat(2) gives a link's size as its target's length; git and
+		// tar compare it with what readlink returns.
+		out.Size = uint64(len(a.Target))
+	}
+	out.Rdev = a.Rdev
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 1 << 20
 	out.Nlink = a.Nlink
@@ -577,6 +583,14 @@ func modeOf(k index.Kind) uint32 {
 		return syscall.S_IFDIR
 	case index.KindSymlink:
 		return syscall.S_IFLNK
+	case index.KindFIFO:
+		return syscall.S_IFIFO
+	case index.KindSocket:
+		return syscall.S_IFSOCK
+	case index.KindCharDev:
+		return syscall.S_IFCHR
+	case index.KindBlockDev:
+		return syscall.S_IFBLK
 	}
 	return syscall.S_IFREG
 }

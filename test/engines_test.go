@@ -7,16 +7,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"fdfsfs/fdfs/localcluster"
 )
 
 // engineTree builds, in a local dir, the tree the engine tests carry from
 // one index to another: content, empty files, odd modes, nested dirs with
-// their own modes, symlinks (to a file, to a dir, dangling, absolute) and a
-// hard link pair.
+// their own modes, symlinks (to a file, to a dir, dangling, absolute), a
+// hard link pair, a FIFO, a unix socket, a character and a block device,
+// and extended attributes (binary, empty, 2,000 bytes, on a file and a dir).
 func engineTree(t *testing.T) string {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "tree")
@@ -68,7 +72,54 @@ func engineTree(t *testing.T) string {
 	if err := os.Link(filepath.Join(src, "d", "b.bin"), filepath.Join(src, "hard.bin")); err != nil {
 		t.Fatal(err)
 	}
+	makeSpecials(t, filepath.Join(src, "special"))
+	// A local ext4 holds one block of attributes per file, so the large
+	// value here is 2,000 bytes; TestXattrs sets 64 KiB on the mount.
+	for _, x := range []struct {
+		path, name string
+		value      []byte
+	}{
+		{"a.txt", "user.bin", []byte{0x61, 0x00, 0x62, 0x8f, 0xff}},
+		{"a.txt", "user.big", pattern(2000, 5)},
+		{"a.txt", "user.empty", nil},
+		{"d", "user.dir", []byte("here")},
+		{"d/sub/deeper/e", "trusted.t", []byte{0}},
+	} {
+		if err := syscall.Setxattr(filepath.Join(src, x.path), x.name, x.value, 0); err != nil {
+			t.Fatalf("setxattr %s %s: %v", x.path, x.name, err)
+		}
+	}
 	return src
+}
+
+// makeSpecials makes, in dir, one file of each kind that has no content: a
+// FIFO, a unix socket, and (as root) a character and a block device.
+func makeSpecials(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = syscall.Bind(fd, &syscall.SockaddrUnix{Name: filepath.Join(dir, "sock")})
+	syscall.Close(fd)
+	if err != nil {
+		t.Fatalf("bind a unix socket in %s: %v", dir, err)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	if err := syscall.Mknod(filepath.Join(dir, "null"), syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mknod(filepath.Join(dir, "loop"), syscall.S_IFBLK|0o600, int(unix.Mkdev(7, 1234))); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // treeShape lists what diff -r does not compare: each entry's kind and
@@ -78,7 +129,15 @@ func engineTree(t *testing.T) string {
 func treeShape(t *testing.T, dir string) string {
 	t.Helper()
 	return sh(t, "cd '"+dir+"' && { find . -type d -printf '%p %y %m\\n'; "+
-		"find . ! -type d -printf '%p %y %m %n %TY-%Tm-%Td+%TH:%TM:%TS %l\\n'; } | LC_ALL=C sort")
+		"find . ! -type d -printf '%p %y %m %n %TY-%Tm-%Td+%TH:%TM:%TS %l\\n'; "+
+		"find . \\( -type c -o -type b \\) -exec stat -c '%n rdev %t:%T' {} +; "+
+		"find . -type l -exec stat -c '%n size %s' {} +; } | LC_ALL=C sort")
+}
+
+// treeXattrs lists every user.* and trusted.* attribute under dir, in hex.
+func treeXattrs(t *testing.T, dir string) string {
+	t.Helper()
+	return sh(t, "cd '"+dir+"' && getfattr -R -h -d -m '^(user|trusted)\\.' -e hex . 2>/dev/null")
 }
 
 // sameTree checks that the mounted copy holds the source tree: the same
@@ -87,9 +146,13 @@ func treeShape(t *testing.T, dir string) string {
 func sameTree(t *testing.T, src, copy string) {
 	t.Helper()
 	dropCaches(t)
-	sh(t, "diff -r --no-dereference '"+src+"' '"+copy+"'")
+	// diff compares no FIFO, socket or device; treeShape does.
+	sh(t, "diff -r --no-dereference -x special '"+src+"' '"+copy+"'")
 	if want, got := treeShape(t, src), treeShape(t, copy); want != got {
 		t.Errorf("tree differs from the source\nsource:\n%s\ncopy:\n%s", want, got)
+	}
+	if want, got := treeXattrs(t, src), treeXattrs(t, copy); want != got {
+		t.Errorf("xattrs differ from the source\nsource:\n%.2000s\ncopy:\n%.2000s", want, got)
 	}
 	inos := strings.Fields(sh(t, "stat -c %i '"+filepath.Join(copy, "d", "b.bin")+"' '"+filepath.Join(copy, "hard.bin")+"'"))
 	if len(inos) != 2 || inos[0] != inos[1] {

@@ -240,16 +240,23 @@ func TestMountTree(t *testing.T) {
 		}
 	})
 
-	t.Run("xattrs are FastDFS metadata", func(t *testing.T) {
+	t.Run("xattrs are mirrored into FastDFS metadata", func(t *testing.T) {
 		p := m.path("group2", "meta.txt")
 		os.WriteFile(p, []byte("m"), 0o644)
 		sh(t, "setfattr -n user.author -v alice "+p)
 		sh(t, "setfattr -n user.width -v 640 "+p)
 		out := sh(t, "getfattr -d "+p)
-		for _, want := range []string{`user.author="alice"`, `user.width="640"`, "user.fdfs.file_id="} {
+		for _, want := range []string{`user.author="alice"`, `user.width="640"`} {
 			if !strings.Contains(out, want) {
 				t.Errorf("getfattr -d lacks %s:\n%s", want, out)
 			}
+		}
+		if strings.Contains(out, "user.fdfs.") {
+			t.Errorf("getfattr -d lists a virtual attribute:\n%s", out)
+		}
+		id := sh(t, "getfattr -n user.fdfs.file_id --only-values "+p)
+		if meta := run(t, append([]string{"meta", "get", id}, trackerArgs(c)...)...); !strings.Contains(meta, "alice") || !strings.Contains(meta, "640") {
+			t.Errorf("FastDFS metadata of %s:\n%s", id, meta)
 		}
 		sh(t, "setfattr -x user.width "+p)
 		if out := sh(t, "getfattr -d "+p); strings.Contains(out, "user.width") {
