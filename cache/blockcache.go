@@ -91,7 +91,7 @@ type Options struct {
 
 // Stats is a snapshot of a Cache's counters.
 type Stats struct {
-	Hits         int64 // block lookups by reads answered from disk
+	Hits         int64 // block lookups by reads answered from memory or disk
 	Misses       int64 // block lookups by reads that needed a fetch (or joined one)
 	Fetches      int64 // blocks fetched, by reads or readahead
 	FetchedBytes int64 // bytes those fetches brought in
@@ -187,6 +187,9 @@ type Cache struct {
 	// beforeStore, when set (by tests, before any read), runs before
 	// each block write: it stands in for a slow disk.
 	beforeStore func()
+	// beforeFree, when set (by tests, before any read), runs in freeBlock
+	// with the file lock held, before the punch or unlink.
+	beforeFree func()
 }
 
 // Open opens (creating if needed) the cache in dir and rebuilds its LRU from
