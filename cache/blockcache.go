@@ -149,8 +149,8 @@ type blockID struct {
 //
 // Lock order: Reader.mu, then flightGroup.mu, then diskIndex.mu; a file
 // lock, then diskIndex.mu. memTier.mu is taken with no other lock held, and
-// bufferPool.mu last of all. Only a file lock is ever held across a syscall
-// (the write, punch or unlink of that file), and it is held from the
+// bufferPool.mu last of all. Of these, only a file lock is ever held across
+// a syscall (the write, punch or unlink of that file), and it is held from the
 // decision to free a block to the punch or unlink, so a hole is never
 // punched into a block written after the decision. Block reads take no file
 // lock: they check afterwards that the block was not evicted meanwhile.
