@@ -19,7 +19,14 @@ import (
 // runIndexAdopt is `fdfsfs index adopt GROUP...`: every file the groups
 // hold enters the by-ID view of the index, so the mount lists them under
 // GROUP/Mxx/..; adopted entries whose file is gone leave it.
-func runIndexAdopt(ctx context.Context, ixf *indexFlags, groups []string) error {
+func runIndexAdopt(ctx context.Context, args []string) error {
+	fl := subFlagSet("index", "adopt", indexCommands)
+	var ixf indexFlags
+	ixf.register(fl)
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	groups := fl.Args()
 	if len(groups) == 0 {
 		return errors.New("adopt wants one or more GROUPs")
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,6 +40,10 @@ type fileNode struct {
 	// from (guarded by mu); an open that sees the same one keeps the cache.
 	keepGen   uint64
 	keepValid bool
+	// userXattrs is set once a user.* attribute is changed through this
+	// node, so that a commit of new content mirrors them (a file that had
+	// content before always does).
+	userXattrs atomic.Bool
 }
 
 // overlay shows uncommitted size and mtime over the index attributes.

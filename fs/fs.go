@@ -21,8 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +29,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"fdfsfs/cache"
+	"fdfsfs/fdfs"
 	"fdfsfs/index"
 )
 
@@ -424,6 +423,7 @@ func (f *FS) sweepPending(ctx context.Context) {
 				alive[p.Session] = live
 			}
 			if live {
+				f.log.Debug("sweep: an upload of a live session left alone", "file_id", p.FileID, "session", p.Session)
 				continue
 			}
 			f.takeAbandoned(ctx, p)
@@ -538,20 +538,9 @@ func (f *FS) dropHeld(ino index.Ino) {
 	f.mu.Unlock()
 }
 
-// fileExt is the extension FastDFS keeps in the file ID, so that nginx
-// serves the file with the right type: at most 6 bytes of letters and digits.
-func fileExt(name string) string {
-	ext := strings.TrimPrefix(path.Ext(name), ".")
-	if len(ext) == 0 || len(ext) > 6 {
-		return ""
-	}
-	for _, c := range ext {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return ""
-		}
-	}
-	return ext
-}
+// fileExt is the extension a new file ID keeps of the file's name: the
+// rule is fdfs.FileExt's alone, so that the mount and `fdfsfs put` agree.
+func fileExt(name string) string { return fdfs.FileExt(name) }
 
 // fillAttr turns index attributes into FUSE attributes.
 func fillAttr(a index.Attr, out *fuse.Attr) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"syscall"
 	"time"
 
 	"fdfsfs/cache"
@@ -523,22 +522,13 @@ func (w *writer) save(ctx context.Context, from writeState) error {
 	if err != nil {
 		return err
 	}
-	if old.FileID != "" && c.FileID == "" {
-		// Emptied (O_TRUNC, then a close before the new content comes):
-		// an empty file has no FastDFS file, so metadata would be lost
-		// with the old one. Keep it on an empty upload instead.
-		up, err := w.metadataCarrier(ctx, old.FileID)
-		if err != nil {
-			return err
-		}
-		if up != nil {
-			fresh, c.FileID = up, up.id
-		}
-	} else if old.FileID != "" && c.FileID != "" && old.FileID != c.FileID {
-		// Metadata (user.* attributes) lives on the FastDFS file: carry
-		// it over to the new one.
-		if err := f.copyMetadata(ctx, old.FileID, c.FileID); err != nil {
-			return err
+	if c.FileID != "" && c.FileID != old.FileID && (old.FileID != "" || w.n.userXattrs.Load()) {
+		// The user.* attributes live in the index; their mirror in
+		// FastDFS metadata goes with the content to its new file. The
+		// index is what the mount reads, so a failed mirror does not
+		// fail the commit.
+		if err := f.mirrorMetadata(ctx, w.n.ino, c.FileID, true); err != nil {
+			f.log.Warn("mirroring xattrs into FastDFS metadata", "ino", w.n.ino, "file_id", c.FileID, "err", err)
 		}
 	}
 	// A new upload must still be journalled when it is claimed: on a
@@ -585,42 +575,6 @@ func (w *writer) uploadBuffer(ctx context.Context) (*upload, error) {
 	}
 	w.uploads = append(w.uploads, up)
 	return up, nil
-}
-
-// metadataCarrier uploads a new empty file holding the metadata of from;
-// nil when from has none.
-func (w *writer) metadataCarrier(ctx context.Context, from string) (*upload, error) {
-	f := w.n.fs
-	meta, err := f.be.GetMetadata(ctx, from)
-	if errors.Is(err, syscall.ENOENT) || err == nil && len(meta) == 0 {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	up, err := f.uploads.put(ctx, w.n.group, w.n.ext(), bytes.NewReader(nil), 0, false, true)
-	if err != nil {
-		return nil, err
-	}
-	w.uploads = append(w.uploads, up)
-	if err := f.be.SetMetadata(ctx, up.id, meta, false); err != nil {
-		return nil, err
-	}
-	return up, nil
-}
-
-func (f *FS) copyMetadata(ctx context.Context, from, to string) error {
-	meta, err := f.be.GetMetadata(ctx, from)
-	if err != nil {
-		if errors.Is(err, syscall.ENOENT) {
-			return nil
-		}
-		return err
-	}
-	if len(meta) == 0 {
-		return nil
-	}
-	return f.be.SetMetadata(ctx, to, meta, false)
 }
 
 // applyInPlace changes the base appender file to the writer's content with

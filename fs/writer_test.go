@@ -55,16 +55,6 @@ func TestExtents(t *testing.T) {
 	}
 }
 
-func TestFileExt(t *testing.T) {
-	for name, want := range map[string]string{
-		"a.jpg": "jpg", "a.tar.gz": "gz", "noext": "", "a.toolongx": "", "a.j-g": "", ".bashrc": "bashrc", "x.": "",
-	} {
-		if got := fileExt(name); got != want {
-			t.Errorf("fileExt(%q) = %q, want %q", name, got, want)
-		}
-	}
-}
-
 // A read that waits for the write lock while another handle commits must
 // find the file clean and read the committed content: it must not make a
 // writer that its own close then commits, uploading the file again with a
@@ -507,7 +497,6 @@ func TestWriterCommitErrors(t *testing.T) {
 		name     string
 		old      string // committed content before ("" for a new file)
 		appender bool   // the committed content is an appender file
-		meta     bool   // the committed file has metadata
 		// unsettled: the upload can be neither claimed, deleted nor
 		// journalled until the next sweep
 		unsettled bool
@@ -540,12 +529,6 @@ func TestWriterCommitErrors(t *testing.T) {
 		{name: "staged claim fails", old: "old content", fault: func(tf *testFS) { tf.idx.failNext("SetContent", errInjected) }, write: patch},
 		{name: "staged claim lost", old: "old content", fault: func(tf *testFS) { tf.idx.failNext("SetContent", index.ErrLost) }, write: patch},
 		{name: "tail truncate fails", old: "old content", fault: func(tf *testFS) { tf.be.failNext("Truncate", syscall.EIO) }, write: grow},
-		{name: "metadata copy fails", old: "old content", meta: true, fault: func(tf *testFS) { tf.be.failNext("SetMetadata", syscall.EIO) }, write: patch},
-		{name: "metadata carrier fails", old: "old content", meta: true, fault: func(tf *testFS) { tf.be.failNext("SetMetadata", syscall.EIO) }, write: func(t *testing.T, h *fileHandle) {
-			if errno := h.n.truncate(context.Background(), 0); errno != 0 {
-				t.Fatal(errno)
-			}
-		}},
 		{name: "in-place modify fails", old: "old content", appender: true, fault: func(tf *testFS) { tf.be.failNext("Modify", syscall.EIO) }, write: patch},
 		{name: "streamed claim fails", fault: func(tf *testFS) { tf.idx.failNext("SetContent", errInjected) }, write: streamed},
 	} {
@@ -568,11 +551,6 @@ func TestWriterCommitErrors(t *testing.T) {
 			before := tf.attr(t, n)
 			if before.Appender != tc.appender {
 				t.Fatalf("setup: appender %v, want %v", before.Appender, tc.appender)
-			}
-			if tc.meta {
-				if err := tf.be.SetMetadata(context.Background(), before.FileID, map[string]string{"k": "v"}, false); err != nil {
-					t.Fatal(err)
-				}
 			}
 			h := openFile(t, n, syscall.O_RDWR)
 			tc.fault(tf)
@@ -667,4 +645,52 @@ func TestWriterConcurrentHandles(t *testing.T) {
 		t.Fatalf("committed %d bytes that differ from the %d written", len(got), len(data))
 	}
 	tf.checkSwept(t)
+}
+
+// TestCommitMirrorsXattrs: a file's user.* attributes live in the index;
+// new content carries their mirror in FastDFS metadata to its new file, and
+// a failed mirror neither fails the commit nor loses an attribute.
+func TestCommitMirrorsXattrs(t *testing.T) {
+	ctx := context.Background()
+	for _, failMirror := range []bool{false, true} {
+		t.Run(map[bool]string{false: "mirrored", true: "mirror fails"}[failMirror], func(t *testing.T) {
+			tf := newTestFS(t)
+			n := tf.committed(t, "a.txt", []byte("old content"))
+			for name, v := range map[string]string{"user.author": "alice", "user.bin": "a\x00b", "trusted.t": "x"} {
+				if errno := n.Setxattr(ctx, name, []byte(v), 0); errno != 0 {
+					t.Fatalf("setxattr %s: %v", name, errno)
+				}
+			}
+			before := tf.attr(t, n)
+			if meta, _ := tf.be.GetMetadata(ctx, before.FileID); meta["author"] != "alice" || len(meta) != 1 {
+				t.Fatalf("metadata after setxattr: %v, want author=alice alone (a NUL and trusted.* are not mirrored)", meta)
+			}
+			h := openFile(t, n, syscall.O_WRONLY|syscall.O_TRUNC)
+			if errno := n.truncate(ctx, 0); errno != 0 {
+				t.Fatal(errno)
+			}
+			write(t, h, []byte("new content"), 0)
+			if failMirror {
+				tf.be.failNext("SetMetadata", syscall.EIO)
+			}
+			if errno := h.Flush(ctx); errno != 0 {
+				t.Fatalf("flush: %v", errno)
+			}
+			h.Release(ctx)
+			after := tf.attr(t, n)
+			if after.FileID == before.FileID {
+				t.Fatal("new content kept the old file")
+			}
+			meta, _ := tf.be.GetMetadata(ctx, after.FileID)
+			if want := map[bool]string{false: "alice", true: ""}[failMirror]; meta["author"] != want {
+				t.Errorf("metadata of the new file: %v, want author=%q", meta, want)
+			}
+			if v, err := tf.idx.GetXattr(ctx, n.ino, "user.bin"); err != nil || string(v) != "a\x00b" {
+				t.Errorf("the index lost an attribute: %q, %v", v, err)
+			}
+			if left := tf.faultsLeft(); len(left) != 0 {
+				t.Fatalf("injected faults never reached: %v", left)
+			}
+		})
+	}
 }
