@@ -16,9 +16,8 @@ import (
 // dirNode is a directory inside a group (the group directory itself too).
 type dirNode struct {
 	fusefs.Inode
-	fs    *FS
-	ino   index.Ino
-	group string
+	indexedXattrs // fs and ino
+	group         string
 	// top is true for the group directory, where by-ID paths start.
 	top bool
 }
@@ -33,11 +32,11 @@ func (f *FS) newChild(ctx context.Context, parent *fusefs.Inode, name string, a 
 	var node fusefs.InodeEmbedder
 	switch a.Kind {
 	case index.KindDir:
-		node = &dirNode{fs: f, ino: a.Ino, group: group, top: top}
+		node = &dirNode{indexedXattrs: indexedXattrs{f, a.Ino}, group: group, top: top}
 	case index.KindSymlink:
-		node = &symlinkNode{fs: f, ino: a.Ino}
+		node = &symlinkNode{indexedXattrs: indexedXattrs{f, a.Ino}}
 	case index.KindFIFO, index.KindSocket, index.KindCharDev, index.KindBlockDev:
-		node = &specialNode{fs: f, ino: a.Ino}
+		node = &specialNode{indexedXattrs: indexedXattrs{f, a.Ino}}
 	default:
 		node = &fileNode{fs: f, ino: a.Ino, group: group}
 	}
@@ -457,8 +456,7 @@ func (f *FS) setattr(ctx context.Context, ino index.Ino, in *fuse.SetAttrIn, out
 // symlinkNode is a symbolic link; its target lives in the index.
 type symlinkNode struct {
 	fusefs.Inode
-	fs  *FS
-	ino index.Ino
+	indexedXattrs // fs and ino
 }
 
 var _ = (fusefs.NodeReadlinker)((*symlinkNode)(nil))
