@@ -128,6 +128,10 @@ type byIDFile struct {
 	// ino is the inode of the name holding the file (a named entry of
 	// the view), 0 when no name does or it is not known.
 	ino index.Ino
+	// gen is that inode's content generation, which keys the file's
+	// blocks in the cache as a read through the name does: a named
+	// appender file is changed in place under the same ID.
+	gen uint64
 }
 
 // byIDFile describes fileID from the index's view when it lists it with a
@@ -140,6 +144,15 @@ func (f *FS) byIDFile(ctx context.Context, fileID string) (*byIDFile, error) {
 		switch {
 		case err == nil:
 			n.mtime, n.ino = e.Mtime, e.Ino
+			if e.Ino != 0 {
+				a, err := f.idx.GetAttr(ctx, e.Ino)
+				switch {
+				case err == nil && a.FileID == fileID:
+					n.gen = a.Gen
+				case err != nil && !errors.Is(err, index.ErrNotFound):
+					return nil, err
+				}
+			}
 			if e.Size >= 0 {
 				n.size = e.Size
 				return n, nil
@@ -181,7 +194,7 @@ func (n *byIDFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	}
 	// No FOPEN_KEEP_CACHE: an appender file can change under its ID, and
 	// a by-ID node does not know whether it is one.
-	obj := n.fs.object(index.Attr{FileID: n.fileID, Size: n.size})
+	obj := n.fs.object(index.Attr{FileID: n.fileID, Size: n.size, Gen: n.gen})
 	var fuseFlags uint32
 	if n.fs.opts.DirectIO {
 		fuseFlags = fuse.FOPEN_DIRECT_IO
