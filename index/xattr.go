@@ -12,10 +12,14 @@ import (
 // reaches a FUSE file system, and the index refuses it again for callers
 // that are not the kernel. MaxXattrTotal bounds one inode's attributes
 // together, so that the one value they share stays a small read.
+// MaxXattrList is the longest list of names, each with its NUL, that
+// listxattr(2) reads (XATTR_LIST_MAX): FUSE caps the size it reports at
+// that, so a longer list could never be read.
 const (
 	MaxXattrNameLen  = 255
 	MaxXattrValueLen = 64 << 10
 	MaxXattrTotal    = 1 << 20
+	MaxXattrList     = 64 << 10
 )
 
 // SetXattr flags, as in setxattr(2).
@@ -91,6 +95,9 @@ func (e *engine) SetXattr(ctx context.Context, ino Ino, name string, value []byt
 		if total := xattrsSize(xs); total > MaxXattrTotal {
 			return nil, fmt.Errorf("%w: %d bytes of xattrs on inode %d", ErrNoSpace, total, ino)
 		}
+		if list := xattrListSize(xs); list > MaxXattrList {
+			return nil, fmt.Errorf("%w: %d bytes of xattr names on inode %d", ErrNoSpace, list, ino)
+		}
 		return xs, nil
 	})
 }
@@ -165,6 +172,15 @@ func xattrsSize(xs []Xattr) int {
 	n := 0
 	for _, x := range xs {
 		n += len(x.Name) + len(x.Value)
+	}
+	return n
+}
+
+// xattrListSize is the length of the list listxattr(2) returns.
+func xattrListSize(xs []Xattr) int {
+	n := 0
+	for _, x := range xs {
+		n += len(x.Name) + 1
 	}
 	return n
 }

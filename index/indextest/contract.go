@@ -1761,6 +1761,21 @@ func testXattr(t *testing.T, fresh func(*testing.T) index.Index) {
 	}
 	wantErr(t, "more than MaxXattrTotal on one inode", full, index.ErrNoSpace)
 
+	// The kernel reads a list of names of at most MaxXattrList bytes
+	// (XATTR_LIST_MAX): a name that would make it longer is refused, so
+	// that listxattr keeps working.
+	names := mkfile(t, idx, index.RootIno, "names")
+	full = nil
+	for i := 0; i < 300 && full == nil; i++ {
+		full = idx.SetXattr(ctx, names.Ino, fmt.Sprintf("user.%0250d", i), nil, 0)
+	}
+	wantErr(t, "a list of names over MaxXattrList", full, index.ErrNoSpace)
+	if listed, err := idx.ListXattr(ctx, names.Ino); err != nil {
+		t.Errorf("ListXattr of a full list: %v", err)
+	} else if n := len(strings.Join(listed, "\x00")) + 1; n > index.MaxXattrList {
+		t.Errorf("the list of names takes %d bytes, over %d", n, index.MaxXattrList)
+	}
+
 	mustOK(t, "RemoveXattr", func() error { return idx.RemoveXattr(ctx, f.Ino, "user.bin") })
 	wantErr(t, "RemoveXattr of a removed name", idx.RemoveXattr(ctx, f.Ino, "user.bin"), index.ErrNoXattr)
 	_, err = get("user.bin")
