@@ -33,9 +33,11 @@ func isStorePath(name string) bool {
 	return len(name) == 3 && name[0] == 'M' && isHex(name[1:])
 }
 
+// isHex reports whether s is upper-case hex, as FastDFS names its store
+// paths and directories (%02X); the index's by-ID view takes no other.
 func isHex(s string) bool {
 	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F' || c >= 'a' && c <= 'f') {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
 			return false
 		}
 	}

@@ -6,6 +6,9 @@ import (
 	"syscall"
 	"testing"
 
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
 	"fdfsfs/index"
 )
 
@@ -67,5 +70,27 @@ func TestByIDReadAfterChangeInPlace(t *testing.T) {
 	copy(data, "changed")
 	if got := readByID(t, tf, id, 100, 0); !bytes.Equal(got, data[:100]) {
 		t.Fatalf("by-ID read after the change: %q, want %q", got[:10], data[:10])
+	}
+}
+
+// FastDFS names its directories in upper-case hex (%02X): a lower-case one
+// in a by-ID path names no file, and is ENOENT at lookup, as README's odd
+// input promises, not a directory whose listing then fails.
+func TestByIDLookupLowerCaseHex(t *testing.T) {
+	tf := newTestFS(t)
+	d := &byIDDir{fs: tf.FS, group: "group1", parts: []string{"M00"}}
+	fusefs.NewNodeFS(d, &fusefs.Options{})
+	for _, name := range []string{"0a", "a0", "zz", "0", "000"} {
+		var out fuse.EntryOut
+		if _, errno := d.Lookup(context.Background(), name, &out); errno != syscall.ENOENT {
+			t.Errorf("lookup of group1/M00/%s: %v, want ENOENT", name, errno)
+		}
+	}
+	var out fuse.EntryOut
+	if _, errno := d.Lookup(context.Background(), "0A", &out); errno != 0 {
+		t.Errorf("lookup of group1/M00/0A: %v, want a directory", errno)
+	}
+	if isStorePath("M0a") {
+		t.Error("M0a is taken for a store path; FastDFS names them M00 to MFF")
 	}
 }
