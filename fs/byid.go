@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -116,17 +117,34 @@ func (d *byIDDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if err != nil {
 		return nil, d.fs.toErrno("lookup by id "+path, err)
 	}
-	n.fill(&out.Attr)
-	return d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: byIDIno(path)}), 0
+	desc := n.current()
+	desc.fill(&out.Attr)
+	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: byIDIno(path)})
+	if old, ok := ch.Operations().(*byIDFile); ok && old != n {
+		// go-fuse keeps the node of an inode the kernel still holds:
+		// it takes what this lookup found.
+		old.set(desc)
+	}
+	return ch, 0
 }
 
-// byIDFile is an existing FastDFS file opened by its ID, read-only.
+// byIDFile is an existing FastDFS file opened by its ID, read-only. The
+// kernel may keep its inode across many lookups and opens while the file
+// changes (a named appender file is changed in place under its ID), so
+// getattr and open describe it again.
 type byIDFile struct {
 	fusefs.Inode
 	fs     *FS
 	fileID string
-	size   int64
-	mtime  time.Time
+
+	mu   sync.Mutex
+	desc byIDDesc // guarded by mu
+}
+
+// byIDDesc is what a by-ID file looks like at one moment.
+type byIDDesc struct {
+	size  int64
+	mtime time.Time
 	// ino is the inode of the name holding the file (a named entry of
 	// the view), 0 when no name does or it is not known.
 	ino index.Ino
@@ -136,55 +154,90 @@ type byIDFile struct {
 	gen uint64
 }
 
-// byIDFile describes fileID from the index's view when it lists it with a
-// size, so that `ls -l` of a by-ID directory asks FastDFS nothing, and
-// from the storage otherwise.
+// byIDFile makes the node of fileID, described as describeByID does.
 func (f *FS) byIDFile(ctx context.Context, fileID string) (*byIDFile, error) {
-	n := &byIDFile{fs: f, fileID: fileID, mtime: time.Unix(0, 0)}
+	desc, err := f.describeByID(ctx, fileID)
+	if err != nil {
+		return nil, err
+	}
+	return &byIDFile{fs: f, fileID: fileID, desc: desc}, nil
+}
+
+// describeByID describes fileID from the index's view when it lists it
+// with a size, so that `ls -l` of a by-ID directory asks FastDFS nothing,
+// and from the storage otherwise.
+func (f *FS) describeByID(ctx context.Context, fileID string) (byIDDesc, error) {
+	d := byIDDesc{mtime: time.Unix(0, 0)}
 	if byID, ok := f.idx.(index.ByIDIndex); ok {
 		e, err := byID.ByIDLookup(ctx, fileID)
 		switch {
 		case err == nil:
-			n.mtime, n.ino = e.Mtime, e.Ino
+			d.mtime, d.ino = e.Mtime, e.Ino
 			if e.Ino != 0 {
 				a, err := f.idx.GetAttr(ctx, e.Ino)
 				switch {
 				case err == nil && a.FileID == fileID:
-					n.gen = a.Gen
+					d.gen = a.Gen
 				case err != nil && !errors.Is(err, index.ErrNotFound):
-					return nil, err
+					return byIDDesc{}, err
 				}
 			}
 			if e.Size >= 0 {
-				n.size = e.Size
-				return n, nil
+				d.size = e.Size
+				return d, nil
 			}
 		case !errors.Is(err, index.ErrNotFound):
-			return nil, err
+			return byIDDesc{}, err
 		}
 	}
 	size, err := f.be.FileSize(ctx, fileID)
 	if err != nil {
-		return nil, err
+		return byIDDesc{}, err
 	}
-	n.size = size
-	return n, nil
+	d.size = size
+	return d, nil
+}
+
+func (n *byIDFile) current() byIDDesc {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.desc
+}
+
+func (n *byIDFile) set(d byIDDesc) {
+	n.mu.Lock()
+	n.desc = d
+	n.mu.Unlock()
+}
+
+// refresh describes the file again and keeps what it found.
+func (n *byIDFile) refresh(ctx context.Context) (byIDDesc, error) {
+	d, err := n.fs.describeByID(ctx, n.fileID)
+	if err != nil {
+		return byIDDesc{}, err
+	}
+	n.set(d)
+	return d, nil
 }
 
 // The view is not a link: a by-ID file counts one link whatever names the
 // tree gives it.
-func (n *byIDFile) fill(out *fuse.Attr) {
+func (d byIDDesc) fill(out *fuse.Attr) {
 	out.Mode = syscall.S_IFREG | 0o444
-	out.Size = uint64(n.size)
+	out.Size = uint64(d.size)
 	out.Nlink = 1
 	out.Blocks = (out.Size + 511) / 512
-	out.SetTimes(&n.mtime, &n.mtime, &n.mtime)
+	out.SetTimes(&d.mtime, &d.mtime, &d.mtime)
 }
 
 var _ = (fusefs.NodeGetattrer)((*byIDFile)(nil))
 
 func (n *byIDFile) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.fill(&out.Attr)
+	d, err := n.refresh(ctx)
+	if err != nil {
+		return n.fs.toErrno("getattr by id "+n.fileID, err)
+	}
+	d.fill(&out.Attr)
 	return 0
 }
 
@@ -194,35 +247,39 @@ func (n *byIDFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, syscall.EROFS
 	}
+	d, err := n.refresh(ctx)
+	if err != nil {
+		return nil, 0, n.fs.toErrno("open by id "+n.fileID, err)
+	}
 	// No FOPEN_KEEP_CACHE: an appender file can change under its ID, and
 	// a by-ID node does not know whether it is one.
-	obj := n.fs.object(index.Attr{FileID: n.fileID, Size: n.size, Gen: n.gen})
+	obj := n.fs.object(index.Attr{FileID: n.fileID, Size: d.size, Gen: d.gen})
 	var fuseFlags uint32
 	if n.fs.opts.DirectIO {
 		fuseFlags = fuse.FOPEN_DIRECT_IO
 	}
-	return &byIDHandle{n: n, rd: n.fs.cache.NewReader(obj)}, fuseFlags, 0
+	return &byIDHandle{n: n, size: d.size, rd: n.fs.cache.NewReader(obj)}, fuseFlags, 0
 }
 
 // byIDHandle reads through a cache.Reader of its own, as a named file's
 // handle does: sequential reads get readahead, and blocks in memory are
 // lent to the reply instead of copied.
 type byIDHandle struct {
-	n  *byIDFile
-	rd *cache.Reader
+	n    *byIDFile
+	size int64 // the file's size at open, which rd reads
+	rd   *cache.Reader
 }
 
 var _ = (fusefs.FileReader)((*byIDHandle)(nil))
 
 func (h *byIDHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n := h.n
-	if off >= n.size {
+	if off >= h.size {
 		return fuse.ReadResultData(nil), 0
 	}
-	if rest := n.size - off; int64(len(dest)) > rest {
+	if rest := h.size - off; int64(len(dest)) > rest {
 		dest = dest[:rest]
 	}
-	return n.fs.readShared(ctx, "read by id", h.rd, dest, off)
+	return h.n.fs.readShared(ctx, "read by id", h.rd, dest, off)
 }
 
 var _ = (fusefs.FileReleaser)((*byIDHandle)(nil))

@@ -108,7 +108,8 @@ func (d *dirNode) linkByID(ctx context.Context, t *byIDFile, name string, out *f
 	if id, err := fdfs.ParseFileID(t.fileID); err == nil {
 		appender = id.Appender
 	}
-	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindFile, Mode: 0o644, FileID: t.fileID, Appender: appender, Size: t.size, Mtime: t.mtime})
+	desc := t.current()
+	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindFile, Mode: 0o644, FileID: t.fileID, Appender: appender, Size: desc.size, Mtime: desc.mtime})
 	if errno != 0 {
 		return nil, errno
 	}

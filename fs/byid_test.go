@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -92,5 +93,60 @@ func TestByIDLookupLowerCaseHex(t *testing.T) {
 	}
 	if isStorePath("M0a") {
 		t.Error("M0a is taken for a store path; FastDFS names them M00 to MFF")
+	}
+}
+
+// The kernel keeps a by-ID inode between lookups, and go-fuse then keeps
+// the node of the first lookup: an open after a named appender file was
+// changed in place reads the new content, and getattr shows its new size.
+func TestByIDNodeFollowsChangeInPlace(t *testing.T) {
+	tf := newTestFS(t, func(o *Options) { o.Index = o.Index.(*faultIndex).Index })
+	data := pattern(3*testChunk+100, 1)
+	n := tf.committed(t, "big.bin", data)
+	id := tf.attr(t, n).FileID
+	dir, name := id[:strings.LastIndexByte(id, '/')], id[strings.LastIndexByte(id, '/')+1:]
+	parts := strings.Split(dir, "/")
+	raw := fusefs.NewNodeFS(&byIDDir{fs: tf.FS, group: parts[0], parts: parts[1:]}, &fusefs.Options{})
+	cancel := make(chan struct{})
+	readAll := func(size int) []byte {
+		t.Helper()
+		var entry fuse.EntryOut
+		if st := raw.Lookup(cancel, &fuse.InHeader{NodeId: 1}, name, &entry); !st.Ok() {
+			t.Fatalf("lookup: %v", st)
+		}
+		var attr fuse.AttrOut
+		if st := raw.GetAttr(cancel, &fuse.GetAttrIn{InHeader: fuse.InHeader{NodeId: entry.NodeId}}, &attr); !st.Ok() || attr.Size != uint64(size) {
+			t.Fatalf("getattr: size %d, %v; want %d", attr.Size, st, size)
+		}
+		var open fuse.OpenOut
+		if st := raw.Open(cancel, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: entry.NodeId}, Flags: syscall.O_RDONLY}, &open); !st.Ok() {
+			t.Fatalf("open: %v", st)
+		}
+		defer raw.Release(cancel, &fuse.ReleaseIn{InHeader: fuse.InHeader{NodeId: entry.NodeId}, Fh: open.Fh})
+		buf := make([]byte, size+100)
+		res, st := raw.Read(cancel, &fuse.ReadIn{InHeader: fuse.InHeader{NodeId: entry.NodeId}, Fh: open.Fh, Size: uint32(len(buf))}, buf)
+		if !st.Ok() {
+			t.Fatalf("read: %v", st)
+		}
+		got, _ := res.Bytes(buf)
+		out := bytes.Clone(got)
+		res.Done()
+		return out
+	}
+	if got := readAll(len(data)); !bytes.Equal(got, data) {
+		t.Fatalf("by-ID read: %d bytes, want the %d written", len(got), len(data))
+	}
+	h := openFile(t, n, syscall.O_RDWR)
+	write(t, h, []byte("changed"), 0)
+	write(t, h, []byte("appended"), int64(len(data)))
+	flush(t, h)
+	h.Release(context.Background())
+	if a := tf.attr(t, n); a.FileID != id {
+		t.Fatalf("the change was not made in place: %s, then %s", id, a.FileID)
+	}
+	copy(data, "changed")
+	data = append(data, "appended"...)
+	if got := readAll(len(data)); !bytes.Equal(got, data) {
+		t.Fatalf("by-ID read after the change: %d bytes starting %q, want %d starting %q", len(got), got[:min(10, len(got))], len(data), data[:10])
 	}
 }
