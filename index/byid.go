@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -106,6 +107,48 @@ func (tx *txn) claimByID(a Attr) error {
 	return tx.byID().setByID(a.FileID, encodeByID(ByIDEntry{
 		FileID: a.FileID, Origin: ByIDNamed, Ino: a.Ino, Size: a.Size, Mtime: a.Mtime, Since: tx.now,
 	}))
+}
+
+// checkFree refuses a file for a new inode to claim when another inode
+// holds it (a named entry whose inode still points at it: ErrExists), so
+// that one file never has two inodes, each deleting it when its last name
+// goes; and when it is journalled to be deleted (ErrNotFound), since a
+// sweep may be deleting it.
+func (tx *txn) checkFree(fileID string) error {
+	v, err := tx.kv.pending(fileID)
+	if err != nil {
+		return err
+	}
+	if v != nil {
+		p, err := decodePending(fileID, v)
+		if err != nil {
+			return err
+		}
+		if p.Reason == PendingDelete {
+			return fmt.Errorf("%w: %s is journalled to be deleted", ErrNotFound, fileID)
+		}
+	}
+	if !isByIDPath(fileID) {
+		return nil
+	}
+	vs, err := tx.byID().byIDs([]string{fileID})
+	if err != nil || vs[0] == nil {
+		return err
+	}
+	e, err := decodeByID(fileID, vs[0])
+	if err != nil || e.Origin != ByIDNamed || e.Ino == 0 {
+		return err
+	}
+	n, err := tx.node(e.Ino)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case n.FileID == fileID:
+		return fmt.Errorf("%w: %s is held by inode %d", ErrExists, fileID, e.Ino)
+	}
+	return nil
 }
 
 // dropByID removes the entry of a file that is journalled to be deleted.

@@ -209,7 +209,11 @@ func (e *engine) Create(ctx context.Context, parent Ino, name string, attr Attr)
 			p.Nlink++
 		}
 		if a.FileID != "" {
-			// The new name claims an uploaded file, as SetContent does.
+			// The new name claims an uploaded file, as SetContent does,
+			// or a file of the by-ID view (ln from the tree).
+			if err := tx.checkFree(a.FileID); err != nil {
+				return err
+			}
 			if err := tx.kv.deletePending(a.FileID); err != nil {
 				return err
 			}

@@ -229,6 +229,32 @@ func testByID(t *testing.T, fresh func(*testing.T) index.Index) {
 		}
 	})
 
+	// A name given to a file of the view (ln from the by-ID tree) claims
+	// it in the same transaction that checks it is free: a file a name
+	// holds already gets no second inode (each would delete it when its
+	// last name went), and a file journalled to be deleted is not brought
+	// back, since a sweep may be deleting it.
+	t.Run("CreateRefusesHeldOrDoomedFile", func(t *testing.T) {
+		ctx := t.Context()
+		idx := fresh(t)
+		ids := fileIDs("group1", 2)
+		adopt(t, byIDOf(t, idx), "group1", ids)
+		a := create(t, idx, index.RootIno, "a", index.Attr{Kind: index.KindFile, Mode: 0o644, FileID: ids[0], Size: 9})
+		_, err := idx.Create(ctx, index.RootIno, "b", index.Attr{Kind: index.KindFile, Mode: 0o644, FileID: ids[0], Size: 9})
+		wantErr(t, "Create with a file a name holds", err, index.ErrExists)
+		wantNlink(t, idx, a.Ino, 1)
+
+		mustOK(t, "AddPending(delete)", func() error {
+			return idx.AddPending(ctx, index.Pending{FileID: ids[1], Reason: index.PendingDelete})
+		})
+		_, err = idx.Create(ctx, index.RootIno, "c", index.Attr{Kind: index.KindFile, Mode: 0o644, FileID: ids[1], Size: 9})
+		wantErr(t, "Create with a file journalled to be deleted", err, index.ErrNotFound)
+		if ps, _ := idx.ListPending(ctx); len(ps) != 1 || ps[0].FileID != ids[1] || ps[0].Reason != index.PendingDelete {
+			t.Errorf("journal after the refused Create: %+v, want %s still to delete", ps, ids[1])
+		}
+		wantNames(t, idx, index.RootIno, "a")
+	})
+
 	t.Run("SweepLeavesNewerEntries", func(t *testing.T) {
 		idx := fresh(t)
 		b := byIDOf(t, idx)
