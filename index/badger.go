@@ -191,8 +191,6 @@ func (b *Badger) gcLoop(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Close stops the GC loop, gives back the unused part of the inode batch and
-// closes the store. Calls after Close return ErrClosed.
 // Sync fsyncs the value log and the write-ahead state, so that commits
 // made without SyncWrites survive a power loss too.
 func (b *Badger) Sync(ctx context.Context) error {
@@ -206,6 +204,8 @@ func (b *Badger) Sync(ctx context.Context) error {
 	return b.db.Sync()
 }
 
+// Close stops the GC loop, gives back the unused part of the inode batch and
+// closes the store. Calls after Close return ErrClosed.
 func (b *Badger) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

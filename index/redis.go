@@ -222,8 +222,6 @@ func (r *Redis) init(ctx context.Context) error {
 	}
 }
 
-// Close stops the notice subscription and closes the connections. Calls
-// after Close return ErrClosed.
 // Sync has nothing to do: every commit was acknowledged by the server, and
 // is as durable as its appendfsync makes it.
 func (r *Redis) Sync(ctx context.Context) error {
@@ -234,6 +232,8 @@ func (r *Redis) Sync(ctx context.Context) error {
 	return nil
 }
 
+// Close stops the notice subscription and closes the connections. Calls
+// after Close return ErrClosed.
 func (r *Redis) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
