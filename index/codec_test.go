@@ -81,18 +81,26 @@ func TestXattrsRoundTrip(t *testing.T) {
 
 func TestAttrDecodeRefusesDamage(t *testing.T) {
 	v := encodeAttr(sampleAttrs()[2].attr, 0)
-	// Every strict prefix is truncated somewhere.
-	for n := range len(v) {
-		if _, _, err := decodeAttr(3, v[:n]); !errors.Is(err, ErrCorrupt) {
-			t.Errorf("prefix of %d/%d bytes: err = %v, want ErrCorrupt", n, len(v), err)
+	dev := encodeAttr(Attr{Ino: 3, Kind: KindCharDev, Rdev: 0x103}, 0)
+	if dev[0] != attrVersionRdev {
+		t.Fatalf("a device's record has version %d", dev[0])
+	}
+	// Every strict prefix is truncated somewhere, of either version.
+	for _, rec := range [][]byte{v, dev} {
+		for n := range len(rec) {
+			if _, _, err := decodeAttr(3, rec[:n]); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("prefix of %d/%d bytes of a version %d record: err = %v, want ErrCorrupt", n, len(rec), rec[0], err)
+			}
 		}
 	}
 	damaged := map[string][]byte{
-		"trailing byte": append(bytes.Clone(v), 0),
-		"version 2":     append([]byte{2}, v[1:]...),
-		"kind 0":        append([]byte{v[0], 0}, v[2:]...),
-		"kind 9":        append([]byte{v[0], 9}, v[2:]...),
-		"version 3":     append([]byte{3}, v[1:]...),
+		"trailing byte":            append(bytes.Clone(v), 0),
+		"version 2 without rdev":   append([]byte{2}, v[1:]...),
+		"version 2, trailing byte": append(bytes.Clone(dev), 0),
+		"rdev over 32 bits":        append(bytes.Clone(dev[:len(dev)-2]), 0x80, 0x80, 0x80, 0x80, 0x80, 0x01),
+		"kind 0":                   append([]byte{v[0], 0}, v[2:]...),
+		"kind 9":                   append([]byte{v[0], 9}, v[2:]...),
+		"version 3":                append([]byte{3}, v[1:]...),
 	}
 	for name, b := range damaged {
 		if _, _, err := decodeAttr(3, b); !errors.Is(err, ErrCorrupt) {
