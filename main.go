@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -546,7 +545,7 @@ func runMount(ctx context.Context, args []string) error {
 	var mf mountFlags
 	mf.register(fl)
 	fl.StringVar(&mf.indexDir, "index", "", "index directory (default: DATA/index/CLUSTER)")
-	fl.StringVar(&mf.meta, "meta", "", "metadata engine URL: DIR or badger:///DIR (one host, the default), redis://[:PASSWORD@]HOST:PORT/DB[?prefix=KEYS] (shared by several mount hosts)")
+	fl.StringVar(&mf.meta, "meta", "", "metadata engine URL: DIR or badger:///DIR (one host, the default), redis://[:PASSWORD@]HOST:PORT/DB[?prefix=KEYS] or redis://MASTER,SENTINEL:PORT,.../DB[?wait=N] (shared by several mount hosts; password also from FDFSFS_META_PASSWORD or ?password_file=)")
 	fl.StringVar(&mf.cacheDir, "cache", "", "block cache and staging directory (default: CACHE/CLUSTER)")
 	fl.Int64Var(&mf.cacheSize, "cache-size", 4<<30, "block cache size limit in bytes")
 	fl.Int64Var(&mf.writeBuffer, "write-buffer", 32<<20, "memory per file being written, in bytes (4 chunks of a quarter each)")
@@ -812,7 +811,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		return fmt.Errorf("--session-ttl %v: want at least 1s", mf.sessionTTL)
 	}
 	session := mountSession(mountpoint)
-	idx, err := index.Open(ctx, metaURL, index.OpenOptions{Logger: log.With("component", "index"), ReadOnly: readOnly, Session: session})
+	idx, err := index.Open(ctx, metaURL, index.OpenOptions{Logger: log.With("component", "index"), ReadOnly: readOnly, Session: session, NetworkTimeout: cfg.NetworkTimeout})
 	if err != nil {
 		return fmt.Errorf("opening the index %s: %w", redactURL(metaURL), err)
 	}
@@ -1191,7 +1190,7 @@ func (f *indexFlags) open(readOnly bool) (index.Index, error) {
 	if _, err := os.Stat(dir); isDir && err != nil && readOnly {
 		return nil, fmt.Errorf("no index at %s", dir)
 	}
-	idx, err := index.Open(context.Background(), u, index.OpenOptions{Logger: f.logger(), ReadOnly: readOnly, Session: mountSession("")})
+	idx, err := index.Open(context.Background(), u, index.OpenOptions{Logger: f.logger(), ReadOnly: readOnly, Session: mountSession(""), NetworkTimeout: f.timeout})
 	if err != nil {
 		if isDir {
 			return nil, fmt.Errorf("opening the index %s (is it mounted?): %w", dir, err)
@@ -1227,16 +1226,7 @@ func badgerDir(u string) (string, bool) {
 }
 
 // redactURL hides a password in a metadata URL, for logs and errors.
-func redactURL(s string) string {
-	if !strings.Contains(s, "://") {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
+func redactURL(s string) string { return index.RedactURL(s) }
 
 // mountSession names this process in the journal entries it writes, so
 // that with a shared index each host sweeps only its own unclaimed uploads.

@@ -12,7 +12,7 @@ import (
 // Dump writes the store with SCANs and batched reads. Unlike Badger's, it
 // is not a snapshot: dump a store that no mount is changing.
 func (r *Redis) Dump(ctx context.Context, w io.Writer) error {
-	return r.read(ctx, func() error {
+	return r.scan(ctx, func() error {
 		dw, err := NewDumpWriter(w)
 		if err != nil {
 			return err
