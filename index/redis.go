@@ -157,6 +157,7 @@ func OpenRedis(ctx context.Context, rawURL string, opts RedisOptions) (*Redis, e
 		o.ReadTimeout, o.WriteTimeout = cmp.Or(o.ReadTimeout, timeout), cmp.Or(o.WriteTimeout, timeout)
 		client = redis.NewFailoverClient(o)
 	}
+	goRedisLogOnce.Do(func() { redis.SetLogger(goRedisLog{log}) })
 	var id [8]byte
 	crand.Read(id[:])
 	r := &Redis{
@@ -182,6 +183,18 @@ func OpenRedis(ctx context.Context, rawURL string, opts RedisOptions) (*Redis, e
 		return nil, err
 	}
 	return r, nil
+}
+
+// go-redis logs through one logger for the whole process, to stderr
+// unless told otherwise. Its lines (which Sentinel it asked, a dial it
+// retried) go to the first engine's logger, at debug level: the engine
+// logs what matters of them itself.
+var goRedisLogOnce sync.Once
+
+type goRedisLog struct{ log *slog.Logger }
+
+func (l goRedisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug("go-redis: " + fmt.Sprintf(format, v...))
 }
 
 func (r *Redis) key(name string) string { return r.prefix + name }
