@@ -364,3 +364,24 @@ func (s *Sentinel) Rejoin(srv *Server) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// WaitReplicaOf waits until the server at addr is a replica of master, in
+// sync with it.
+func (s *Sentinel) WaitReplicaOf(addr, master string, limit time.Duration) {
+	s.t.Helper()
+	r := redis.NewClient(&redis.Options{Addr: addr, Password: s.opts.Password, MaxRetries: -1})
+	defer r.Close()
+	host, port, _ := net.SplitHostPort(master)
+	deadline := time.Now().Add(limit)
+	for {
+		info, err := r.Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_host:"+host+"\r\n") &&
+			strings.Contains(info, "master_port:"+port+"\r\n") && strings.Contains(info, "master_link_status:up") {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s is not a replica of %s in sync after %v: %v\n%s", addr, master, limit, err, info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,251 @@
+package test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"fdfsfs/fdfs/localcluster"
+	"fdfsfs/index/redistest"
+)
+
+// TestSharedFailover mounts one cluster twice on a Redis master that
+// Sentinel watches (one replica, three Sentinels), with wait=1, kills the
+// master with SIGKILL while host A copies 1,000 files, and checks that
+// after the failover every file whose copy reported success reads back
+// right on both hosts, that no system call on either mount took longer
+// than the network timeout, and that `index check` finds the tree sound.
+// Then it fails over again (SENTINEL FAILOVER) while host B is frozen, so
+// that B misses a change notice, and checks that B drops its caches once
+// it is back. The passwords (one for Redis, another for Sentinel) come
+// from the URL, a file and the environment, and never show in the logs or
+// /proc/mounts.
+func TestSharedFailover(t *testing.T) {
+	const (
+		timeout         = 10 * time.Second
+		redisSecret     = "redis-secret-3f9a"
+		sentinelSecret  = "sentinel-secret-7c21"
+		files           = 1000
+		killAfterCopies = 300
+	)
+	s := redistest.StartSentinel(t, redistest.SentinelOptions{Password: redisSecret, SentinelPassword: sentinelSecret})
+	c := cluster(t, localcluster.Options{})
+	pwFile := filepath.Join(t.TempDir(), "redis.pw")
+	if err := os.WriteFile(pwFile, []byte(redisSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FDFSFS_SENTINEL_PASSWORD", sentinelSecret)
+	// Host A names the Redis password in the URL, host B in a file.
+	urlA := strings.Replace(s.URL("wait=1"), "redis://", "redis://:"+redisSecret+"@", 1)
+	a := startSharedMount(t, c, urlA, "--network-timeout", timeout.String())
+	b := startSharedMount(t, c, s.URL("wait=1&password_file="+pwFile), "--network-timeout", timeout.String(), "--attr-timeout", "1h")
+	noSecrets := func(when string) {
+		t.Helper()
+		mounts, _ := os.ReadFile("/proc/mounts")
+		for what, text := range map[string]string{"/proc/mounts": string(mounts), "host A's log": a.log.String(), "host B's log": b.log.String()} {
+			for _, secret := range []string{redisSecret, sentinelSecret} {
+				if strings.Contains(text, secret) {
+					t.Errorf("%s: %s shows a password", when, what)
+				}
+			}
+		}
+	}
+	noSecrets("after mounting")
+
+	src := t.TempDir()
+	for i := range files {
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("f%04d", i)), pattern(100+i*7, byte(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dstA := a.path("group1", "copy")
+	if err := os.Mkdir(dstA, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	// syscalls times every system call on the mounts; none may hang.
+	var (
+		mu      sync.Mutex
+		slowest time.Duration
+		slowOp  string
+	)
+	timed := func(op string, f func() error) error {
+		start := time.Now()
+		err := f()
+		if el := time.Since(start); el > 0 {
+			mu.Lock()
+			if el > slowest {
+				slowest, slowOp = el, op
+			}
+			mu.Unlock()
+		}
+		return err
+	}
+	// copyFile is cp: it reports success only if open, write and close
+	// all did.
+	copyFile := func(name string) error {
+		data, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			return err
+		}
+		var f *os.File
+		dst := filepath.Join(dstA, name)
+		if err := timed("open "+name, func() (err error) {
+			f, err = os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			return err
+		}); err != nil {
+			return err
+		}
+		werr := timed("write "+name, func() error { _, err := f.Write(data); return err })
+		cerr := timed("close "+name, f.Close)
+		return errors.Join(werr, cerr)
+	}
+
+	// Host B lists and stats the directory meanwhile.
+	stopB := make(chan struct{})
+	var readerB sync.WaitGroup
+	readerB.Go(func() {
+		for {
+			select {
+			case <-stopB:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			timed("host B: ls -l", func() error {
+				es, err := os.ReadDir(b.path("group1", "copy"))
+				for _, e := range es {
+					e.Info()
+				}
+				return err
+			})
+		}
+	})
+
+	var (
+		copied   sync.Map // name → true for every copy that reported success
+		done     atomic.Int64
+		failures atomic.Int64
+		next     atomic.Int64
+		copiers  sync.WaitGroup
+	)
+	for range 4 {
+		copiers.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= files {
+					return
+				}
+				name := fmt.Sprintf("f%04d", i)
+				if err := copyFile(name); err != nil {
+					if failures.Add(1) <= 5 {
+						t.Logf("cp %s: %v", name, err)
+					}
+				} else {
+					copied.Store(name, true)
+				}
+				done.Add(1)
+			}
+		})
+	}
+	for done.Load() < killAfterCopies {
+		time.Sleep(10 * time.Millisecond)
+	}
+	oldMaster := s.Master
+	oldMaster.Kill()
+	killedAt := done.Load()
+	s.WaitMaster(s.Replica.Addr, 20*time.Second)
+	// A crashed host comes back as a replica; until then wait=1 holds
+	// the changes (no replica can confirm them).
+	s.Rejoin(oldMaster)
+	copiers.Wait()
+	close(stopB)
+	readerB.Wait()
+	n := 0
+	copied.Range(func(_, _ any) bool { n++; return true })
+	t.Logf("master killed after %d of %d copies; %d reported success, %d failed; slowest call %v (%s)",
+		killedAt, files, n, failures.Load(), slowest, slowOp)
+	if n < files/2 {
+		t.Errorf("only %d of %d copies succeeded across the failover", n, files)
+	}
+	if slowest > timeout+time.Second {
+		t.Errorf("%s took %v, network timeout %v", slowOp, slowest, timeout)
+	}
+	copied.Range(func(k, _ any) bool {
+		name := k.(string)
+		want := sumBytes(pattern(100+atoi(name[1:])*7, byte(atoi(name[1:]))))
+		for host, m := range map[string]*mount{"A": a, "B": b} {
+			if got := sum(t, m.path("group1", "copy", name)); got != want {
+				t.Errorf("host %s: %s has other bytes than were copied", host, name)
+			}
+		}
+		return true
+	})
+
+	// A second failover, while host B is frozen: B's subscription dies
+	// with the old master's clients, host A changes a file B has cached
+	// (for an hour), and B, once thawed, must drop its caches.
+	probe := b.path("group1", "copy", "f0000")
+	if _, ok := copied.Load("f0000"); !ok {
+		t.Fatal("f0000 was not copied")
+	}
+	if fi, err := os.Stat(probe); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("host B: stat f0000: %v %v", fi, err)
+	}
+	b.cmd.Process.Signal(syscall.SIGSTOP)
+	promoted := s.MasterAddr()
+	if err := s.Failover(); err != nil {
+		b.cmd.Process.Signal(syscall.SIGCONT)
+		t.Fatalf("SENTINEL FAILOVER: %v", err)
+	}
+	s.WaitMaster(oldMaster.Addr, 20*time.Second)
+	// Once the demoted master is a replica, Sentinel has killed its
+	// clients, B's subscription among them.
+	s.WaitReplicaOf(promoted, oldMaster.Addr, 20*time.Second)
+	err := timed("chmod f0000 on A", func() error { return os.Chmod(a.path("group1", "copy", "f0000"), 0o600) })
+	b.cmd.Process.Signal(syscall.SIGCONT)
+	if err != nil {
+		t.Fatalf("chmod on host A after the second failover: %v", err)
+	}
+	eventually(t, "host B sees host A's chmod made while B was not subscribed", func() error {
+		fi, err := os.Stat(probe)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm() != 0o600 {
+			return fmt.Errorf("mode %v", fi.Mode())
+		}
+		return nil
+	})
+	if !strings.Contains(b.log.String(), "dropped every cached entry") {
+		t.Errorf("host B did not log dropping its caches after the gap in notices:\n%s", b.log)
+	}
+	noSecrets("after two failovers")
+
+	a.stop()
+	b.stop()
+	// The CLI takes the Redis password from the environment.
+	t.Setenv("FDFSFS_META_PASSWORD", redisSecret)
+	out := run(t, "index", "check", "--meta", s.URL(""))
+	if !strings.HasSuffix(strings.TrimSpace(out), "ok") {
+		t.Logf("index check before repair:\n%s", out)
+		run(t, "index", "check", "--repair", "--meta", s.URL(""), "--tracker", c.TrackerAddrs()[0])
+		if out := run(t, "index", "check", "--meta", s.URL("")); !strings.HasSuffix(strings.TrimSpace(out), "ok") {
+			t.Errorf("index check after repair:\n%s", out)
+		}
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
