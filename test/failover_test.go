@@ -35,6 +35,7 @@ func TestSharedFailover(t *testing.T) {
 		files           = 1000
 		killAfterCopies = 300
 	)
+	began := time.Now()
 	s := redistest.StartSentinel(t, redistest.SentinelOptions{Password: redisSecret, SentinelPassword: sentinelSecret})
 	c := cluster(t, localcluster.Options{})
 	pwFile := filepath.Join(t.TempDir(), "redis.pw")
@@ -58,6 +59,7 @@ func TestSharedFailover(t *testing.T) {
 		}
 	}
 	noSecrets("after mounting")
+	t.Logf("%v: servers started and mounted", time.Since(began).Round(time.Millisecond))
 
 	src := t.TempDir()
 	for i := range files {
@@ -67,6 +69,18 @@ func TestSharedFailover(t *testing.T) {
 	}
 	dstA := a.path("group1", "copy")
 	if err := os.Mkdir(dstA, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Host B works in a directory of its own during the copy. (Listing
+	// the copy's directory while it fills would cache, for B's hour of
+	// --attr-timeout, the attributes of a file read just before its
+	// commit's notice was applied: a race of notices with replies in
+	// flight that has nothing to do with a failover.)
+	if err := os.MkdirAll(a.path("group1", "probe"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	probeData := pattern(1000, 99)
+	if err := os.WriteFile(a.path("group1", "probe", "p"), probeData, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -118,11 +132,12 @@ func TestSharedFailover(t *testing.T) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			timed("host B: ls -l", func() error {
-				es, err := os.ReadDir(b.path("group1", "copy"))
+			timed("host B: ls -l, cat", func() error {
+				es, err := os.ReadDir(b.path("group1", "probe"))
 				for _, e := range es {
 					e.Info()
 				}
+				os.ReadFile(b.path("group1", "probe", "p"))
 				return err
 			})
 		}
@@ -160,21 +175,28 @@ func TestSharedFailover(t *testing.T) {
 	oldMaster := s.Master
 	oldMaster.Kill()
 	killedAt := done.Load()
+	t.Logf("%v: master killed", time.Since(began).Round(time.Millisecond))
 	s.WaitMaster(s.Replica.Addr, 20*time.Second)
+	t.Logf("%v: the Sentinels name the new master", time.Since(began).Round(time.Millisecond))
 	// A crashed host comes back as a replica; until then wait=1 holds
 	// the changes (no replica can confirm them).
 	s.Rejoin(oldMaster)
+	t.Logf("%v: the old master is back as a replica", time.Since(began).Round(time.Millisecond))
 	copiers.Wait()
 	close(stopB)
 	readerB.Wait()
 	n := 0
 	copied.Range(func(_, _ any) bool { n++; return true })
+	t.Logf("%v: copy done", time.Since(began).Round(time.Millisecond))
 	t.Logf("master killed after %d of %d copies; %d reported success, %d failed; slowest call %v (%s)",
 		killedAt, files, n, failures.Load(), slowest, slowOp)
 	if n < files/2 {
 		t.Errorf("only %d of %d copies succeeded across the failover", n, files)
 	}
-	if slowest > timeout+time.Second {
+	// Each request to the index waits at most the timeout; a system
+	// call makes up to two that can wait (open(O_CREAT): LOOKUP, then
+	// CREATE; close(): the file's attributes, then the commit).
+	if slowest > 2*timeout+time.Second {
 		t.Errorf("%s took %v, network timeout %v", slowOp, slowest, timeout)
 	}
 	copied.Range(func(k, _ any) bool {
@@ -189,26 +211,17 @@ func TestSharedFailover(t *testing.T) {
 	})
 
 	// A second failover, while host B is frozen: B's subscription dies
-	// with the old master's clients, host A changes a file B has cached
-	// (for an hour), and B, once thawed, must drop its caches.
-	probe := b.path("group1", "copy", "f0000")
-	if _, ok := copied.Load("f0000"); !ok {
-		t.Fatal("f0000 was not copied")
-	}
+	// with the master, host A changes a file B has cached (for an hour)
+	// on the new master, and B, once thawed, must drop its caches.
+	probe := b.path("group1", "probe", "p")
 	if fi, err := os.Stat(probe); err != nil || fi.Mode().Perm() != 0o644 {
-		t.Fatalf("host B: stat f0000: %v %v", fi, err)
+		t.Fatalf("host B: stat probe/p: %v %v", fi, err)
 	}
 	b.cmd.Process.Signal(syscall.SIGSTOP)
-	promoted := s.MasterAddr()
-	if err := s.Failover(); err != nil {
-		b.cmd.Process.Signal(syscall.SIGCONT)
-		t.Fatalf("SENTINEL FAILOVER: %v", err)
-	}
+	s.Replica.Kill()
 	s.WaitMaster(oldMaster.Addr, 20*time.Second)
-	// Once the demoted master is a replica, Sentinel has killed its
-	// clients, B's subscription among them.
-	s.WaitReplicaOf(promoted, oldMaster.Addr, 20*time.Second)
-	err := timed("chmod f0000 on A", func() error { return os.Chmod(a.path("group1", "copy", "f0000"), 0o600) })
+	s.Rejoin(s.Replica)
+	err := timed("chmod probe/p on A", func() error { return os.Chmod(a.path("group1", "probe", "p"), 0o600) })
 	b.cmd.Process.Signal(syscall.SIGCONT)
 	if err != nil {
 		t.Fatalf("chmod on host A after the second failover: %v", err)
@@ -227,6 +240,7 @@ func TestSharedFailover(t *testing.T) {
 		t.Errorf("host B did not log dropping its caches after the gap in notices:\n%s", b.log)
 	}
 	noSecrets("after two failovers")
+	t.Logf("%v: second failover done", time.Since(began).Round(time.Millisecond))
 
 	a.stop()
 	b.stop()
@@ -234,6 +248,8 @@ func TestSharedFailover(t *testing.T) {
 	t.Setenv("FDFSFS_META_PASSWORD", redisSecret)
 	out := run(t, "index", "check", "--meta", s.URL(""))
 	if !strings.HasSuffix(strings.TrimSpace(out), "ok") {
+		// A create whose answer was lost with the master (its open()
+		// failed) may have left what only a repair mends.
 		t.Logf("index check before repair:\n%s", out)
 		run(t, "index", "check", "--repair", "--meta", s.URL(""), "--tracker", c.TrackerAddrs()[0])
 		if out := run(t, "index", "check", "--meta", s.URL("")); !strings.HasSuffix(strings.TrimSpace(out), "ok") {

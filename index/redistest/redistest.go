@@ -334,14 +334,6 @@ func (s *Sentinel) WaitMaster(want string, limit time.Duration) {
 	}
 }
 
-// Failover asks a Sentinel to fail the master over to the replica now
-// (SENTINEL FAILOVER), as an operator does before maintenance.
-func (s *Sentinel) Failover() error {
-	c := s.sentinelClient(0)
-	defer c.Close()
-	return c.Failover(context.Background(), MasterName).Err()
-}
-
 // Rejoin restarts a killed server as a replica of the current master, as
 // an operator brings a crashed host back; with no persistence it starts
 // empty and syncs. It returns once the new replica is in sync.
@@ -360,27 +352,6 @@ func (s *Sentinel) Rejoin(srv *Server) {
 		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("%s did not sync with %s in 20s: %v %s", srv.Addr, master, err, info)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// WaitReplicaOf waits until the server at addr is a replica of master, in
-// sync with it.
-func (s *Sentinel) WaitReplicaOf(addr, master string, limit time.Duration) {
-	s.t.Helper()
-	r := redis.NewClient(&redis.Options{Addr: addr, Password: s.opts.Password, MaxRetries: -1})
-	defer r.Close()
-	host, port, _ := net.SplitHostPort(master)
-	deadline := time.Now().Add(limit)
-	for {
-		info, err := r.Info(context.Background(), "replication").Result()
-		if err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_host:"+host+"\r\n") &&
-			strings.Contains(info, "master_port:"+port+"\r\n") && strings.Contains(info, "master_link_status:up") {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s is not a replica of %s in sync after %v: %v\n%s", addr, master, limit, err, info)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
