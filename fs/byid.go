@@ -159,11 +159,11 @@ func (h *byIDHandle) Release(ctx context.Context) syscall.Errno {
 var _ = (fusefs.NodeGetxattrer)((*byIDFile)(nil))
 
 func (n *byIDFile) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return n.fs.getxattr(ctx, n.fileID, attr, dest)
+	return n.fs.metadataXattr(ctx, n.fileID, attr, dest)
 }
 
 var _ = (fusefs.NodeListxattrer)((*byIDFile)(nil))
 
 func (n *byIDFile) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return n.fs.listxattr(ctx, n.fileID, dest)
+	return n.fs.listMetadataXattrs(ctx, n.fileID, dest)
 }

@@ -36,6 +36,8 @@ func (f *FS) newChild(ctx context.Context, parent *fusefs.Inode, name string, a 
 		node = &dirNode{fs: f, ino: a.Ino, group: group, top: top}
 	case index.KindSymlink:
 		node = &symlinkNode{fs: f, ino: a.Ino}
+	case index.KindFIFO, index.KindSocket, index.KindCharDev, index.KindBlockDev:
+		node = &specialNode{fs: f, ino: a.Ino}
 	default:
 		node = &fileNode{fs: f, ino: a.Ino, group: group}
 	}
@@ -212,6 +214,22 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	return h.dir.Lookup(ctx, name, out)
 }
 
+var _ = (fusefs.FileFsyncdirer)((*dirHandle)(nil))
+
+// Fsyncdir succeeds once the directory's entries are as durable as a
+// file's close: every change to them was committed to the index before it
+// returned, and the index is synced to its disk here.
+func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
+	return h.dir.fs.syncIndex(ctx)
+}
+
+var _ = (fusefs.NodeFsyncer)((*dirNode)(nil))
+
+// Fsync is the same for a directory opened without a handle of ours.
+func (d *dirNode) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) syscall.Errno {
+	return d.fs.syncIndex(ctx)
+}
+
 var _ = (fusefs.FileReleasedirer)((*dirHandle)(nil))
 
 // Releasedir stops a scan still running: nobody reads the rest.
@@ -258,12 +276,21 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 
 var _ = (fusefs.NodeMknoder)((*dirNode)(nil))
 
+// Mknod makes a regular file, or a FIFO, socket or device node: those live
+// in the index alone (FastDFS holds content, and they have none), and the
+// kernel checks CAP_MKNOD for a device before it asks.
 func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	if mode&syscall.S_IFMT != syscall.S_IFREG {
-		// FastDFS holds file content; devices, FIFOs and sockets have none.
-		return nil, syscall.EPERM
+	ctx = uninterrupted(ctx)
+	attr := index.Attr{Kind: index.KindFile, Mode: mode & 0o7777}
+	if kind, ok := specialKind(mode); ok {
+		attr.Kind = kind
+		if kind == index.KindCharDev || kind == index.KindBlockDev {
+			attr.Rdev = dev
+		}
+	} else if mode&syscall.S_IFMT != syscall.S_IFREG && mode&syscall.S_IFMT != 0 {
+		return nil, syscall.EINVAL
 	}
-	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindFile, Mode: mode & 0o7777})
+	a, errno := d.create(ctx, name, attr)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -296,6 +323,8 @@ func (d *dirNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name st
 		}
 		ino = t.ino
 	case *symlinkNode:
+		ino = t.ino
+	case *specialNode:
 		ino = t.ino
 	default:
 		return nil, syscall.EPERM

@@ -11,8 +11,8 @@
 // lays out keys (that is index/).
 //
 // Lock order, where more than one is taken: fileNode.wmu, then fileNode.mu,
-// then FS.mu. No lock but wmu is ever held across network I/O; wmu only
-// orders one file's own uploads.
+// then FS.mu; pipeline.mu and uploads.mu are leaves. No lock but wmu is
+// ever held across network I/O; wmu only orders one file's own uploads.
 package fs
 
 import (
@@ -21,8 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +29,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"fdfsfs/cache"
+	"fdfsfs/fdfs"
 	"fdfsfs/index"
 )
 
@@ -67,8 +66,6 @@ type Options struct {
 	Backend Backend
 	Index   index.Index
 	Cache   *cache.Cache
-	// StageDir holds staged writes (files written out of order).
-	StageDir string
 	// WriteChunk is the size of one streamed upload request, and
 	// WriteInflight how many may be queued per file: a file being written
 	// holds at most WriteChunk*(WriteInflight+1) bytes of memory.
@@ -131,6 +128,11 @@ type FS struct {
 	sessions bool
 	// nodes finds the kernel's inodes for change notices (notify.go).
 	nodes nodeTable
+	// uploads owns this mount's new FastDFS files until a name claims
+	// them (upload.go).
+	uploads *uploads
+	// chunks are WriteChunk-sized buffers for streamed writes.
+	chunks sync.Pool
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -167,6 +169,7 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 		recheck: make(map[index.Ino]bool),
 		groups:  make(map[string]GroupInfo),
 		stop:    make(chan struct{}),
+		uploads: newUploads(opts.Backend, opts.Index, opts.Logger),
 	}
 	if err := f.refreshGroups(ctx); err != nil {
 		// The index still serves names and attributes; content waits for
@@ -337,8 +340,9 @@ func (f *FS) recover(ctx context.Context) {
 }
 
 // sweep is the periodic recovery: on a shared index it also finds what
-// hosts whose session expired left behind. A single host's leftovers are
-// all found at mount.
+// hosts whose session expired left behind (a single host's leftovers are
+// all found at mount), and it settles the uploads of this mount that a
+// failure left unsettled (uploads.retry).
 func (f *FS) sweep(ctx context.Context) {
 	if f.opts.ReadOnly {
 		return
@@ -347,6 +351,7 @@ func (f *FS) sweep(ctx context.Context) {
 		f.purgeOrphans(ctx)
 	}
 	f.sweepPending(ctx)
+	f.uploads.retry(ctx)
 }
 
 // purgeOrphans purges the orphans no handle of this mount holds open. The
@@ -394,7 +399,7 @@ func (f *FS) sweepPending(ctx context.Context) {
 	}
 	due := make(map[string]bool, len(ps))
 	for _, p := range ps {
-		due[p.FileID] = p.Reason != index.PendingUpload || !f.uploading(p.FileID)
+		due[p.FileID] = p.Reason != index.PendingUpload || !f.uploads.inProgress(p.FileID)
 	}
 	if ps, err = f.idx.ListPending(ctx); err != nil {
 		f.log.Warn("listing pending files", "err", err)
@@ -418,6 +423,7 @@ func (f *FS) sweepPending(ctx context.Context) {
 				alive[p.Session] = live
 			}
 			if live {
+				f.log.Debug("sweep: an upload of a live session left alone", "file_id", p.FileID, "session", p.Session)
 				continue
 			}
 			f.takeAbandoned(ctx, p)
@@ -532,47 +538,20 @@ func (f *FS) dropHeld(ino index.Ino) {
 	f.mu.Unlock()
 }
 
-// uploads in progress in this process, so the sweeper leaves them alone.
-var (
-	uploadsMu sync.Mutex
-	uploads   = map[string]int{}
-)
-
-func (f *FS) uploading(fileID string) bool {
-	uploadsMu.Lock()
-	defer uploadsMu.Unlock()
-	return uploads[fileID] > 0
-}
-
-func markUploading(fileID string, on bool) {
-	uploadsMu.Lock()
-	defer uploadsMu.Unlock()
-	if on {
-		uploads[fileID]++
-	} else if uploads[fileID]--; uploads[fileID] <= 0 {
-		delete(uploads, fileID)
-	}
-}
-
-// fileExt is the extension FastDFS keeps in the file ID, so that nginx
-// serves the file with the right type: at most 6 bytes of letters and digits.
-func fileExt(name string) string {
-	ext := strings.TrimPrefix(path.Ext(name), ".")
-	if len(ext) == 0 || len(ext) > 6 {
-		return ""
-	}
-	for _, c := range ext {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return ""
-		}
-	}
-	return ext
-}
+// fileExt is the extension a new file ID keeps of the file's name: the
+// rule is fdfs.FileExt's alone, so that the mount and `fdfsfs put` agree.
+func fileExt(name string) string { return fdfs.FileExt(name) }
 
 // fillAttr turns index attributes into FUSE attributes.
 func fillAttr(a index.Attr, out *fuse.Attr) {
 	out.Ino = uint64(a.Ino)
 	out.Size = uint64(a.Size)
+	if a.Kind == index.KindSymlink {
+		// lstat(2) gives a link's size as its target's length; git and
+		// tar compare it with what readlink returns.
+		out.Size = uint64(len(a.Target))
+	}
+	out.Rdev = a.Rdev
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 1 << 20
 	out.Nlink = a.Nlink
@@ -588,6 +567,14 @@ func modeOf(k index.Kind) uint32 {
 		return syscall.S_IFDIR
 	case index.KindSymlink:
 		return syscall.S_IFLNK
+	case index.KindFIFO:
+		return syscall.S_IFIFO
+	case index.KindSocket:
+		return syscall.S_IFSOCK
+	case index.KindCharDev:
+		return syscall.S_IFCHR
+	case index.KindBlockDev:
+		return syscall.S_IFBLK
 	}
 	return syscall.S_IFREG
 }

@@ -75,6 +75,12 @@ func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno
 	return fusefs.NewListDirStream(list), 0
 }
 
+var _ = (fusefs.NodeFsyncer)((*rootNode)(nil))
+
+func (r *rootNode) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) syscall.Errno {
+	return r.fs.syncIndex(ctx)
+}
+
 func (r *rootNode) refuse(op, name string) syscall.Errno {
 	r.fs.log.Warn("groups are made by deploying storage servers, not by "+op, "name", name)
 	return syscall.EPERM

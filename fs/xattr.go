@@ -1,98 +1,215 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
+
+	"fdfsfs/fdfs"
+	"fdfsfs/index"
 )
 
-// Extended attributes of a file:
-//   - user.fdfs.file_id: the FastDFS file ID (read-only);
+// Extended attributes.
+//
+// Every kind of node keeps its user.* and trusted.* attributes in the index:
+// any bytes, values up to 64 KiB, as a local disk keeps them. A user.*
+// attribute of a regular file is also mirrored into the FastDFS metadata
+// of the file's content, so that other FastDFS clients see it, where
+// FastDFS can hold it exactly (mirrorable); the index stays the one that
+// getxattr and listxattr read.
+//
+// Two virtual attributes answer getxattr by name but are never listed, so
+// that cp -a, mv and rsync -X neither copy them nor fail on them; setting or
+// removing one is EPERM:
+//   - user.fdfs.file_id: the FastDFS file ID of a regular file's content;
 //   - user.fdfs.url: where nginx with the FastDFS module serves it, when
-//     --http-base names the group (read-only);
-//   - any other user.* name: the FastDFS metadata of that file, read and
-//     written on the storage.
+//     --http-base names the group.
+//
+// security.* and system.* (SELinux labels, capabilities, ACLs) are not
+// kept: every call on them is ENOTSUP at once, which ls -l remembers for
+// the file system instead of asking twice per entry, and which tells the
+// kernel's write path there is no security.capability to clear.
 const (
 	xattrFileID = "user.fdfs.file_id"
 	xattrURL    = "user.fdfs.url"
 	xattrUser   = "user."
+	xattrTrust  = "trusted."
 )
 
-func (f *FS) fixedXattr(fileID, name string) (string, bool) {
+// xattrKept reports whether name lives in a namespace the index keeps.
+func xattrKept(name string) bool {
+	return strings.HasPrefix(name, xattrUser) || strings.HasPrefix(name, xattrTrust)
+}
+
+func isVirtualXattr(name string) bool { return name == xattrFileID || name == xattrURL }
+
+// virtualXattr answers a virtual attribute from the file's ID.
+func (f *FS) virtualXattr(fileID, name string) ([]byte, bool) {
+	if fileID == "" {
+		return nil, false
+	}
 	switch name {
 	case xattrFileID:
-		return fileID, true
+		return []byte(fileID), true
 	case xattrURL:
 		group, _, _ := strings.Cut(fileID, "/")
 		base, ok := f.opts.HTTPBase[group]
 		if !ok {
-			return "", false
+			return nil, false
 		}
-		return strings.TrimRight(base, "/") + "/" + fileID, true
+		return []byte(strings.TrimRight(base, "/") + "/" + fileID), true
 	}
-	return "", false
+	return nil, false
 }
 
-func (f *FS) getxattr(ctx context.Context, fileID, name string, dest []byte) (uint32, syscall.Errno) {
-	if !strings.HasPrefix(name, xattrUser) {
-		return 0, notUserXattr()
+// getxattr answers getxattr for inode ino; fileID, called only for a
+// virtual attribute, gives the content's file ID ("" for none).
+func (f *FS) getxattr(ctx context.Context, ino index.Ino, name string, dest []byte, fileID func() (string, syscall.Errno)) (uint32, syscall.Errno) {
+	if !xattrKept(name) {
+		return 0, syscall.ENOTSUP
 	}
-	if fileID == "" {
-		return 0, syscall.ENODATA
-	}
-	val, ok := f.fixedXattr(fileID, name)
-	if !ok {
-		if !strings.HasPrefix(name, xattrUser) || name == xattrURL {
+	if isVirtualXattr(name) {
+		if fileID == nil {
 			return 0, syscall.ENODATA
 		}
-		meta, err := f.metadata(ctx, fileID)
-		if err != nil {
-			return 0, f.toErrno("getxattr", err)
+		id, errno := fileID()
+		if errno != 0 {
+			return 0, errno
 		}
-		if val, ok = meta[strings.TrimPrefix(name, xattrUser)]; !ok {
+		v, ok := f.virtualXattr(id, name)
+		if !ok {
 			return 0, syscall.ENODATA
 		}
+		return copyOut(dest, v)
 	}
-	return copyOut(dest, []byte(val))
-}
-
-func (f *FS) listxattr(ctx context.Context, fileID string, dest []byte) (uint32, syscall.Errno) {
-	if fileID == "" {
-		return 0, 0
-	}
-	names := []string{xattrFileID}
-	if _, ok := f.fixedXattr(fileID, xattrURL); ok {
-		names = append(names, xattrURL)
-	}
-	meta, err := f.metadata(ctx, fileID)
+	v, err := f.idx.GetXattr(ctx, ino, name)
 	if err != nil {
-		return 0, f.toErrno("listxattr", err)
+		return 0, f.xattrErrno("getxattr", err)
 	}
-	keys := make([]string, 0, len(meta))
-	for k := range meta {
-		keys = append(keys, xattrUser+k)
+	return copyOut(dest, v)
+}
+
+func (f *FS) listxattr(ctx context.Context, ino index.Ino, dest []byte) (uint32, syscall.Errno) {
+	names, err := f.idx.ListXattr(ctx, ino)
+	if err != nil {
+		return 0, f.xattrErrno("listxattr", err)
 	}
-	sort.Strings(keys)
 	var buf []byte
-	for _, n := range append(names, keys...) {
+	for _, n := range names {
 		buf = append(append(buf, n...), 0)
 	}
 	return copyOut(dest, buf)
 }
 
-// metadata reads a file's FastDFS metadata. A storage answers ENOENT both
-// for a missing file and for one that never had metadata; the index says
-// the file exists, so ENOENT here means no metadata.
-func (f *FS) metadata(ctx context.Context, fileID string) (map[string]string, error) {
-	meta, err := f.be.GetMetadata(ctx, fileID)
-	if errors.Is(err, syscall.ENOENT) {
-		return map[string]string{}, nil
+// setxattr sets an attribute in the index; for a regular file, mirror
+// (if not nil) then brings the FastDFS metadata in step.
+func (f *FS) setxattr(ctx context.Context, ino index.Ino, name string, value []byte, flags uint32, mirror func(context.Context) syscall.Errno) syscall.Errno {
+	ctx = uninterrupted(ctx)
+	switch {
+	case f.opts.ReadOnly:
+		return syscall.EROFS
+	case isVirtualXattr(name):
+		return syscall.EPERM
+	case !xattrKept(name):
+		return syscall.ENOTSUP
 	}
-	return meta, err
+	if err := f.idx.SetXattr(ctx, ino, name, value, flags); err != nil {
+		return f.xattrErrno("setxattr", err)
+	}
+	if mirror != nil && strings.HasPrefix(name, xattrUser) {
+		return mirror(ctx)
+	}
+	return 0
+}
+
+func (f *FS) removexattr(ctx context.Context, ino index.Ino, name string, mirror func(context.Context) syscall.Errno) syscall.Errno {
+	ctx = uninterrupted(ctx)
+	switch {
+	case f.opts.ReadOnly:
+		return syscall.EROFS
+	case isVirtualXattr(name):
+		return syscall.EPERM
+	case !xattrKept(name):
+		return syscall.ENOTSUP
+	}
+	if err := f.idx.RemoveXattr(ctx, ino, name); err != nil {
+		return f.xattrErrno("removexattr", err)
+	}
+	if mirror != nil && strings.HasPrefix(name, xattrUser) {
+		return mirror(ctx)
+	}
+	return 0
+}
+
+// xattrErrno maps the index's xattr answers as ext4 gives them, and the
+// rest through toErrno.
+func (f *FS) xattrErrno(op string, err error) syscall.Errno {
+	switch {
+	case errors.Is(err, index.ErrNoXattr):
+		return syscall.ENODATA
+	case errors.Is(err, index.ErrTooBig):
+		return syscall.E2BIG
+	case errors.Is(err, index.ErrNoSpace):
+		return syscall.ENOSPC
+	case errors.Is(err, index.ErrNameLen):
+		return syscall.ERANGE
+	}
+	return f.toErrno(op, err)
+}
+
+// mirrorable reports whether FastDFS metadata holds a user.* attribute
+// exactly: a key of 1 to 64 bytes and a value of up to 256, neither with a
+// NUL or FastDFS's record and field separators (0x01, 0x02).
+func mirrorable(name string, value []byte) (key string, ok bool) {
+	key, ok = strings.CutPrefix(name, xattrUser)
+	if !ok || key == "" || len(key) > fdfs.FdfsMaxMetaNameLen || len(value) > fdfs.FdfsMaxMetaValueLen {
+		return "", false
+	}
+	const bad = "\x00\x01\x02"
+	if strings.ContainsAny(key, bad) || bytes.ContainsAny(value, bad) {
+		return "", false
+	}
+	return key, true
+}
+
+// mirrorMetadata makes the FastDFS metadata of fileID the file's mirrorable
+// user.* attributes, all of them (an overwrite, so that a removed or
+// no-longer-mirrorable attribute goes too).
+// fresh says fileID is a new upload, which has no metadata yet: with no
+// attribute to mirror there is then nothing to send.
+func (f *FS) mirrorMetadata(ctx context.Context, ino index.Ino, fileID string, fresh bool) error {
+	if fileID == "" {
+		return nil
+	}
+	names, err := f.idx.ListXattr(ctx, ino)
+	if err != nil {
+		return err
+	}
+	meta := map[string]string{}
+	for _, name := range names {
+		if !strings.HasPrefix(name, xattrUser) {
+			continue
+		}
+		v, err := f.idx.GetXattr(ctx, ino, name)
+		if errors.Is(err, index.ErrNoXattr) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if key, ok := mirrorable(name, v); ok {
+			meta[key] = string(v)
+		}
+	}
+	if fresh && len(meta) == 0 {
+		return nil
+	}
+	return f.be.SetMetadata(ctx, fileID, meta, false)
 }
 
 // copyOut follows getxattr(2): a zero-length buffer asks for the size.
@@ -106,8 +223,8 @@ func copyOut(dest, val []byte) (uint32, syscall.Errno) {
 	return uint32(copy(dest, val)), 0
 }
 
-// committedFileID is the file's FastDFS ID; metadata lives on that file, so
-// pending writes are committed first.
+// committedFileID is the file's FastDFS ID, with pending writes committed
+// first, for the virtual attributes.
 func (n *fileNode) committedFileID(ctx context.Context) (string, syscall.Errno) {
 	n.wmu.Lock()
 	errno := n.commitLocked(ctx)
@@ -122,141 +239,164 @@ func (n *fileNode) committedFileID(ctx context.Context) (string, syscall.Errno) 
 	return a.FileID, 0
 }
 
-// notUserXattr answers a getxattr outside the user namespace. The kernel
-// asks for security.capability before every write, and `ls -l` for
-// security.selinux and system.posix_acl_access on every entry; those are
-// answered at once (never committing a file being written) with ENOTSUP,
-// which tells ls that this file system has none, so it stops asking: an
-// `ls -l` of 100,000 names then costs no 200,000 extra round trips.
-func notUserXattr() syscall.Errno { return syscall.ENOTSUP }
-
-// Directories and symlinks carry no FastDFS file, so no metadata.
-var _ = (fusefs.NodeGetxattrer)((*dirNode)(nil))
-
-func (d *dirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return 0, noMetadataXattr(attr)
-}
-
-var _ = (fusefs.NodeGetxattrer)((*symlinkNode)(nil))
-
-func (l *symlinkNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return 0, noMetadataXattr(attr)
-}
-
-// noMetadataXattr answers getxattr on a node without a FastDFS file.
-func noMetadataXattr(attr string) syscall.Errno {
-	if !strings.HasPrefix(attr, xattrUser) {
-		return notUserXattr()
+// mirror brings the FastDFS metadata of the file's committed content in
+// step with its user.* attributes. The attribute is set in the index
+// already, so a FastDFS failure is logged, not returned: the index is what
+// getxattr reads, and the next change or commit mirrors again.
+func (n *fileNode) mirror(ctx context.Context) syscall.Errno {
+	a, err := n.fs.idx.GetAttr(ctx, n.ino)
+	if err != nil {
+		return n.fs.toErrno("xattr", err)
 	}
-	return syscall.ENODATA
+	n.userXattrs.Store(true)
+	if err := n.fs.mirrorMetadata(ctx, n.ino, a.FileID, false); err != nil {
+		n.fs.log.Warn("mirroring xattrs into FastDFS metadata", "ino", n.ino, "file_id", a.FileID, "err", err)
+	}
+	return 0
 }
 
-var _ = (fusefs.NodeGetxattrer)((*fileNode)(nil))
+var (
+	_ = (fusefs.NodeGetxattrer)((*fileNode)(nil))
+	_ = (fusefs.NodeListxattrer)((*fileNode)(nil))
+	_ = (fusefs.NodeSetxattrer)((*fileNode)(nil))
+	_ = (fusefs.NodeRemovexattrer)((*fileNode)(nil))
+)
 
 func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if !strings.HasPrefix(attr, xattrUser) {
-		return 0, notUserXattr()
-	}
-	id, errno := n.committedFileID(ctx)
-	if errno != 0 {
-		return 0, errno
-	}
-	return n.fs.getxattr(ctx, id, attr, dest)
+	return n.fs.getxattr(ctx, n.ino, attr, dest, func() (string, syscall.Errno) { return n.committedFileID(ctx) })
 }
-
-var _ = (fusefs.NodeListxattrer)((*fileNode)(nil))
 
 func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	id, errno := n.committedFileID(ctx)
-	if errno != 0 {
-		return 0, errno
-	}
-	return n.fs.listxattr(ctx, id, dest)
+	return n.fs.listxattr(ctx, n.ino, dest)
 }
-
-var _ = (fusefs.NodeSetxattrer)((*fileNode)(nil))
 
 func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if n.fs.opts.ReadOnly {
-		return syscall.EROFS
-	}
-	if attr == xattrFileID || attr == xattrURL {
-		return syscall.EPERM
-	}
-	if !strings.HasPrefix(attr, xattrUser) {
-		return syscall.ENOTSUP
-	}
-	id, errno := n.committedFileID(ctx)
-	if errno != 0 {
-		return errno
-	}
-	if id == "" {
-		// An empty file has no FastDFS file to carry metadata.
-		return syscall.ENOTSUP
-	}
-	key := strings.TrimPrefix(attr, xattrUser)
-	const xattrCreate, xattrReplace = 1, 2
-	if flags&(xattrCreate|xattrReplace) != 0 {
-		meta, err := n.fs.metadata(ctx, id)
-		if err != nil {
-			return n.fs.toErrno("setxattr", err)
-		}
-		_, exists := meta[key]
-		if flags&xattrCreate != 0 && exists {
-			return syscall.EEXIST
-		}
-		if flags&xattrReplace != 0 && !exists {
-			return syscall.ENODATA
-		}
-	}
-	err := n.fs.be.SetMetadata(ctx, id, map[string]string{key: string(data)}, true)
-	return n.fs.toErrno("setxattr", err)
+	return n.fs.setxattr(ctx, n.ino, attr, data, flags, n.mirror)
 }
-
-var _ = (fusefs.NodeRemovexattrer)((*fileNode)(nil))
 
 func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if n.fs.opts.ReadOnly {
-		return syscall.EROFS
-	}
-	if attr == xattrFileID || attr == xattrURL {
-		return syscall.EPERM
-	}
-	if !strings.HasPrefix(attr, xattrUser) {
-		return syscall.ENODATA
-	}
-	id, errno := n.committedFileID(ctx)
-	if errno != 0 {
-		return errno
-	}
-	if id == "" {
-		return syscall.ENODATA
-	}
-	meta, err := n.fs.metadata(ctx, id)
-	if err != nil {
-		return n.fs.toErrno("removexattr", err)
-	}
-	key := strings.TrimPrefix(attr, xattrUser)
-	if _, ok := meta[key]; !ok {
-		return syscall.ENODATA
-	}
-	delete(meta, key)
-	return n.fs.toErrno("removexattr", n.fs.be.SetMetadata(ctx, id, meta, false))
+	return n.fs.removexattr(ctx, n.ino, attr, n.mirror)
 }
 
-// Directories and symlinks have no FastDFS file to carry metadata. Setting
-// an attribute on them is ENOTSUP, the answer cp -a and rsync -X take as
-// "this file system has none" (go-fuse's default, ENODATA, makes cp -a
-// fail on every directory it copies).
+var (
+	_ = (fusefs.NodeGetxattrer)((*dirNode)(nil))
+	_ = (fusefs.NodeListxattrer)((*dirNode)(nil))
+	_ = (fusefs.NodeSetxattrer)((*dirNode)(nil))
+	_ = (fusefs.NodeRemovexattrer)((*dirNode)(nil))
+)
 
-var _ = (fusefs.NodeSetxattrer)((*dirNode)(nil))
+func (d *dirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return d.fs.getxattr(ctx, d.ino, attr, dest, nil)
+}
+
+func (d *dirNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return d.fs.listxattr(ctx, d.ino, dest)
+}
 
 func (d *dirNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return syscall.ENOTSUP
+	return d.fs.setxattr(ctx, d.ino, attr, data, flags, nil)
 }
 
-var _ = (fusefs.NodeSetxattrer)((*symlinkNode)(nil))
+func (d *dirNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return d.fs.removexattr(ctx, d.ino, attr, nil)
+}
+
+// Symlinks and special files take trusted.* only: the kernel refuses user.*
+// on them before it asks the mount.
+
+var (
+	_ = (fusefs.NodeGetxattrer)((*symlinkNode)(nil))
+	_ = (fusefs.NodeListxattrer)((*symlinkNode)(nil))
+	_ = (fusefs.NodeSetxattrer)((*symlinkNode)(nil))
+	_ = (fusefs.NodeRemovexattrer)((*symlinkNode)(nil))
+)
+
+func (s *symlinkNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return s.fs.getxattr(ctx, s.ino, attr, dest, nil)
+}
+
+func (s *symlinkNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return s.fs.listxattr(ctx, s.ino, dest)
+}
 
 func (s *symlinkNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return syscall.ENOTSUP
+	return s.fs.setxattr(ctx, s.ino, attr, data, flags, nil)
+}
+
+func (s *symlinkNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return s.fs.removexattr(ctx, s.ino, attr, nil)
+}
+
+var (
+	_ = (fusefs.NodeGetxattrer)((*specialNode)(nil))
+	_ = (fusefs.NodeListxattrer)((*specialNode)(nil))
+	_ = (fusefs.NodeSetxattrer)((*specialNode)(nil))
+	_ = (fusefs.NodeRemovexattrer)((*specialNode)(nil))
+)
+
+func (s *specialNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return s.fs.getxattr(ctx, s.ino, attr, dest, nil)
+}
+
+func (s *specialNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return s.fs.listxattr(ctx, s.ino, dest)
+}
+
+func (s *specialNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return s.fs.setxattr(ctx, s.ino, attr, data, flags, nil)
+}
+
+func (s *specialNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return s.fs.removexattr(ctx, s.ino, attr, nil)
+}
+
+// A file opened by its ID has no inode in the index: its attributes are
+// the virtual ones and its FastDFS metadata, as user.* names.
+
+func (f *FS) metadataXattr(ctx context.Context, fileID, name string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(name, xattrUser) {
+		return 0, syscall.ENOTSUP
+	}
+	if v, ok := f.virtualXattr(fileID, name); ok {
+		return copyOut(dest, v)
+	}
+	meta, err := f.metadata(ctx, fileID)
+	if err != nil {
+		return 0, f.toErrno("getxattr", err)
+	}
+	v, ok := meta[strings.TrimPrefix(name, xattrUser)]
+	if !ok || isVirtualXattr(name) {
+		return 0, syscall.ENODATA
+	}
+	return copyOut(dest, []byte(v))
+}
+
+func (f *FS) listMetadataXattrs(ctx context.Context, fileID string, dest []byte) (uint32, syscall.Errno) {
+	meta, err := f.metadata(ctx, fileID)
+	if err != nil {
+		return 0, f.toErrno("listxattr", err)
+	}
+	names := make([]string, 0, len(meta))
+	for k := range meta {
+		if name := xattrUser + k; !isVirtualXattr(name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var buf []byte
+	for _, n := range names {
+		buf = append(append(buf, n...), 0)
+	}
+	return copyOut(dest, buf)
+}
+
+// metadata reads a file's FastDFS metadata. A storage answers ENOENT both
+// for a missing file and for one that never had metadata; the caller knows
+// the file exists, so ENOENT here means no metadata.
+func (f *FS) metadata(ctx context.Context, fileID string) (map[string]string, error) {
+	meta, err := f.be.GetMetadata(ctx, fileID)
+	if errors.Is(err, syscall.ENOENT) {
+		return map[string]string{}, nil
+	}
+	return meta, err
 }

@@ -193,6 +193,19 @@ func (b *Badger) gcLoop(ctx context.Context, interval time.Duration) {
 
 // Close stops the GC loop, gives back the unused part of the inode batch and
 // closes the store. Calls after Close return ErrClosed.
+// Sync fsyncs the value log and the write-ahead state, so that commits
+// made without SyncWrites survive a power loss too.
+func (b *Badger) Sync(ctx context.Context) error {
+	if err := b.enter(ctx, false); err != nil {
+		return err
+	}
+	defer b.mu.RUnlock()
+	if b.readOnly {
+		return nil
+	}
+	return b.db.Sync()
+}
+
 func (b *Badger) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -65,6 +65,16 @@ func (b *Badger) Dump(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			return err
 		}
+		err = tx.scan(ctx, []byte{tableXattrs}, true, func(k, v []byte) error {
+			ino, ok := inoFromKey(k)
+			if !ok {
+				return corruptf("xattrs key %x", k)
+			}
+			return writeXattrs(dw, ino, v)
+		})
+		if err != nil {
+			return err
+		}
 		return dw.Close()
 	})
 }
@@ -138,6 +148,7 @@ func (b *Badger) load(ctx context.Context, dr *DumpReader) error {
 // number and the next_ino counter the dump holds.
 func loadRecords(ctx context.Context, dr *DumpReader, wb *badger.WriteBatch) (maxIno Ino, nextIno uint64, err error) {
 	sawRoot := false
+	xattrs := xattrLoader{}
 	for n := 0; ; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -174,6 +185,8 @@ func loadRecords(ctx context.Context, dr *DumpReader, wb *badger.WriteBatch) (ma
 			err = wb.Set(orphanKey(rec.Ino), nil)
 		case RecordPending:
 			err = wb.Set(pendingKey(rec.Pending.FileID), encodePending(rec.Pending))
+		case RecordXattr:
+			err = xattrs.add(rec)
 		}
 		if err != nil {
 			return 0, 0, err
@@ -181,6 +194,10 @@ func loadRecords(ctx context.Context, dr *DumpReader, wb *badger.WriteBatch) (ma
 	}
 	if !sawRoot {
 		return 0, 0, corruptf("dump has no root inode")
+	}
+	err = xattrs.each(func(ino Ino, v []byte) error { return wb.Set(xattrsKey(ino), v) })
+	if err != nil {
+		return 0, 0, err
 	}
 	return maxIno, nextIno, nil
 }
@@ -200,7 +217,7 @@ func (b *Badger) wipe() error {
 // root: no other inode, no entry, orphan or journal entry.
 func (tx badgerKV) checkEmpty(ctx context.Context) error {
 	found := errors.New("found")
-	for _, table := range []byte{tableAttr, tableDentry, tableOrphan, tablePending} {
+	for _, table := range []byte{tableAttr, tableDentry, tableOrphan, tablePending, tableXattrs} {
 		err := tx.scan(ctx, []byte{table}, false, func(k, _ []byte) error {
 			if ino, ok := inoFromKey(k); table == tableAttr && ok && ino == RootIno {
 				return nil

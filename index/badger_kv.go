@@ -153,6 +153,15 @@ func (s badgerKV) setHolds(ino Ino, v []byte) error {
 	return s.t.Set(holdsKey(ino), v)
 }
 
+func (s badgerKV) xattrs(ino Ino) ([]byte, error) { return s.get(xattrsKey(ino)) }
+
+func (s badgerKV) setXattrs(ino Ino, v []byte) error {
+	if v == nil {
+		return s.t.Delete(xattrsKey(ino))
+	}
+	return s.t.Set(xattrsKey(ino), v)
+}
+
 // sessionAlive compares the expiry in the value with the clock, to the
 // nanosecond; Badger's own TTL counts whole seconds and only collects.
 func (s badgerKV) sessionAlive(id string) (bool, error) {

@@ -23,7 +23,21 @@ import (
 //	target   uvarint length + bytes
 //	parent   uvarint (a directory's parent; 0 for other kinds and the root)
 //
+// Version 2 is version 1 followed by
+//
+//	rdev     uvarint (≤ MaxUint32)
+//
+// and is written only for a device, whose Rdev is not 0: every other inode
+// keeps the version 1 record, which earlier builds read.
+//
 // The inode number is the key, not part of the value.
+//
+// Extended attributes of an inode, all in one value (the inode number is
+// the key), version 1, names in byte order:
+//
+//	version  byte (1)
+//	count    uvarint
+//	each     name: uvarint length + bytes; value: uvarint length + bytes
 //
 // Pending journal entry, version 1 (the file ID is the key):
 //
@@ -37,9 +51,11 @@ import (
 //	version  byte (1)
 //	sessions uvarint count, then each as uvarint length + bytes
 const (
-	attrVersion    = 1
-	pendingVersion = 1
-	holdsVersion   = 1
+	attrVersion     = 1
+	attrVersionRdev = 2
+	pendingVersion  = 1
+	holdsVersion    = 1
+	xattrsVersion   = 1
 
 	attrFlagAppender = 1 << 0
 )
@@ -56,7 +72,11 @@ func appendString(b []byte, s string) []byte {
 
 func encodeAttr(a Attr, parent Ino) []byte {
 	b := make([]byte, 0, 64+len(a.FileID)+len(a.Target))
-	b = append(b, attrVersion, byte(a.Kind))
+	version := byte(attrVersion)
+	if a.Rdev != 0 {
+		version = attrVersionRdev
+	}
+	b = append(b, version, byte(a.Kind))
 	b = binary.AppendUvarint(b, uint64(a.Mode))
 	b = binary.AppendUvarint(b, uint64(a.Uid))
 	b = binary.AppendUvarint(b, uint64(a.Gid))
@@ -73,7 +93,11 @@ func encodeAttr(a Attr, parent Ino) []byte {
 	b = append(b, flags)
 	b = appendString(b, a.FileID)
 	b = appendString(b, a.Target)
-	return binary.AppendUvarint(b, uint64(parent))
+	b = binary.AppendUvarint(b, uint64(parent))
+	if version == attrVersionRdev {
+		b = binary.AppendUvarint(b, uint64(a.Rdev))
+	}
+	return b
 }
 
 // reader consumes a value front to back; the first failure sticks, so a
@@ -154,7 +178,8 @@ func (r *reader) string(what string) string {
 // parent. It never panics; damage is an error wrapping ErrCorrupt.
 func decodeAttr(ino Ino, v []byte) (Attr, Ino, error) {
 	r := reader{b: v}
-	if ver := r.byte("version"); r.err == nil && ver != attrVersion {
+	ver := r.byte("version")
+	if r.err == nil && ver != attrVersion && ver != attrVersionRdev {
 		return Attr{}, 0, corruptf("inode %d: attr version %d", ino, ver)
 	}
 	a := Attr{Ino: ino}
@@ -173,6 +198,9 @@ func decodeAttr(ino Ino, v []byte) (Attr, Ino, error) {
 	a.FileID = r.string("file ID")
 	a.Target = r.string("target")
 	parent := Ino(r.uvarint("parent"))
+	if ver == attrVersionRdev {
+		a.Rdev = r.uint32("rdev")
+	}
 	switch {
 	case r.err != nil:
 		return Attr{}, 0, r.err
@@ -242,4 +270,62 @@ func decodeHolds(ino Ino, v []byte) ([]string, error) {
 		return nil, corruptf("holds of %d: %d trailing bytes", ino, len(r.b))
 	}
 	return ss, nil
+}
+
+// Xattr is one extended attribute.
+type Xattr struct {
+	Name  string
+	Value []byte
+}
+
+// encodeXattrs encodes an inode's attributes, which must be sorted by name;
+// nil for none, so that the key is deleted.
+func encodeXattrs(xs []Xattr) []byte {
+	if len(xs) == 0 {
+		return nil
+	}
+	n := 8
+	for _, x := range xs {
+		n += len(x.Name) + len(x.Value) + 8
+	}
+	b := make([]byte, 0, n)
+	b = append(b, xattrsVersion)
+	b = binary.AppendUvarint(b, uint64(len(xs)))
+	for _, x := range xs {
+		b = appendString(b, x.Name)
+		b = binary.AppendUvarint(b, uint64(len(x.Value)))
+		b = append(b, x.Value...)
+	}
+	return b
+}
+
+// decodeXattrs decodes what encodeXattrs wrote; nil v is no attributes.
+func decodeXattrs(ino Ino, v []byte) ([]Xattr, error) {
+	if v == nil {
+		return nil, nil
+	}
+	r := reader{b: v}
+	if ver := r.byte("version"); r.err == nil && ver != xattrsVersion {
+		return nil, corruptf("xattrs of %d: version %d", ino, ver)
+	}
+	n := r.uvarint("count")
+	if r.err == nil && n > uint64(len(r.b)) {
+		return nil, corruptf("xattrs of %d: count %d", ino, n)
+	}
+	xs := make([]Xattr, 0, n)
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		name := r.string("xattr name")
+		value := []byte(r.string("xattr value"))
+		if r.err == nil && i > 0 && name <= xs[i-1].Name {
+			return nil, corruptf("xattrs of %d: names out of order", ino)
+		}
+		xs = append(xs, Xattr{Name: name, Value: value})
+	}
+	switch {
+	case r.err != nil:
+		return nil, r.err
+	case len(r.b) != 0:
+		return nil, corruptf("xattrs of %d: %d trailing bytes", ino, len(r.b))
+	}
+	return xs, nil
 }

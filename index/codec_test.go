@@ -26,6 +26,10 @@ func sampleAttrs() []struct {
 		}, 0},
 		{Attr{Ino: 9, Kind: KindSymlink, Mode: 0o777, Nlink: 3, Target: "../a/b\xff"}, 0},
 		{Attr{Ino: 10, Kind: KindFile}, 0}, // zero times survive as zero
+		{Attr{Ino: 11, Kind: KindCharDev, Mode: 0o666, Nlink: 1, Rdev: 0x0103, Atime: ts, Mtime: ts, Ctime: ts}, 0},
+		{Attr{Ino: 12, Kind: KindBlockDev, Mode: 0o660, Nlink: 2, Rdev: 1<<32 - 1}, 0},
+		{Attr{Ino: 13, Kind: KindFIFO, Mode: 0o600, Nlink: 1, Uid: 3}, 0},
+		{Attr{Ino: 14, Kind: KindSocket, Mode: 0o755, Nlink: 1}, 0},
 	}
 }
 
@@ -46,6 +50,32 @@ func TestAttrRoundTrip(t *testing.T) {
 		if got != want || parent != s.parent {
 			t.Errorf("round trip:\n got %+v parent %d\nwant %+v parent %d", got, parent, want, s.parent)
 		}
+		// Only a device needs the version 2 record; every other inode
+		// stays readable by builds that know version 1 alone.
+		if wantVer := byte(1 + min(s.attr.Rdev, 1)); v[0] != wantVer {
+			t.Errorf("ino %d: record version %d, want %d", s.attr.Ino, v[0], wantVer)
+		}
+	}
+}
+
+func TestXattrsRoundTrip(t *testing.T) {
+	xs := []Xattr{{Name: "security.selinux", Value: []byte("x\x00")}, {Name: "user.a", Value: []byte{0, 0xff, 0x8f}}, {Name: "user.empty", Value: []byte{}}}
+	got, err := decodeXattrs(3, encodeXattrs(xs))
+	if err != nil || !reflect.DeepEqual(got, xs) {
+		t.Fatalf("round trip: %q, %v; want %q", got, err, xs)
+	}
+	if v := encodeXattrs(nil); v != nil {
+		t.Errorf("no attributes encode as %x, want nil (the key is deleted)", v)
+	}
+	v := encodeXattrs(xs)
+	for n := 1; n < len(v); n++ {
+		if _, err := decodeXattrs(3, v[:n]); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("prefix of %d/%d bytes: err = %v, want ErrCorrupt", n, len(v), err)
+		}
+	}
+	unordered := encodeXattrs([]Xattr{{Name: "user.b"}, {Name: "user.a"}})
+	if _, err := decodeXattrs(3, unordered); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("names out of order: err = %v, want ErrCorrupt", err)
 	}
 }
 
@@ -62,6 +92,7 @@ func TestAttrDecodeRefusesDamage(t *testing.T) {
 		"version 2":     append([]byte{2}, v[1:]...),
 		"kind 0":        append([]byte{v[0], 0}, v[2:]...),
 		"kind 9":        append([]byte{v[0], 9}, v[2:]...),
+		"version 3":     append([]byte{3}, v[1:]...),
 	}
 	for name, b := range damaged {
 		if _, _, err := decodeAttr(3, b); !errors.Is(err, ErrCorrupt) {

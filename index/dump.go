@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -21,16 +23,22 @@ import (
 //	{"t":"dentry","parent":1,"name":"group1","ino":2,"kind":"dir"}
 //	{"t":"orphan","ino":7}
 //	{"t":"pending","file_id":"group1/M00/...","reason":"delete","session":"host-a","since":"..."}
-//	{"t":"end","records":5}
+//	{"t":"xattr","ino":7,"name":"user.mime","value_b64":"aW1hZ2UvanBlZw=="}
+//	{"t":"end","records":6}
 //
 // The header comes first and the end record last; a dump without its end
 // record is truncated and refused. Records in between may come in any order.
 // Times are RFC 3339 with nanoseconds. Names and symlink targets are bytes
 // on Linux, so one that is not valid UTF-8 is written base64 in "name_b64"
-// or "target_b64" instead, and survives the trip unchanged.
+// or "target_b64" instead, and survives the trip unchanged. An extended
+// attribute's value is any bytes, so it is always base64.
+//
+// Version 2 added the special kinds of inode (fifo, socket, chardev and
+// blockdev, the devices with "rdev") and the xattr records; a version 1
+// dump is read as it always was.
 const (
 	DumpFormat  = "fdfsfs-index"
-	DumpVersion = 1
+	DumpVersion = 2
 
 	// maxDumpLine bounds one record; the largest legitimate one is an inode
 	// with a long symlink target, far below this.
@@ -46,6 +54,7 @@ const (
 	RecordDentry
 	RecordOrphan
 	RecordPending
+	RecordXattr
 )
 
 var recordTypeNames = map[RecordType]string{
@@ -54,6 +63,7 @@ var recordTypeNames = map[RecordType]string{
 	RecordDentry:  "dentry",
 	RecordOrphan:  "orphan",
 	RecordPending: "pending",
+	RecordXattr:   "xattr",
 }
 
 func (t RecordType) String() string {
@@ -78,6 +88,8 @@ type DumpRecord struct {
 	Kind   Kind
 	// RecordPending: Pending.
 	Pending Pending
+	// RecordXattr: Ino and Xattr.
+	Xattr Xattr
 }
 
 // dumpLine is the JSON shape of every record; omitempty keeps each line to
@@ -109,9 +121,14 @@ type dumpLine struct {
 	Reason  string     `json:"reason,omitempty"`
 	Session string     `json:"session,omitempty"`
 	Since   *time.Time `json:"since,omitempty"`
+	Rdev    uint32     `json:"rdev,omitempty"`
+	Value64 *string    `json:"value_b64,omitempty"`
 }
 
-var kindNames = map[Kind]string{KindFile: "file", KindDir: "dir", KindSymlink: "symlink"}
+var kindNames = map[Kind]string{
+	KindFile: "file", KindDir: "dir", KindSymlink: "symlink",
+	KindFIFO: "fifo", KindSocket: "socket", KindCharDev: "chardev", KindBlockDev: "blockdev",
+}
 
 func kindFromName(s string) (Kind, bool) {
 	for k, n := range kindNames {
@@ -205,6 +222,7 @@ func (d *DumpWriter) Write(r DumpRecord) error {
 			Mode: a.Mode, Uid: a.Uid, Gid: a.Gid, Nlink: &a.Nlink, Size: a.Size,
 			Atime: &a.Atime, Mtime: &a.Mtime, Ctime: &a.Ctime,
 			FileID: a.FileID, Append: a.Appender, Gen: a.Gen, Parent: uint64(r.Parent),
+			Rdev: a.Rdev,
 		}
 		if a.Kind == KindSymlink {
 			l.Target, l.TgtB64 = bytesField(a.Target)
@@ -219,6 +237,11 @@ func (d *DumpWriter) Write(r DumpRecord) error {
 	case RecordPending:
 		p := r.Pending
 		return d.put(dumpLine{T: "pending", FileID: p.FileID, Reason: p.Reason.String(), Session: p.Session, Since: &p.Since})
+	case RecordXattr:
+		v := base64.StdEncoding.EncodeToString(r.Xattr.Value)
+		l := dumpLine{T: "xattr", Ino: uint64(r.Ino), Value64: &v}
+		l.Name, l.NameB64 = bytesField(r.Xattr.Name)
+		return d.put(l)
 	}
 	return fmt.Errorf("%w: dump record type %d", ErrInvalid, r.Type)
 }
@@ -260,7 +283,7 @@ func NewDumpReader(r io.Reader) (*DumpReader, error) {
 	if l.T != "header" || l.Format != DumpFormat {
 		return nil, fmt.Errorf("%w: not an %s dump", ErrCorrupt, DumpFormat)
 	}
-	if l.Version != DumpVersion {
+	if l.Version < 1 || l.Version > DumpVersion {
 		return nil, fmt.Errorf("%w: dump version %d, this build reads %d", ErrCorrupt, l.Version, DumpVersion)
 	}
 	return d, nil
@@ -353,7 +376,10 @@ func recordFromLine(l dumpLine) (DumpRecord, error) {
 		a := Attr{
 			Ino: Ino(l.Ino), Kind: kind, Mode: l.Mode, Uid: l.Uid, Gid: l.Gid, Nlink: *l.Nlink,
 			Size: l.Size, Atime: *l.Atime, Mtime: *l.Mtime, Ctime: *l.Ctime,
-			FileID: l.FileID, Appender: l.Append, Gen: l.Gen, Target: target,
+			FileID: l.FileID, Appender: l.Append, Gen: l.Gen, Target: target, Rdev: l.Rdev,
+		}
+		if l.Rdev != 0 && kind != KindCharDev && kind != KindBlockDev {
+			return bad("a %s has no rdev", kind)
 		}
 		return DumpRecord{Type: RecordInode, Attr: a, Parent: Ino(l.Parent)}, nil
 	case "dentry":
@@ -386,6 +412,66 @@ func recordFromLine(l dumpLine) (DumpRecord, error) {
 			return bad("needs file_id and since")
 		}
 		return DumpRecord{Type: RecordPending, Pending: Pending{FileID: l.FileID, Reason: reason, Session: l.Session, Since: *l.Since}}, nil
+	case "xattr":
+		name, err := fromBytesField(l.Name, l.NameB64, "name")
+		if err != nil {
+			return DumpRecord{}, err
+		}
+		if err := checkXattrName(name); err != nil {
+			return DumpRecord{}, corruptf("xattr record: %v", err)
+		}
+		if l.Ino == 0 || l.Value64 == nil {
+			return bad("needs ino and value_b64")
+		}
+		v, err := base64.StdEncoding.DecodeString(*l.Value64)
+		if err != nil {
+			return bad("value_b64: %v", err)
+		}
+		if len(v) > MaxXattrValueLen {
+			return bad("value of %d bytes", len(v))
+		}
+		return DumpRecord{Type: RecordXattr, Ino: Ino(l.Ino), Xattr: Xattr{Name: name, Value: v}}, nil
 	}
 	return bad("unknown type")
+}
+
+// writeXattrs writes one inode's encoded attributes as xattr records.
+func writeXattrs(dw *DumpWriter, ino Ino, v []byte) error {
+	xs, err := decodeXattrs(ino, v)
+	if err != nil {
+		return err
+	}
+	for _, x := range xs {
+		if err := dw.Write(DumpRecord{Type: RecordXattr, Ino: ino, Xattr: x}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// xattrLoader gathers a dump's xattr records, which may come in any order,
+// into one value per inode for Load.
+type xattrLoader map[Ino][]Xattr
+
+func (l xattrLoader) add(rec DumpRecord) error {
+	xs := l[rec.Ino]
+	i, ok := slices.BinarySearchFunc(xs, rec.Xattr.Name, compareXattrName)
+	if ok {
+		return corruptf("dump: xattr %q of inode %d twice", rec.Xattr.Name, rec.Ino)
+	}
+	l[rec.Ino] = slices.Insert(xs, i, rec.Xattr)
+	if xattrsSize(l[rec.Ino]) > MaxXattrTotal {
+		return corruptf("dump: inode %d has more than %d bytes of xattrs", rec.Ino, MaxXattrTotal)
+	}
+	return nil
+}
+
+// each hands over every inode's encoded attributes in inode order.
+func (l xattrLoader) each(fn func(ino Ino, v []byte) error) error {
+	for _, ino := range slices.Sorted(maps.Keys(l)) {
+		if err := fn(ino, encodeXattrs(l[ino])); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -78,3 +78,21 @@ func FuzzDecodeCounter(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeXattrs(f *testing.F) {
+	f.Add(encodeXattrs([]Xattr{{Name: "user.a", Value: []byte{0, 1, 0xff}}, {Name: "user.b", Value: []byte{}}}))
+	f.Add(encodeXattrs([]Xattr{{Name: "trusted.x", Value: make([]byte, 300)}}))
+	f.Fuzz(func(t *testing.T, v []byte) {
+		xs, err := decodeXattrs(7, v)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		again, err := decodeXattrs(7, encodeXattrs(xs))
+		if err != nil || len(again) != len(xs) || (len(xs) > 0 && !reflect.DeepEqual(xs, again)) {
+			t.Fatalf("%q came back as %q, %v", xs, again, err)
+		}
+	})
+}

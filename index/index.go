@@ -31,19 +31,24 @@ const (
 	KindFile Kind = iota + 1
 	KindDir
 	KindSymlink
+	// The special kinds live in the index alone: FastDFS holds no content
+	// for them. A device keeps its number in Attr.Rdev.
+	KindFIFO
+	KindSocket
+	KindCharDev
+	KindBlockDev
 )
 
 func (k Kind) String() string {
-	switch k {
-	case KindFile:
-		return "file"
-	case KindDir:
-		return "dir"
-	case KindSymlink:
-		return "symlink"
+	if s, ok := kindNames[k]; ok {
+		return s
 	}
 	return "unknown"
 }
+
+// Special reports whether k is a FIFO, a socket or a device: an inode with
+// no content anywhere but its attributes.
+func (k Kind) Special() bool { return k >= KindFIFO && k <= KindBlockDev }
 
 // Attr is everything the index keeps about one inode.
 type Attr struct {
@@ -69,6 +74,9 @@ type Attr struct {
 
 	// Target is the symlink target (KindSymlink only).
 	Target string
+	// Rdev is the device number (KindCharDev and KindBlockDev only), as
+	// the kernel encodes it in a FUSE request.
+	Rdev uint32
 }
 
 // Entry is one directory entry with the attributes of the inode it names, as
@@ -143,6 +151,9 @@ var (
 	ErrReadOnly = errors.New("index: read-only")   // EROFS
 	ErrBusy     = errors.New("index: held open")   // EBUSY: a live session holds the inode
 	ErrLost     = errors.New("index: upload lost") // EIO: a claimed upload left the journal
+	ErrNoXattr  = errors.New("index: no xattr")    // ENODATA
+	ErrTooBig   = errors.New("index: too big")     // E2BIG
+	ErrNoSpace  = errors.New("index: no space")    // ENOSPC
 )
 
 // MaxNameLen is the longest name accepted, in bytes, as on Linux.
@@ -254,6 +265,24 @@ type Index interface {
 	// SetNlink sets an inode's link count; 0 puts it in the orphan set and
 	// anything else takes it out.
 	SetNlink(ctx context.Context, ino Ino, nlink uint32) (Attr, error)
+
+	// GetXattr, ListXattr, SetXattr and RemoveXattr keep an inode's
+	// extended attributes: any bytes, names up to MaxXattrNameLen, values
+	// up to MaxXattrValueLen (ErrTooBig beyond), MaxXattrTotal for one
+	// inode together (ErrNoSpace beyond). A missing name is ErrNoXattr;
+	// SetXattr's flags XattrCreate and XattrReplace fail with ErrExists
+	// and ErrNoXattr as setxattr(2) does. A change also changes Ctime.
+	// The attributes go with the inode when it is purged, and are part of
+	// a Dump.
+	GetXattr(ctx context.Context, ino Ino, name string) ([]byte, error)
+	ListXattr(ctx context.Context, ino Ino) ([]string, error)
+	SetXattr(ctx context.Context, ino Ino, name string, value []byte, flags uint32) error
+	RemoveXattr(ctx context.Context, ino Ino, name string) error
+
+	// Sync makes every change committed so far as durable as the engine
+	// can: Badger writes its log to the disk (fsync), Redis answers at
+	// once (a commit there is as durable as the server's appendfsync).
+	Sync(ctx context.Context) error
 
 	// Changes delivers notices of changes made by other mount hosts (shared
 	// engines). A single-host engine returns nil.

@@ -16,6 +16,7 @@ import "encoding/binary"
 //	'O' ino                → orphan set: Nlink 0, not yet purged; empty value
 //	'P' fileID             → pending journal entry, encodePending (codec.go)
 //	'H' ino                → sessions holding an orphan open, encodeHolds (codec.go)
+//	'X' ino                → the inode's extended attributes, encodeXattrs (codec.go)
 //	'S' session            → a registered session: its expiry, 8 bytes big-endian
 //	                         Unix nanoseconds (the key also has a Badger TTL a
 //	                         little longer, which drops it eventually)
@@ -31,6 +32,7 @@ const (
 	tablePending = 'P'
 	tableHolds   = 'H'
 	tableSession = 'S'
+	tableXattrs  = 'X'
 )
 
 const schemaVersion = 1
@@ -65,6 +67,7 @@ func dentryKey(dir Ino, name string) []byte {
 
 func pendingKey(fileID string) []byte { return append([]byte{tablePending}, fileID...) }
 func holdsKey(ino Ino) []byte         { return inoKey(tableHolds, ino) }
+func xattrsKey(ino Ino) []byte        { return inoKey(tableXattrs, ino) }
 func sessionKey(id string) []byte     { return append([]byte{tableSession}, id...) }
 
 // inoFromKey reads the inode number of an 'A' or 'O' key.

@@ -46,6 +46,10 @@ type kv interface {
 	// conflict.
 	holds(ino Ino) ([]byte, error)
 	setHolds(ino Ino, v []byte) error
+	// xattrs is the encoded set of ino's extended attributes
+	// (encodeXattrs), nil if none; setXattrs with nil drops it.
+	xattrs(ino Ino) ([]byte, error)
+	setXattrs(ino Ino, v []byte) error
 	// sessionAlive reports whether session id is registered and has not
 	// expired; setSession registers it until ttl from now.
 	sessionAlive(id string) (bool, error)

@@ -194,6 +194,9 @@ func (e *engine) Create(ctx context.Context, parent Ino, name string, attr Attr)
 		if a.Kind != KindFile {
 			a.FileID, a.Appender, a.Size = "", false, 0
 		}
+		if a.Kind != KindCharDev && a.Kind != KindBlockDev {
+			a.Rdev = 0
+		}
 		for _, t := range []*time.Time{&a.Atime, &a.Mtime, &a.Ctime} {
 			if t.IsZero() {
 				*t = tx.now
@@ -536,6 +539,9 @@ func (e *engine) SetContent(ctx context.Context, ino Ino, c Content) (Attr, erro
 			return ErrIsDir
 		case KindSymlink:
 			return fmt.Errorf("%w: content of a symlink", ErrInvalid)
+		}
+		if n.Kind.Special() {
+			return fmt.Errorf("%w: content of a %s", ErrInvalid, n.Kind)
 		}
 		if c.Claim {
 			v, err := tx.kv.pending(c.FileID)

@@ -38,6 +38,7 @@ import (
 //	                    instead of the whole journal
 //	P "changes"       → pub/sub channel of change notices (redis_notify.go)
 //	P "h:" ino        → sessions holding an orphan open, encodeHolds (codec.go)
+//	P "x:" ino        → the inode's extended attributes, encodeXattrs (codec.go)
 //	P "s:" session    → a registered session, "1", expiring (PX) at the
 //	                    session's TTL unless its heartbeat sets it again
 //
@@ -55,6 +56,7 @@ const (
 	redisPending      = "pending"
 	redisChanges      = "changes"
 	redisHolds        = "h:"
+	redisXattrs       = "x:"
 	redisSession      = "s:"
 	redisPendingGuard = "pw:"
 	redisDefPrefix    = "fdfsfs:"
@@ -207,6 +209,9 @@ func (r *Redis) dirKey(ino Ino) string {
 func (r *Redis) holdsKey(ino Ino) string {
 	return r.prefix + redisHolds + strconv.FormatUint(uint64(ino), 10)
 }
+func (r *Redis) xattrsKey(ino Ino) string {
+	return r.prefix + redisXattrs + strconv.FormatUint(uint64(ino), 10)
+}
 func (r *Redis) sessionKey(id string) string { return r.prefix + redisSession + id }
 func (r *Redis) pendingGuardKey(fileID string) string {
 	return r.prefix + redisPendingGuard + fileID
@@ -264,6 +269,16 @@ func (r *Redis) init(ctx context.Context) error {
 
 // Close stops the notice subscription and closes the connections. Calls
 // after Close return ErrClosed.
+// Sync has nothing to do: every commit was acknowledged by the server, and
+// is as durable as its appendfsync makes it.
+func (r *Redis) Sync(ctx context.Context) error {
+	if err := r.enter(ctx, false); err != nil {
+		return err
+	}
+	r.mu.RUnlock()
+	return nil
+}
+
 func (r *Redis) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

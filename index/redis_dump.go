@@ -69,6 +69,22 @@ func (r *Redis) Dump(ctx context.Context, w io.Writer) error {
 				return err
 			}
 		}
+		withXattrs, err := r.scanInos(ctx, redisXattrs)
+		if err != nil {
+			return err
+		}
+		for _, ino := range withXattrs {
+			v, err := r.client.Get(ctx, r.xattrsKey(ino)).Bytes()
+			if errors.Is(err, redis.Nil) {
+				continue // removed since the scan
+			}
+			if err != nil {
+				return err
+			}
+			if err := writeXattrs(dw, ino, v); err != nil {
+				return err
+			}
+		}
 		return dw.Close()
 	})
 }
@@ -119,6 +135,7 @@ func (r *Redis) load(ctx context.Context, dr *DumpReader) error {
 	var maxIno Ino
 	var nextIno uint64
 	sawRoot := false
+	xattrs := xattrLoader{}
 	for {
 		rec, err := dr.Next()
 		if errors.Is(err, io.EOF) {
@@ -150,6 +167,10 @@ func (r *Redis) load(ctx context.Context, dr *DumpReader) error {
 			p.SAdd(ctx, r.key(redisOrphans), inoMember(rec.Ino))
 		case RecordPending:
 			p.HSet(ctx, r.key(redisPending), rec.Pending.FileID, encodePending(rec.Pending))
+		case RecordXattr:
+			if err := xattrs.add(rec); err != nil {
+				return err
+			}
 		}
 		if p.Len() >= batch {
 			if err := flush(); err != nil {
@@ -160,11 +181,21 @@ func (r *Redis) load(ctx context.Context, dr *DumpReader) error {
 	if !sawRoot {
 		return corruptf("dump has no root inode")
 	}
+	err := xattrs.each(func(ino Ino, v []byte) error {
+		p.Set(ctx, r.xattrsKey(ino), v, 0)
+		if p.Len() >= batch {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	if err := flush(); err != nil {
 		return err
 	}
 	last := max(nextIno, uint64(maxIno)+1) - 1
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, r.key(redisLastIno), last, 0)
 		p.Del(ctx, r.key(redisLoading))
 		return nil
@@ -187,6 +218,11 @@ func (r *Redis) checkEmpty(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	withXattrs, err := r.scanInos(ctx, redisXattrs)
+	if err != nil {
+		return err
+	}
+	dirs = append(dirs, withXattrs...)
 	n, err := r.client.Exists(ctx, r.key(redisOrphans), r.key(redisPending), r.key(redisLoading)).Result()
 	if err != nil {
 		return err
@@ -201,7 +237,7 @@ func (r *Redis) checkEmpty(ctx context.Context) error {
 // namespace's prefix may start with ours), and makes it new again.
 func (r *Redis) wipe(ctx context.Context) error {
 	var keys []string
-	for _, table := range []string{redisAttr, redisDir, redisHolds} {
+	for _, table := range []string{redisAttr, redisDir, redisHolds, redisXattrs} {
 		inos, err := r.scanInos(ctx, table)
 		if err != nil {
 			return err

@@ -234,6 +234,24 @@ func (s *redisKV) setHolds(ino Ino, v []byte) error {
 	return s.queue(func(p redis.Pipeliner) { p.Set(s.ctx, k, v, 0) })
 }
 
+func (s *redisKV) xattrs(ino Ino) ([]byte, error) {
+	k := s.r.xattrsKey(ino)
+	var cmd *redis.StringCmd
+	if err := s.pipe([]string{k}, func(p redis.Pipeliner) { cmd = p.Get(s.ctx, k) }); err != nil {
+		return nil, err
+	}
+	return bytesOf(cmd)
+}
+
+func (s *redisKV) setXattrs(ino Ino, v []byte) error {
+	k := s.r.xattrsKey(ino)
+	s.changes = append(s.changes, Change{Ino: ino})
+	if v == nil {
+		return s.queue(func(p redis.Pipeliner) { p.Del(s.ctx, k) })
+	}
+	return s.queue(func(p redis.Pipeliner) { p.Set(s.ctx, k, v, 0) })
+}
+
 // sessionAlive asks whether the session's key is still there: Redis
 // expires it on its own clock, so the hosts' clocks do not matter.
 func (s *redisKV) sessionAlive(id string) (bool, error) {

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"fdfsfs/index"
-	"fdfsfs/index/redistest"
+	"fdfsfs/internal/redisserver"
 )
 
 // TestRedisSentinelFailover runs two hosts on a master found through
@@ -23,7 +23,7 @@ import (
 // that the other host's notices came back with one Change{All: true}.
 func TestRedisSentinelFailover(t *testing.T) {
 	const timeout = 8 * time.Second
-	s := redistest.StartSentinel(t, redistest.SentinelOptions{Password: "redis-secret", SentinelPassword: "sentinel-secret"})
+	s := redisserver.StartSentinel(t, redisserver.SentinelOptions{Password: "redis-secret", SentinelPassword: "sentinel-secret"})
 	// The servers' password in the URL, the Sentinels' from the
 	// environment: two passwords, kept apart.
 	url := strings.Replace(s.URL("wait=1"), "redis://", "redis://:redis-secret@", 1)
@@ -185,7 +185,7 @@ func TestRedisNoticesResume(t *testing.T) {
 	if ch == nil {
 		t.Fatal("Changes() = nil")
 	}
-	admin := redis.NewClient(&redis.Options{Addr: strings.TrimSuffix(strings.TrimPrefix(redisServer(t), "redis://"), "/0")})
+	admin := goredis.NewClient(&goredis.Options{Addr: strings.TrimSuffix(strings.TrimPrefix(redisServer(t), "redis://"), "/0")})
 	defer admin.Close()
 	if err := admin.Do(ctx, "client", "kill", "type", "pubsub").Err(); err != nil {
 		t.Fatal(err)
@@ -221,13 +221,13 @@ func TestRedisNoticesResume(t *testing.T) {
 // TestRedisUnreachableBounded: with no server at all, a call fails after
 // the timeout, not at once and not never.
 func TestRedisUnreachableBounded(t *testing.T) {
-	srv := redistest.StartServer(t)
-	r, err := index.OpenRedis(t.Context(), srv.URL(), index.RedisOptions{Session: "test", Timeout: time.Second, Prefix: newPrefix()})
+	srv := redisserver.New(t)
+	r, err := index.OpenRedis(t.Context(), srv.URL, index.RedisOptions{Session: "test", Timeout: time.Second, Prefix: newPrefix()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	srv.Kill()
+	srv.Close()
 	for _, op := range []struct {
 		name string
 		call func(ctx context.Context) error

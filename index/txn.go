@@ -109,6 +109,9 @@ func (tx *txn) flush() error {
 			if err := tx.kv.deleteAttr(n.Ino); err != nil {
 				return err
 			}
+			if err := tx.kv.setXattrs(n.Ino, nil); err != nil {
+				return err
+			}
 			if n.origNlink == 0 {
 				if err := tx.kv.setOrphan(n.Ino, false); err != nil {
 					return err

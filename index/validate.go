@@ -20,7 +20,7 @@ func CheckName(name string) error {
 	return nil
 }
 
-func (k Kind) valid() bool { return k >= KindFile && k <= KindSymlink }
+func (k Kind) valid() bool { return k >= KindFile && k <= KindBlockDev }
 
 func (r PendingReason) valid() bool { return r == PendingUpload || r == PendingDelete }
 

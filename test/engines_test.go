@@ -7,16 +7,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"fdfsfs/fdfs/localcluster"
 )
 
 // engineTree builds, in a local dir, the tree the engine tests carry from
 // one index to another: content, empty files, odd modes, nested dirs with
-// their own modes, symlinks (to a file, to a dir, dangling, absolute) and a
-// hard link pair.
+// their own modes, symlinks (to a file, to a dir, dangling, absolute), a
+// hard link pair, a FIFO, a unix socket, a character and a block device,
+// and extended attributes (binary, empty, 2,000 bytes, on a file and a dir).
 func engineTree(t *testing.T) string {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "tree")
@@ -68,7 +72,54 @@ func engineTree(t *testing.T) string {
 	if err := os.Link(filepath.Join(src, "d", "b.bin"), filepath.Join(src, "hard.bin")); err != nil {
 		t.Fatal(err)
 	}
+	makeSpecials(t, filepath.Join(src, "special"))
+	// A local ext4 holds one block of attributes per file, so the large
+	// value here is 2,000 bytes; TestXattrs sets 64 KiB on the mount.
+	for _, x := range []struct {
+		path, name string
+		value      []byte
+	}{
+		{"a.txt", "user.bin", []byte{0x61, 0x00, 0x62, 0x8f, 0xff}},
+		{"a.txt", "user.big", pattern(2000, 5)},
+		{"a.txt", "user.empty", nil},
+		{"d", "user.dir", []byte("here")},
+		{"d/sub/deeper/e", "trusted.t", []byte{0}},
+	} {
+		if err := syscall.Setxattr(filepath.Join(src, x.path), x.name, x.value, 0); err != nil {
+			t.Fatalf("setxattr %s %s: %v", x.path, x.name, err)
+		}
+	}
 	return src
+}
+
+// makeSpecials makes, in dir, one file of each kind that has no content: a
+// FIFO, a unix socket, and (as root) a character and a block device.
+func makeSpecials(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = syscall.Bind(fd, &syscall.SockaddrUnix{Name: filepath.Join(dir, "sock")})
+	syscall.Close(fd)
+	if err != nil {
+		t.Fatalf("bind a unix socket in %s: %v", dir, err)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	if err := syscall.Mknod(filepath.Join(dir, "null"), syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mknod(filepath.Join(dir, "loop"), syscall.S_IFBLK|0o600, int(unix.Mkdev(7, 1234))); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // treeShape lists what diff -r does not compare: each entry's kind and
@@ -78,7 +129,15 @@ func engineTree(t *testing.T) string {
 func treeShape(t *testing.T, dir string) string {
 	t.Helper()
 	return sh(t, "cd '"+dir+"' && { find . -type d -printf '%p %y %m\\n'; "+
-		"find . ! -type d -printf '%p %y %m %n %TY-%Tm-%Td+%TH:%TM:%TS %l\\n'; } | LC_ALL=C sort")
+		"find . ! -type d -printf '%p %y %m %n %TY-%Tm-%Td+%TH:%TM:%TS %l\\n'; "+
+		"find . \\( -type c -o -type b \\) -exec stat -c '%n rdev %t:%T' {} +; "+
+		"find . -type l -exec stat -c '%n size %s' {} +; } | LC_ALL=C sort")
+}
+
+// treeXattrs lists every user.* and trusted.* attribute under dir, in hex.
+func treeXattrs(t *testing.T, dir string) string {
+	t.Helper()
+	return sh(t, "cd '"+dir+"' && getfattr -R -h -d -m '^(user|trusted)\\.' -e hex . 2>/dev/null")
 }
 
 // sameTree checks that the mounted copy holds the source tree: the same
@@ -86,10 +145,14 @@ func treeShape(t *testing.T, dir string) string {
 // names of the hard link on one inode.
 func sameTree(t *testing.T, src, copy string) {
 	t.Helper()
-	dropCaches()
-	sh(t, "diff -r --no-dereference '"+src+"' '"+copy+"'")
+	dropCaches(t)
+	// diff compares no FIFO, socket or device; treeShape does.
+	sh(t, "diff -r --no-dereference -x special '"+src+"' '"+copy+"'")
 	if want, got := treeShape(t, src), treeShape(t, copy); want != got {
 		t.Errorf("tree differs from the source\nsource:\n%s\ncopy:\n%s", want, got)
+	}
+	if want, got := treeXattrs(t, src), treeXattrs(t, copy); want != got {
+		t.Errorf("xattrs differ from the source\nsource:\n%.2000s\ncopy:\n%.2000s", want, got)
 	}
 	inos := strings.Fields(sh(t, "stat -c %i '"+filepath.Join(copy, "d", "b.bin")+"' '"+filepath.Join(copy, "hard.bin")+"'"))
 	if len(inos) != 2 || inos[0] != inos[1] {
@@ -116,9 +179,10 @@ func unstartedMount(t *testing.T, c *localcluster.Cluster, engine ...string) *mo
 	return m
 }
 
-// copyIndex pipes `fdfsfs meta dump FROM...` into `fdfsfs meta load TO...`,
-// as the README tells users to.
-func copyIndex(t *testing.T, from, to []string) {
+// copyIndex pipes `fdfsfs VERB dump FROM...` into `fdfsfs VERB load TO...`,
+// as the README tells users to (VERB index; meta is the old spelling), and
+// returns what both said on stderr.
+func copyIndex(t *testing.T, verb string, from, to []string) string {
 	t.Helper()
 	q := func(args []string) string {
 		s := ""
@@ -127,7 +191,7 @@ func copyIndex(t *testing.T, from, to []string) {
 		}
 		return s
 	}
-	sh(t, "'"+binary+"' meta dump"+q(from)+" | '"+binary+"' meta load"+q(to))
+	return sh(t, "{ '"+binary+"' "+verb+" dump"+q(from)+" | '"+binary+"' "+verb+" load"+q(to)+"; } 2>&1")
 }
 
 // flushRedis empties the test's Redis database (FLUSHDB), as losing the
@@ -153,7 +217,8 @@ func flushRedis(t *testing.T, redisURL string) {
 }
 
 // TestEngineDumpLoad carries one tree from Badger to Redis and back with
-// meta dump | meta load; every copy mounts and holds the same tree.
+// index dump | index load (and back with the old spelling, meta dump |
+// meta load); every copy mounts and holds the same tree.
 func TestEngineDumpLoad(t *testing.T) {
 	redisURL := redisServer(t)
 	c := cluster(t, localcluster.Options{})
@@ -164,7 +229,9 @@ func TestEngineDumpLoad(t *testing.T) {
 	sameTree(t, src, badger.path("group2", "tree"))
 	badger.stop()
 
-	copyIndex(t, []string{"--index", filepath.Join(badger.state, "index")}, []string{"--meta", redisURL})
+	if out := copyIndex(t, "index", []string{"--index", filepath.Join(badger.state, "index")}, []string{"--meta", redisURL}); out != "" {
+		t.Errorf("index dump | index load said %q", out)
+	}
 	shared := unstartedMount(t, c, "--meta", redisURL)
 	shared.start()
 	sameTree(t, src, shared.path("group2", "tree"))
@@ -176,7 +243,12 @@ func TestEngineDumpLoad(t *testing.T) {
 
 	back := unstartedMount(t, c)
 	backIndex := filepath.Join(back.state, "index")
-	copyIndex(t, []string{"--meta", redisURL}, []string{"--index", backIndex})
+	out := copyIndex(t, "meta", []string{"--meta", redisURL}, []string{"--index", backIndex})
+	for _, verb := range []string{"dump", "load"} {
+		if want := "'meta " + verb + "' is deprecated: use 'fdfsfs index " + verb + "'"; !strings.Contains(out, want) {
+			t.Errorf("meta %s does not say %q; it said %q", verb, want, out)
+		}
+	}
 	back.start()
 	sameTree(t, src, back.path("group2", "tree"))
 	back.stop()
@@ -208,8 +280,8 @@ func TestEngineRedisBackupRestore(t *testing.T) {
 		t.Fatalf("index backup printed %q, want a group2 file ID", id)
 	}
 	flushRedis(t, redisURL)
-	if out := shErr(t, "'"+binary+"' meta dump --meta '"+redisURL+"'"); !strings.Contains(out, "empty") {
-		t.Fatalf("meta dump after FLUSHDB: %s, want an empty store", out)
+	if out := shErr(t, "'"+binary+"' index dump --meta '"+redisURL+"'"); !strings.Contains(out, "empty") {
+		t.Fatalf("index dump after FLUSHDB: %s, want an empty store", out)
 	}
 
 	run(t, append([]string{"index", "restore", id, "--meta", redisURL}, trackers...)...)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"fdfsfs/fdfs/localcluster"
-	"fdfsfs/index/redistest"
+	"fdfsfs/internal/redisserver"
 )
 
 // TestSharedFailover mounts one cluster twice on a Redis master that
@@ -36,7 +36,7 @@ func TestSharedFailover(t *testing.T) {
 		killAfterCopies = 300
 	)
 	began := time.Now()
-	s := redistest.StartSentinel(t, redistest.SentinelOptions{Password: redisSecret, SentinelPassword: sentinelSecret})
+	s := redisserver.StartSentinel(t, redisserver.SentinelOptions{Password: redisSecret, SentinelPassword: sentinelSecret})
 	c := cluster(t, localcluster.Options{})
 	pwFile := filepath.Join(t.TempDir(), "redis.pw")
 	if err := os.WriteFile(pwFile, []byte(redisSecret+"\n"), 0o600); err != nil {

@@ -240,16 +240,23 @@ func TestMountTree(t *testing.T) {
 		}
 	})
 
-	t.Run("xattrs are FastDFS metadata", func(t *testing.T) {
+	t.Run("xattrs are mirrored into FastDFS metadata", func(t *testing.T) {
 		p := m.path("group2", "meta.txt")
 		os.WriteFile(p, []byte("m"), 0o644)
 		sh(t, "setfattr -n user.author -v alice "+p)
 		sh(t, "setfattr -n user.width -v 640 "+p)
 		out := sh(t, "getfattr -d "+p)
-		for _, want := range []string{`user.author="alice"`, `user.width="640"`, "user.fdfs.file_id="} {
+		for _, want := range []string{`user.author="alice"`, `user.width="640"`} {
 			if !strings.Contains(out, want) {
 				t.Errorf("getfattr -d lacks %s:\n%s", want, out)
 			}
+		}
+		if strings.Contains(out, "user.fdfs.") {
+			t.Errorf("getfattr -d lists a virtual attribute:\n%s", out)
+		}
+		id := sh(t, "getfattr -n user.fdfs.file_id --only-values "+p)
+		if meta := run(t, append([]string{"meta", "get", id}, trackerArgs(c)...)...); !strings.Contains(meta, "alice") || !strings.Contains(meta, "640") {
+			t.Errorf("FastDFS metadata of %s:\n%s", id, meta)
 		}
 		sh(t, "setfattr -x user.width "+p)
 		if out := sh(t, "getfattr -d "+p); strings.Contains(out, "user.width") {
@@ -512,5 +519,33 @@ func TestCachedBlocksOutliveRemount(t *testing.T) {
 	// attempt that go-fuse would log once per read.
 	if strings.Contains(m.log.String(), "trySplice") {
 		t.Errorf("the mount tried to splice read replies:\n%s", m.log.String())
+	}
+}
+
+// TestExtensionRuleShared: `fdfsfs put` and a copy into the mount derive a
+// file ID's extension by one rule, so a name the storage would refuse as an
+// extension ("b~c") uploads either way, and a two-part one is kept.
+func TestExtensionRuleShared(t *testing.T) {
+	c := cluster(t, localcluster.Options{})
+	m := startMount(t, c)
+	dir := t.TempDir()
+	for name, wantExt := range map[string]string{"a.b~c": "", "x.tar.gz": ".tar.gz", "p.j-g": ".j-g", "q.b~c.gz": ".gz"} {
+		src := filepath.Join(dir, name)
+		if err := os.WriteFile(src, []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		put := strings.TrimSpace(run(t, "put", "--tracker", c.TrackerAddr(), "--group", "group1", src))
+		sh(t, "cp '"+src+"' '"+m.path("group1", name)+"'")
+		mounted := strings.TrimSpace(sh(t, "getfattr --only-values -n user.fdfs.file_id '"+m.path("group1", name)+"'"))
+		for what, id := range map[string]string{"put": put, "cp": mounted} {
+			base := filepath.Base(id)
+			ext := ""
+			if i := strings.Index(base, "."); i >= 0 {
+				ext = base[i:]
+			}
+			if ext != wantExt {
+				t.Errorf("%s %q: file ID %s, want extension %q", what, name, id, wantExt)
+			}
+		}
 	}
 }

@@ -48,6 +48,8 @@ func RunContract(t *testing.T, open func(t *testing.T) index.Index) {
 		{"Rename", testRename},
 		{"SetAttr", testSetAttr},
 		{"SetContent", testSetContent},
+		{"Special", testSpecial},
+		{"Xattr", testXattr},
 		{"Purge", testPurge},
 		{"Pending", testPending},
 		{"Sessions", testSessions},
@@ -240,9 +242,9 @@ func sameAttr(a, b index.Attr) bool {
 }
 
 func formatAttr(a index.Attr) string {
-	return fmt.Sprintf("{ino %d %s mode %#o uid %d gid %d nlink %d size %d atime %d mtime %d ctime %d file %q app %v gen %d target %q}",
+	return fmt.Sprintf("{ino %d %s mode %#o uid %d gid %d nlink %d size %d atime %d mtime %d ctime %d file %q app %v gen %d target %q rdev %#x}",
 		a.Ino, a.Kind, a.Mode, a.Uid, a.Gid, a.Nlink, a.Size, a.Atime.UnixNano(), a.Mtime.UnixNano(), a.Ctime.UnixNano(),
-		a.FileID, a.Appender, a.Gen, a.Target)
+		a.FileID, a.Appender, a.Gen, a.Target, a.Rdev)
 }
 
 // state is everything an index holds, read through the interface.
@@ -251,6 +253,7 @@ type state struct {
 	entries map[string]index.Ino // "parent/name"
 	orphans []index.Ino
 	pending []string
+	xattrs  []string // "ino name value" of every extended attribute
 }
 
 func snapshot(t *testing.T, idx index.Index) state {
@@ -263,6 +266,20 @@ func snapshot(t *testing.T, idx index.Index) state {
 			return nil
 		})
 	})
+	for ino := range s.inodes {
+		names, err := idx.ListXattr(ctx, ino)
+		if err != nil {
+			t.Fatalf("ListXattr(%d): %v", ino, err)
+		}
+		for _, name := range names {
+			v, err := idx.GetXattr(ctx, ino, name)
+			if err != nil {
+				t.Fatalf("GetXattr(%d, %q): %v", ino, name, err)
+			}
+			s.xattrs = append(s.xattrs, fmt.Sprintf("%d %q %x", ino, name, v))
+		}
+	}
+	slices.Sort(s.xattrs)
 	for ino, a := range s.inodes {
 		if a.Kind != index.KindDir {
 			continue
@@ -319,6 +336,9 @@ func (s state) diff(o state) string {
 	}
 	if !slices.Equal(s.pending, o.pending) {
 		fmt.Fprintf(&b, "pending %q, now %q\n", s.pending, o.pending)
+	}
+	if !slices.Equal(s.xattrs, o.xattrs) {
+		fmt.Fprintf(&b, "xattrs %q, now %q\n", s.xattrs, o.xattrs)
 	}
 	return b.String()
 }
@@ -1362,6 +1382,18 @@ func buildTree(t *testing.T, idx index.Index) {
 	mkfile(t, idx, d.Ino, "bad\xffname")
 	mkfile(t, idx, d.Ino, "ünïcødé")
 	mkdir(t, idx, g.Ino, "empty")
+	create(t, idx, g.Ino, "fifo", index.Attr{Kind: index.KindFIFO, Mode: 0o600})
+	create(t, idx, g.Ino, "sock", index.Attr{Kind: index.KindSocket, Mode: 0o755})
+	create(t, idx, g.Ino, "null", index.Attr{Kind: index.KindCharDev, Mode: 0o666, Rdev: 0x103})
+	create(t, idx, g.Ino, "sda", index.Attr{Kind: index.KindBlockDev, Mode: 0o660, Rdev: 0x800})
+	for name, v := range map[string][]byte{"user.bin": {0x61, 0, 0x62, 0x8f, 0xff}, "user.empty": {}, "user.big": bytes.Repeat([]byte{7}, index.MaxXattrValueLen)} {
+		if err := idx.SetXattr(ctx, f.Ino, name, v, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := idx.SetXattr(ctx, d.Ino, "trusted.bad\xffname", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
 	o := mkfile(t, idx, index.RootIno, "orphan")
 	if _, err := idx.SetContent(ctx, o.Ino, index.Content{FileID: "group1/M00/00/00/orphan", Size: 1}); err != nil {
 		t.Fatal(err)
@@ -1406,9 +1438,10 @@ func dumpRecords(t *testing.T, b []byte) []string {
 		if err != nil {
 			t.Fatalf("dump: %v", err)
 		}
-		out = append(out, fmt.Sprintf("%d %q %d %s %d %q %d %d %s %d %d",
+		out = append(out, fmt.Sprintf("%d %q %d %s %d %q %d %d %s %d %d %q %x",
 			r.Type, r.Name, r.Value, formatAttr(r.Attr), r.Parent, r.Name, r.Ino, r.Kind,
-			r.Pending.FileID+"|"+r.Pending.Session, r.Pending.Reason, r.Pending.Since.UnixNano()))
+			r.Pending.FileID+"|"+r.Pending.Session, r.Pending.Reason, r.Pending.Since.UnixNano(),
+			r.Xattr.Name, r.Xattr.Value))
 	}
 	sort.Strings(out)
 	return out
@@ -1600,4 +1633,178 @@ func testCancelled(t *testing.T, fresh func(*testing.T) index.Index) {
 	_, err = idx.Rename(ctx, index.RootIno, "f", index.RootIno, "h", 0)
 	wantErr(t, "Rename", err, context.Canceled)
 	wantNames(t, idx, index.RootIno, "f")
+}
+
+func testSpecial(t *testing.T, fresh func(*testing.T) index.Index) {
+	ctx := t.Context()
+	idx := fresh(t)
+	d := mkdir(t, idx, index.RootIno, "d")
+	kinds := map[string]index.Attr{
+		"fifo": {Kind: index.KindFIFO, Mode: 0o640, Uid: 5, Gid: 6},
+		"sock": {Kind: index.KindSocket, Mode: 0o755},
+		"chr":  {Kind: index.KindCharDev, Mode: 0o666, Rdev: 0x0501},
+		"blk":  {Kind: index.KindBlockDev, Mode: 0o660, Rdev: 0xfff00fff},
+	}
+	for name, a := range kinds {
+		// The index keeps what it is given, and drops what the kind
+		// cannot hold: content, a target, an rdev on a non-device.
+		in := a
+		in.FileID, in.Size, in.Target = "group1/M00/00/00/x", 99, "t"
+		if !(a.Kind == index.KindCharDev || a.Kind == index.KindBlockDev) {
+			in.Rdev = 42
+		}
+		got := create(t, idx, d.Ino, name, in)
+		if got.Kind != a.Kind || got.Mode != a.Mode || got.Uid != a.Uid || got.Gid != a.Gid || got.Rdev != a.Rdev ||
+			got.FileID != "" || got.Size != 0 || got.Target != "" || got.Nlink != 1 {
+			t.Errorf("%s = %s, want kind %s mode %#o rdev %#x, no content", name, formatAttr(got), a.Kind, a.Mode, a.Rdev)
+		}
+		if l := lookup(t, idx, d.Ino, name); !sameAttr(l, got) {
+			t.Errorf("Lookup(%s) = %s, Create returned %s", name, formatAttr(l), formatAttr(got))
+		}
+		_, err := idx.SetContent(ctx, got.Ino, index.Content{FileID: "group1/M00/00/00/y", Size: 1})
+		wantErr(t, "SetContent of a "+name, err, index.ErrInvalid)
+	}
+	es := readdir(t, idx, d.Ino)
+	for _, e := range es {
+		if want := kinds[e.Name]; e.Attr.Kind != want.Kind || e.Attr.Rdev != want.Rdev {
+			t.Errorf("ReadDir entry %s = %s", e.Name, formatAttr(e.Attr))
+		}
+	}
+	// Link, rename, unlink and setattr treat them as any other name.
+	fifo := lookup(t, idx, d.Ino, "fifo")
+	if got := link(t, idx, fifo.Ino, index.RootIno, "fifo2"); got.Nlink != 2 || got.Kind != index.KindFIFO {
+		t.Errorf("Link of a fifo = %s", formatAttr(got))
+	}
+	mustOK(t, "Rename", func() error {
+		_, err := idx.Rename(ctx, d.Ino, "chr", index.RootIno, "chr2", 0)
+		return err
+	})
+	if got := lookup(t, idx, index.RootIno, "chr2"); got.Rdev != 0x0501 || got.Kind != index.KindCharDev {
+		t.Errorf("renamed device = %s", formatAttr(got))
+	}
+	mode := uint32(0o600)
+	if got, err := idx.SetAttr(ctx, fifo.Ino, index.SetAttrIn{Mode: &mode}); err != nil || got.Mode != 0o600 || got.Kind != index.KindFIFO {
+		t.Errorf("SetAttr of a fifo = %s, %v", formatAttr(got), err)
+	}
+	unlink(t, idx, d.Ino, "fifo")
+	if a := unlink(t, idx, index.RootIno, "fifo2"); a.Nlink != 0 {
+		t.Errorf("fifo after its last unlink = %s", formatAttr(a))
+	}
+	mustOK(t, "Purge", func() error { return idx.Purge(ctx, fifo.Ino) })
+	if ps, _ := idx.ListPending(ctx); len(ps) != 0 {
+		t.Errorf("purging a fifo journalled %v", ps)
+	}
+	if r, err := index.Check(ctx, idx); err != nil || r.Damaged() {
+		t.Errorf("Check: %+v, %v", r, err)
+	}
+}
+
+func testXattr(t *testing.T, fresh func(*testing.T) index.Index) {
+	ctx := t.Context()
+	idx := fresh(t)
+	f := mkfile(t, idx, index.RootIno, "f")
+	get := func(name string) ([]byte, error) { return idx.GetXattr(ctx, f.Ino, name) }
+	list := func() []string {
+		t.Helper()
+		names, err := idx.ListXattr(ctx, f.Ino)
+		if err != nil {
+			t.Fatalf("ListXattr: %v", err)
+		}
+		return names
+	}
+	if names := list(); len(names) != 0 {
+		t.Errorf("a new file lists %q", names)
+	}
+	_, err := get("user.none")
+	wantErr(t, "GetXattr of a missing name", err, index.ErrNoXattr)
+
+	binary := []byte{0x61, 0x00, 0x62, 0x8f, 0xff}
+	mustOK(t, "SetXattr binary", func() error { return idx.SetXattr(ctx, f.Ino, "user.bin", binary, 0) })
+	if v, err := get("user.bin"); err != nil || !bytes.Equal(v, binary) {
+		t.Errorf("binary value reads back %x, %v; want %x", v, err, binary)
+	}
+	before := getattr(t, idx, f.Ino)
+	time.Sleep(2 * time.Millisecond)
+	big := bytes.Repeat([]byte("x"), index.MaxXattrValueLen)
+	mustOK(t, "SetXattr 64 KiB", func() error { return idx.SetXattr(ctx, f.Ino, "user.big", big, 0) })
+	if v, err := get("user.big"); err != nil || !bytes.Equal(v, big) {
+		t.Errorf("64 KiB value reads back %d bytes, %v", len(v), err)
+	}
+	if after := getattr(t, idx, f.Ino); !after.Ctime.After(before.Ctime) || !after.Mtime.Equal(before.Mtime) {
+		t.Errorf("SetXattr: ctime %v -> %v, mtime %v -> %v; want ctime later, mtime kept", before.Ctime, after.Ctime, before.Mtime, after.Mtime)
+	}
+	mustOK(t, "SetXattr empty", func() error { return idx.SetXattr(ctx, f.Ino, "user.empty", nil, 0) })
+	if v, err := get("user.empty"); err != nil || len(v) != 0 {
+		t.Errorf("empty value reads back %x, %v", v, err)
+	}
+	long := "user." + strings.Repeat("n", index.MaxXattrNameLen-5)
+	mustOK(t, "SetXattr 255-byte name", func() error { return idx.SetXattr(ctx, f.Ino, long, []byte("v"), 0) })
+	if got, want := list(), []string{"user.big", "user.bin", "user.empty", long}; !slices.Equal(got, want) {
+		t.Errorf("ListXattr = %q, want %q", got, want)
+	}
+
+	wantErr(t, "XattrCreate of a set name", idx.SetXattr(ctx, f.Ino, "user.bin", []byte("y"), index.XattrCreate), index.ErrExists)
+	wantErr(t, "XattrReplace of a missing name", idx.SetXattr(ctx, f.Ino, "user.none", []byte("y"), index.XattrReplace), index.ErrNoXattr)
+	mustOK(t, "XattrReplace", func() error { return idx.SetXattr(ctx, f.Ino, "user.bin", []byte("y"), index.XattrReplace) })
+	mustOK(t, "XattrCreate", func() error { return idx.SetXattr(ctx, f.Ino, "user.new", []byte("z"), index.XattrCreate) })
+	if v, _ := get("user.bin"); string(v) != "y" {
+		t.Errorf("replaced value = %q", v)
+	}
+	wantErr(t, "value over the limit", idx.SetXattr(ctx, f.Ino, "user.huge", make([]byte, index.MaxXattrValueLen+1), 0), index.ErrTooBig)
+	wantErr(t, "name over the limit", idx.SetXattr(ctx, f.Ino, long+"n", nil, 0), index.ErrNameLen)
+	wantErr(t, "empty name", idx.SetXattr(ctx, f.Ino, "", nil, 0), index.ErrInvalid)
+	wantErr(t, "both flags", idx.SetXattr(ctx, f.Ino, "user.x", nil, index.XattrCreate|index.XattrReplace), index.ErrInvalid)
+	var full error
+	for i := 0; i < 40 && full == nil; i++ {
+		full = idx.SetXattr(ctx, f.Ino, fmt.Sprintf("user.fill%02d", i), big, 0)
+	}
+	wantErr(t, "more than MaxXattrTotal on one inode", full, index.ErrNoSpace)
+
+	mustOK(t, "RemoveXattr", func() error { return idx.RemoveXattr(ctx, f.Ino, "user.bin") })
+	wantErr(t, "RemoveXattr of a removed name", idx.RemoveXattr(ctx, f.Ino, "user.bin"), index.ErrNoXattr)
+	_, err = get("user.bin")
+	wantErr(t, "GetXattr of a removed name", err, index.ErrNoXattr)
+
+	// Hard links share the inode's attributes; other inodes have their own.
+	l := link(t, idx, f.Ino, index.RootIno, "f-link")
+	if v, err := idx.GetXattr(ctx, l.Ino, "user.new"); err != nil || string(v) != "z" {
+		t.Errorf("through a hard link: %q, %v", v, err)
+	}
+	d := mkdir(t, idx, index.RootIno, "d")
+	mustOK(t, "SetXattr on a dir", func() error { return idx.SetXattr(ctx, d.Ino, "user.new", []byte("dir"), 0) })
+	if v, _ := get("user.new"); string(v) != "z" {
+		t.Errorf("the dir's attribute changed the file's: %q", v)
+	}
+	_, err = idx.GetXattr(ctx, 999999, "user.x")
+	wantErr(t, "GetXattr of a missing inode", err, index.ErrNotFound)
+	wantErr(t, "SetXattr of a missing inode", idx.SetXattr(ctx, 999999, "user.x", nil, 0), index.ErrNotFound)
+
+	// They go with the inode: a new inode never sees them.
+	unlink(t, idx, index.RootIno, "f")
+	unlink(t, idx, index.RootIno, "f-link")
+	mustOK(t, "Purge", func() error { return idx.Purge(ctx, f.Ino) })
+	_, err = get("user.new")
+	wantErr(t, "GetXattr of a purged inode", err, index.ErrNotFound)
+	mustOK(t, "Rmdir", func() error { return idx.Rmdir(ctx, index.RootIno, "d") })
+	_, err = idx.GetXattr(ctx, d.Ino, "user.new")
+	wantErr(t, "GetXattr of a removed dir", err, index.ErrNotFound)
+
+	t.Run("Concurrent", func(t *testing.T) {
+		g := mkfile(t, idx, index.RootIno, "g")
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := idx.SetXattr(ctx, g.Ino, fmt.Sprintf("user.c%d", i), []byte{byte(i)}, 0); err != nil {
+					t.Errorf("SetXattr %d: %v", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		names, err := idx.ListXattr(ctx, g.Ino)
+		if err != nil || len(names) != 8 {
+			t.Errorf("after 8 concurrent sets: %q, %v", names, err)
+		}
+	})
 }

@@ -1,9 +1,9 @@
-// Package redistest starts Redis processes for tests: a redis-server of the
-// test's own, or a master, a replica and three Sentinels watching them,
-// each a process from Debian's redis-server and redis-sentinel packages on
-// a free loopback port. A test that needs one skips where the programs are
-// not installed. Nothing here is used outside tests.
-package redistest
+package redisserver
+
+// A master, a replica and three Sentinels watching them, each a process
+// from Debian's redis-server and redis-sentinel packages on a free
+// loopback port, for the failover tests. A test that needs them skips
+// where the programs are not installed.
 
 import (
 	"bufio"
@@ -21,8 +21,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Server is one redis-server or redis-sentinel process.
-type Server struct {
+// Process is one redis-server or redis-sentinel process of a Sentinel
+// setup.
+type Process struct {
 	t    testing.TB
 	Addr string // 127.0.0.1:port
 	Port int
@@ -55,12 +56,12 @@ func freePort(t testing.TB) int {
 
 // start runs the process and waits until it answers PING (with password,
 // when set); a port taken meanwhile by someone else is retried on another.
-func start(t testing.TB, bin, dir, name, password string, args func(port int) []string) *Server {
+func start(t testing.TB, bin, dir, name, password string, args func(port int) []string) *Process {
 	t.Helper()
 	log := filepath.Join(dir, name+".log")
 	for range 5 {
 		port := freePort(t)
-		s := &Server{t: t, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, bin: bin, args: args(port), log: log}
+		s := &Process{t: t, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, bin: bin, args: args(port), log: log}
 		s.run()
 		if err := s.waitPing(password, 10*time.Second); err == nil {
 			t.Cleanup(s.Kill)
@@ -73,7 +74,7 @@ func start(t testing.TB, bin, dir, name, password string, args func(port int) []
 	return nil
 }
 
-func (s *Server) run() {
+func (s *Process) run() {
 	s.cmd = exec.Command(s.bin, s.args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
@@ -83,7 +84,7 @@ func (s *Server) run() {
 }
 
 // Kill ends the process with SIGKILL, as a crash of its host would.
-func (s *Server) Kill() {
+func (s *Process) Kill() {
 	if s.cmd == nil {
 		return
 	}
@@ -94,7 +95,7 @@ func (s *Server) Kill() {
 
 // Restart starts the killed process again on its port with its arguments,
 // plus extra ones.
-func (s *Server) Restart(password string, extra ...string) {
+func (s *Process) Restart(password string, extra ...string) {
 	s.t.Helper()
 	s.Kill()
 	args := s.args
@@ -107,10 +108,10 @@ func (s *Server) Restart(password string, extra ...string) {
 	}
 }
 
-func (s *Server) waitPing(password string, limit time.Duration) error {
+func (s *Process) waitPing(password string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
-		err := ping(s.Addr, password)
+		err := pingAuth(s.Addr, password)
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
@@ -118,7 +119,7 @@ func (s *Server) waitPing(password string, limit time.Duration) error {
 	}
 }
 
-func ping(addr, password string) error {
+func pingAuth(addr, password string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
@@ -158,18 +159,6 @@ func redisArgs(dir, name string, port int, password string) []string {
 	return a
 }
 
-// StartServer starts a redis-server with no persistence and returns it;
-// t.Cleanup kills it.
-func StartServer(t testing.TB) *Server {
-	t.Helper()
-	bin := need(t, "redis-server")
-	dir := t.TempDir()
-	return start(t, bin, dir, "redis", "", func(port int) []string { return redisArgs(dir, "redis", port, "") })
-}
-
-// URL is the server's redis:// URL, database 0.
-func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
-
 // SentinelOptions configures StartSentinel.
 type SentinelOptions struct {
 	// Password is the servers' (requirepass and masterauth); the
@@ -186,8 +175,8 @@ type SentinelOptions struct {
 type Sentinel struct {
 	t               testing.TB
 	opts            SentinelOptions
-	Master, Replica *Server
-	Sentinels       []*Server
+	Master, Replica *Process
+	Sentinels       []*Process
 }
 
 // MasterName is the name the Sentinels know the master by.
@@ -337,7 +326,7 @@ func (s *Sentinel) WaitMaster(want string, limit time.Duration) {
 // Rejoin restarts a killed server as a replica of the current master, as
 // an operator brings a crashed host back; with no persistence it starts
 // empty and syncs. It returns once the new replica is in sync.
-func (s *Sentinel) Rejoin(srv *Server) {
+func (s *Sentinel) Rejoin(srv *Process) {
 	s.t.Helper()
 	master := s.MasterAddr()
 	host, port, _ := net.SplitHostPort(master)

@@ -1,0 +1,173 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Limits on extended attributes, as Linux sets them for every file system
+// (XATTR_NAME_MAX, XATTR_SIZE_MAX); the kernel refuses more before a call
+// reaches a FUSE file system, and the index refuses it again for callers
+// that are not the kernel. MaxXattrTotal bounds one inode's attributes
+// together, so that the one value they share stays a small read.
+const (
+	MaxXattrNameLen  = 255
+	MaxXattrValueLen = 64 << 10
+	MaxXattrTotal    = 1 << 20
+)
+
+// SetXattr flags, as in setxattr(2).
+const (
+	XattrCreate  uint32 = 1 // fail with ErrExists if the name is set
+	XattrReplace uint32 = 2 // fail with ErrNoXattr if it is not
+)
+
+// GetXattr reads one extended attribute; ErrNoXattr if ino has none by
+// that name.
+func (e *engine) GetXattr(ctx context.Context, ino Ino, name string) ([]byte, error) {
+	var value []byte
+	err := e.be.view(ctx, func(tx *txn) error {
+		xs, err := tx.xattrs(ino)
+		if err != nil {
+			return err
+		}
+		i, ok := slices.BinarySearchFunc(xs, name, compareXattrName)
+		if !ok {
+			return ErrNoXattr
+		}
+		value = xs[i].Value
+		return nil
+	})
+	return value, err
+}
+
+// ListXattr lists the names of ino's extended attributes in byte order.
+func (e *engine) ListXattr(ctx context.Context, ino Ino) ([]string, error) {
+	var names []string
+	err := e.be.view(ctx, func(tx *txn) error {
+		xs, err := tx.xattrs(ino)
+		if err != nil {
+			return err
+		}
+		names = names[:0]
+		for _, x := range xs {
+			names = append(names, x.Name)
+		}
+		return nil
+	})
+	return names, err
+}
+
+// SetXattr sets one extended attribute, any bytes, and changes ino's ctime
+// in the same transaction. flags is 0, XattrCreate or XattrReplace.
+func (e *engine) SetXattr(ctx context.Context, ino Ino, name string, value []byte, flags uint32) error {
+	if err := checkXattrName(name); err != nil {
+		return err
+	}
+	switch {
+	case len(value) > MaxXattrValueLen:
+		return fmt.Errorf("%w: xattr value of %d bytes", ErrTooBig, len(value))
+	case flags&^(XattrCreate|XattrReplace) != 0 || flags == XattrCreate|XattrReplace:
+		return fmt.Errorf("%w: xattr flags %#x", ErrInvalid, flags)
+	}
+	value = slices.Clone(value)
+	if value == nil {
+		value = []byte{}
+	}
+	return e.be.update(ctx, func(tx *txn) error {
+		n, err := tx.node(ino)
+		if err != nil {
+			return err
+		}
+		xs, err := tx.xattrs(ino)
+		if err != nil {
+			return err
+		}
+		i, ok := slices.BinarySearchFunc(xs, name, compareXattrName)
+		switch {
+		case ok && flags == XattrCreate:
+			return ErrExists
+		case !ok && flags == XattrReplace:
+			return ErrNoXattr
+		case ok:
+			xs[i].Value = value
+		default:
+			xs = slices.Insert(xs, i, Xattr{Name: name, Value: value})
+		}
+		if total := xattrsSize(xs); total > MaxXattrTotal {
+			return fmt.Errorf("%w: %d bytes of xattrs on inode %d", ErrNoSpace, total, ino)
+		}
+		if err := tx.kv.setXattrs(ino, encodeXattrs(xs)); err != nil {
+			return err
+		}
+		n.Ctime = tx.now
+		tx.touch(n)
+		return nil
+	})
+}
+
+// RemoveXattr removes one extended attribute (ErrNoXattr if there is none
+// by that name) and changes ino's ctime.
+func (e *engine) RemoveXattr(ctx context.Context, ino Ino, name string) error {
+	if err := checkXattrName(name); err != nil {
+		return err
+	}
+	return e.be.update(ctx, func(tx *txn) error {
+		n, err := tx.node(ino)
+		if err != nil {
+			return err
+		}
+		xs, err := tx.xattrs(ino)
+		if err != nil {
+			return err
+		}
+		i, ok := slices.BinarySearchFunc(xs, name, compareXattrName)
+		if !ok {
+			return ErrNoXattr
+		}
+		xs = slices.Delete(xs, i, i+1)
+		if err := tx.kv.setXattrs(ino, encodeXattrs(xs)); err != nil {
+			return err
+		}
+		n.Ctime = tx.now
+		tx.touch(n)
+		return nil
+	})
+}
+
+// xattrs reads ino's attributes; ErrNotFound if the inode is gone (its
+// attributes went with it).
+func (tx *txn) xattrs(ino Ino) ([]Xattr, error) {
+	if _, err := tx.node(ino); err != nil {
+		return nil, err
+	}
+	v, err := tx.kv.xattrs(ino)
+	if err != nil {
+		return nil, err
+	}
+	return decodeXattrs(ino, v)
+}
+
+func compareXattrName(x Xattr, name string) int { return strings.Compare(x.Name, name) }
+
+func checkXattrName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty xattr name", ErrInvalid)
+	case len(name) > MaxXattrNameLen:
+		return fmt.Errorf("%w: xattr name of %d bytes", ErrNameLen, len(name))
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("%w: xattr name holds NUL", ErrInvalid)
+	}
+	return nil
+}
+
+func xattrsSize(xs []Xattr) int {
+	n := 0
+	for _, x := range xs {
+		n += len(x.Name) + len(x.Value)
+	}
+	return n
+}
