@@ -75,7 +75,7 @@ func (r *Redis) Dump(ctx context.Context, w io.Writer) error {
 		}
 		for _, ino := range withXattrs {
 			v, err := r.client.Get(ctx, r.xattrsKey(ino)).Bytes()
-			if errors.Is(err, redis.Nil) {
+			if isNil(err) {
 				continue // removed since the scan
 			}
 			if err != nil {
