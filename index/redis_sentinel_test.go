@@ -150,22 +150,32 @@ func TestRedisSentinelFailover(t *testing.T) {
 	checkSound(t, a)
 
 	// b's subscription broke with the old master and came back on the
-	// new one: one Change{All: true}, then a's changes again.
-	f, err := a.Create(ctx, index.RootIno, "after", index.Attr{Kind: index.KindFile, Mode: 0o644})
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, heard := 0, false
-	timeoutC := time.After(10 * time.Second)
-	for !heard {
+	// new one: one Change{All: true} (which may come after a's last
+	// creates, when b took longer to find the new master), then a's
+	// changes again.
+	all := 0
+	timeoutC := time.After(20 * time.Second)
+	for all == 0 {
 		select {
 		case c := <-changes:
 			if c.All {
 				all++
 			}
-			if c.Ino == f.Ino {
-				heard = true
+		case <-timeoutC:
+			t.Fatal("host B got no Change{All: true} after the failover")
+		}
+	}
+	f, err := a.Create(ctx, index.RootIno, "after", index.Attr{Kind: index.KindFile, Mode: 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for heard := false; !heard; {
+		select {
+		case c := <-changes:
+			if c.All {
+				all++
 			}
+			heard = c.Ino == f.Ino
 		case <-timeoutC:
 			t.Fatalf("host B did not hear host A's create after the failover (Change{All} %d times)", all)
 		}
