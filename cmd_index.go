@@ -23,6 +23,7 @@ func init() {
 		{"restore", "index restore [flags] FILEID", "rebuild an empty index from a backup", runIndexRestore},
 		{"dump", "index dump [flags] [FILE|-]", "write the index out in an engine-neutral form (to stdout by default)", runIndexDump},
 		{"load", "index load [flags] [FILE|-]", "load a dump into an empty index (from stdin by default)", runIndexLoad},
+		{"adopt", "index adopt [flags] GROUP...", "bring every file of the groups into the by-ID tree; drop adopted files that are gone", runIndexAdopt},
 	}
 }
 

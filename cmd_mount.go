@@ -45,6 +45,8 @@ type mountFlags struct {
 	storeReuse   time.Duration
 	directIO     bool
 	background   bool
+	// adoptInterval re-adopts every group's files this often (0: never).
+	adoptInterval time.Duration
 
 	// Set by applyOptions from the kernel's options.
 	readOnly, nonempty bool
@@ -68,6 +70,7 @@ func (mf *mountFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
 	fl.DurationVar(&mf.storeReuse, "store-reuse", time.Second, "how long the tracker's choice of storage for new files of a group serves further uploads (0: ask for every file, as the C client does)")
 	fl.BoolVar(&mf.directIO, "direct-io", false, "read files without the kernel page cache: faster for large files read once in large blocks, much slower for small reads, and no second read from memory")
+	fl.DurationVar(&mf.adoptInterval, "adopt-interval", 0, "re-adopt every group's files into the by-ID tree this often, as index adopt does (0: off)")
 	fl.BoolVar(&mf.background, "background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
 }
 
@@ -315,6 +318,9 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 		if err := setReadAhead(mountpoint, mf.readAhead); err != nil {
 			log.Info("kernel readahead left at its default", "err", err)
 		}
+	}
+	if mf.adoptInterval > 0 && !mf.readOnly {
+		defer startAdoptLoop(ctx, mf.adoptInterval, client, idx, log)()
 	}
 	log.Info("mounted", "mountpoint", mountpoint, "trackers", cfg.Trackers, "index", redactURL(metaURL), "cache", cacheRoot, slog.Group("set", settings...))
 	notifyReady(nil)

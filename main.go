@@ -37,10 +37,11 @@ func init() {
 		{"put", "put [--group G] FILE...", "upload files, print each file ID", runPut},
 		{"get", "get FILEID [DEST|-]", "download a file (to DEST, or stdout with -)", runGet},
 		{"rm", "rm FILEID...", "delete files", runRm},
+		{"ls", "ls [--long] GROUP...", "list every file a group holds, one file ID a line", runLs},
 		{"stat", "stat FILEID", "show server-side file info and what the ID decodes to", runStat},
 		{"meta", "meta get|set FILEID [k=v...]", "read or write a file's FastDFS metadata", runMeta},
 		{"local", "local [--groups N] [--data DIR] [--port P] [--compat V]", "run a FastDFS-compatible cluster on 127.0.0.1", runLocal},
-		{"index", "index check|backup|restore|dump|load [flags]", "check, repair, back up, restore, dump or load the name index", runIndex},
+		{"index", "index check|backup|restore|dump|load|adopt [flags]", "check, repair, back up, restore, dump or load the name index; adopt a group's files", runIndex},
 	}
 }
 

@@ -29,7 +29,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"fdfsfs/cache"
-	"fdfsfs/fdfs"
 	"fdfsfs/index"
 )
 
@@ -537,10 +536,6 @@ func (f *FS) dropHeld(ino index.Ino) {
 	delete(f.held, ino)
 	f.mu.Unlock()
 }
-
-// fileExt is the extension a new file ID keeps of the file's name: the
-// rule is fdfs.FileExt's alone, so that the mount and `fdfsfs put` agree.
-func fileExt(name string) string { return fdfs.FileExt(name) }
 
 // fillAttr turns index attributes into FUSE attributes.
 func fillAttr(a index.Attr, out *fuse.Attr) {
