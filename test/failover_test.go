@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -173,6 +174,8 @@ func TestSharedFailover(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	oldMaster := s.Master
+	// Uploads whose naming the failover lost are older than this.
+	since := time.Now().Add(-2 * time.Second).Truncate(time.Second).Format(time.RFC3339)
 	oldMaster.Kill()
 	killedAt := done.Load()
 	t.Logf("%v: master killed", time.Since(began).Round(time.Millisecond))
@@ -246,13 +249,15 @@ func TestSharedFailover(t *testing.T) {
 	b.stop()
 	// The CLI takes the Redis password from the environment.
 	t.Setenv("FDFSFS_META_PASSWORD", redisSecret)
-	out := run(t, "index", "check", "--meta", s.URL(""))
-	if !strings.HasSuffix(strings.TrimSpace(out), "ok") {
-		// A create whose answer was lost with the master (its open()
-		// failed) may have left what only a repair mends.
+	check := []string{"index", "check", "--meta", s.URL(""), "--tracker", c.TrackerAddrs()[0], "--lost-since", since}
+	out, err := exec.Command(binary, check...).CombinedOutput()
+	if err != nil {
+		// A change whose answer was lost with the master (its system
+		// call failed) may have left what only a repair mends: an
+		// upload that no name points at, say.
 		t.Logf("index check before repair:\n%s", out)
-		run(t, "index", "check", "--repair", "--meta", s.URL(""), "--tracker", c.TrackerAddrs()[0])
-		if out := run(t, "index", "check", "--meta", s.URL("")); !strings.HasSuffix(strings.TrimSpace(out), "ok") {
+		run(t, append(check, "--repair")...)
+		if out := run(t, check...); !strings.Contains(out, "\nok\n") || !strings.Contains(out, "that no name points at: 0") {
 			t.Errorf("index check after repair:\n%s", out)
 		}
 	}
@@ -264,4 +269,49 @@ func atoi(s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// TestIndexCheckLostUploads: `index check --lost-since T` finds the files
+// created since T that no name points at (as an upload whose naming a
+// failover lost), and --repair deletes them; files named through the
+// mount, and files older than T, stay.
+func TestIndexCheckLostUploads(t *testing.T) {
+	c := cluster(t, localcluster.Options{})
+	m := startMount(t, c)
+	src := filepath.Join(t.TempDir(), "f.bin")
+	if err := os.WriteFile(src, pattern(5000, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	put := func() string {
+		return strings.TrimSpace(run(t, "put", "--tracker", c.TrackerAddr(), "--group", "group1", src))
+	}
+	older := put()
+	// FastDFS keeps creation times in whole seconds.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	since := time.Now().Truncate(time.Second).Format(time.RFC3339)
+	lost := put() // uploaded, never named: what a failover can leave
+	if err := os.WriteFile(m.path("group1", "named.bin"), pattern(7000, 2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.stop()
+	check := append([]string{"index", "check", "--lost-since", since}, m.indexArgs(c)...)
+	out := shErr(t, binary+" "+strings.Join(check, " "))
+	if !strings.Contains(out, "lost upload: "+lost+"\n") || strings.Count(out, "lost upload: ") != 1 {
+		t.Fatalf("index check --lost-since %s does not name exactly the one lost upload %s:\n%s", since, lost, out)
+	}
+	out = run(t, append(check, "--repair")...)
+	if !strings.Contains(out, "lost uploads deleted: 1") {
+		t.Errorf("index check --repair --lost-since:\n%s", out)
+	}
+	if out, err := exec.Command(binary, "stat", "--tracker", c.TrackerAddr(), lost).CombinedOutput(); err == nil {
+		t.Errorf("the lost upload is still there after --repair:\n%s", out)
+	}
+	run(t, "stat", "--tracker", c.TrackerAddr(), older)
+	if out := run(t, check...); !strings.Contains(out, "that no name points at: 0") {
+		t.Errorf("index check --lost-since after the repair:\n%s", out)
+	}
+	m.start()
+	if got := sum(t, m.path("group1", "named.bin")); got != sumBytes(pattern(7000, 2)) {
+		t.Errorf("named.bin lost its content to the repair")
+	}
 }
