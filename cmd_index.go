@@ -18,7 +18,7 @@ var indexCommands []command
 
 func init() {
 	indexCommands = []command{
-		{"check", "index check [--repair] [flags]", "check the index; --repair fixes what it can, purges orphans and deletes orphaned uploads", runIndexCheck},
+		{"check", "index check [--repair] [--lost-since TIME] [flags]", "check the index; --repair fixes what it can, purges orphans and deletes orphaned uploads (and, with --lost-since, uploads that nothing names)", runIndexCheck},
 		{"backup", "index backup --group G [flags]", "write the index into the cluster as one file and print its file ID", runIndexBackup},
 		{"restore", "index restore [flags] FILEID", "rebuild an empty index from a backup", runIndexRestore},
 		{"dump", "index dump [flags] [FILE|-]", "write the index out in an engine-neutral form (to stdout by default)", runIndexDump},
@@ -36,6 +36,7 @@ func runIndexCheck(ctx context.Context, args []string) error {
 	var ixf indexFlags
 	ixf.register(fl)
 	repair := fl.Bool("repair", false, "fix what can be fixed (dangling names, link counts, orphaned uploads)")
+	lostSince := fl.String("lost-since", "", "also list the groups' files created since TIME (RFC 3339, or a duration before now) that no name points at, such as uploads whose naming a Redis failover lost; --repair deletes them (no other FastDFS client may have written since)")
 	if err := parseNoArgs(fl, args); err != nil {
 		return err
 	}
@@ -49,6 +50,11 @@ func runIndexCheck(ctx context.Context, args []string) error {
 		return err
 	}
 	printReport(rep)
+	if *lostSince != "" {
+		if err := checkLostUploads(ctx, idx, &ixf, *lostSince, *repair); err != nil {
+			return err
+		}
+	}
 	if !*repair {
 		if rep.Damaged() {
 			return errors.New("the index has problems (run with --repair to fix them)")

@@ -245,7 +245,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 	defer client.Close()
 	readOnly := mf.readOnly
 	session := mountSession(mountpoint)
-	idx, err := index.Open(ctx, metaURL, index.OpenOptions{Logger: log.With("component", "index"), ReadOnly: readOnly, Session: session})
+	idx, err := index.Open(ctx, metaURL, index.OpenOptions{Logger: log.With("component", "index"), ReadOnly: readOnly, Session: session, NetworkTimeout: cfg.NetworkTimeout})
 	if err != nil {
 		return fmt.Errorf("opening the index %s: %w", redactURL(metaURL), err)
 	}

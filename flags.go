@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,7 +128,7 @@ type indexFlags struct {
 func (f *indexFlags) register(fl *pflag.FlagSet) {
 	f.clientFlags.register(fl)
 	fl.StringVar(&f.dir, "index", "", "Badger index directory (default: DATA/index/CLUSTER, one per cluster, named after the first tracker)")
-	fl.StringVar(&f.meta, "meta", "", "metadata engine URL instead of --index: DIR or badger:///DIR (one host), redis://[:PASSWORD@]HOST:PORT/DB[?prefix=KEYS] (shared by several mount hosts)")
+	fl.StringVar(&f.meta, "meta", "", "metadata engine URL instead of --index: DIR or badger:///DIR (one host), redis://[:PASSWORD@]HOST:PORT/DB[?prefix=KEYS] or redis://MASTER,SENTINEL:PORT,.../DB[?wait=N] (shared by several mount hosts; the password also from FDFSFS_META_PASSWORD or ?password_file=)")
 }
 
 // url is the metadata URL of the index: --meta, --index, or the directory
@@ -157,7 +156,7 @@ func (f *indexFlags) open(readOnly bool) (index.Index, error) {
 	if _, err := os.Stat(dir); isDir && err != nil && readOnly {
 		return nil, fmt.Errorf("no index at %s", dir)
 	}
-	idx, err := index.Open(context.Background(), u, index.OpenOptions{Logger: f.logger(), ReadOnly: readOnly, Session: mountSession("")})
+	idx, err := index.Open(context.Background(), u, index.OpenOptions{Logger: f.logger(), ReadOnly: readOnly, Session: mountSession(""), NetworkTimeout: f.timeout})
 	if err != nil {
 		if isDir {
 			return nil, fmt.Errorf("opening the index %s (is it mounted?): %w", dir, err)
@@ -193,16 +192,7 @@ func badgerDir(u string) (string, bool) {
 }
 
 // redactURL hides a password in a metadata URL, for logs and errors.
-func redactURL(s string) string {
-	if !strings.Contains(s, "://") {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
+func redactURL(s string) string { return index.RedactURL(s) }
 
 // mountSession names this process in the journal entries it writes, so
 // that with a shared index each host sweeps only its own unclaimed uploads.

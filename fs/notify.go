@@ -53,6 +53,17 @@ func (t *nodeTable) get(ino index.Ino) *fusefs.Inode {
 	return t.nodes[ino]
 }
 
+// all returns every node the kernel knows now.
+func (t *nodeTable) all() []*fusefs.Inode {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ns := make([]*fusefs.Inode, 0, len(t.nodes))
+	for _, n := range t.nodes {
+		ns = append(ns, n)
+	}
+	return ns
+}
+
 var (
 	_ = (fusefs.NodeOnForgetter)((*dirNode)(nil))
 	_ = (fusefs.NodeOnForgetter)((*fileNode)(nil))
@@ -80,6 +91,10 @@ func (f *FS) watchChanges(changes <-chan index.Change) {
 				return
 			}
 		}
+		if c.All {
+			f.dropAllCached()
+			continue
+		}
 		if c.Parent != 0 {
 			if p := f.nodes.get(c.Parent); p != nil {
 				p.NotifyEntry(c.Name)
@@ -87,12 +102,33 @@ func (f *FS) watchChanges(changes <-chan index.Change) {
 		}
 		if c.Ino != 0 {
 			if n := f.nodes.get(c.Ino); n != nil {
-				if _, isFile := n.Operations().(*fileNode); isFile {
-					n.NotifyContent(0, 0) // attributes and every cached page
-				} else {
-					n.NotifyContent(-1, 0) // attributes only
-				}
+				dropCached(n)
 			}
 		}
 	}
+}
+
+func dropCached(n *fusefs.Inode) {
+	if _, isFile := n.Operations().(*fileNode); isFile {
+		n.NotifyContent(0, 0) // attributes and every cached page
+	} else {
+		n.NotifyContent(-1, 0) // attributes only
+	}
+}
+
+// dropAllCached answers a lost run of notices: every node the kernel knows
+// loses its attributes (and a file its pages), and every directory the
+// names the kernel looked up in it. Negative entries are not listed
+// anywhere; they expire after --attr-timeout.
+func (f *FS) dropAllCached() {
+	ns := f.nodes.all()
+	for _, n := range ns {
+		dropCached(n)
+		if _, isDir := n.Operations().(*dirNode); isDir {
+			for name := range n.Children() {
+				n.NotifyEntry(name)
+			}
+		}
+	}
+	f.log.Info("dropped every cached entry after a gap in the change notices", "nodes", len(ns))
 }

@@ -297,4 +297,8 @@ type Change struct {
 	Parent Ino    // directory whose entry Name changed (0 if none)
 	Name   string //
 	Ino    Ino    // inode whose attributes or content changed (0 if none)
+	// All says that notices may have been lost (the subscription was
+	// broken, by a failover say, or the reader fell behind): everything
+	// cached may be stale and is dropped. The other fields are zero.
+	All bool
 }

@@ -168,6 +168,21 @@ func (e *engine) Create(ctx context.Context, parent Ino, name string, attr Attr)
 	if attr.Kind == KindSymlink && attr.Target == "" {
 		return Attr{}, fmt.Errorf("%w: symlink without a target", ErrInvalid)
 	}
+	for {
+		created, err := e.create(ctx, parent, name, attr)
+		if !errors.Is(err, errInoTaken) {
+			return created, err
+		}
+	}
+}
+
+// errInoTaken: the number allocIno handed out names an inode already. A
+// Redis master that died before its replica had the counter's last
+// increments makes the promoted replica hand those numbers out again, and
+// a create sent before the failover may have committed one of them.
+var errInoTaken = errors.New("index: inode number in use")
+
+func (e *engine) create(ctx context.Context, parent Ino, name string, attr Attr) (Attr, error) {
 	ino, err := e.be.allocIno(ctx)
 	if err != nil {
 		return Attr{}, err
@@ -182,6 +197,11 @@ func (e *engine) Create(ctx context.Context, parent Ino, name string, attr Attr)
 			return err
 		} else if ok {
 			return ErrExists
+		}
+		if v, err := tx.kv.attr(ino); err != nil {
+			return err
+		} else if v != nil {
+			return errInoTaken
 		}
 		a := attr
 		a.Ino = ino

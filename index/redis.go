@@ -1,6 +1,7 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -8,12 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -75,6 +76,13 @@ type RedisOptions struct {
 	// Prefix starts every key (default "fdfsfs:", or the URL's ?prefix=).
 	// A ':' is added if it does not end with one.
 	Prefix string
+	// Timeout bounds every call (default 30s): a call that finds no
+	// master waits for one (a failover) until then, then fails; under
+	// wait=N the replicas' confirmation must come within it too.
+	Timeout time.Duration
+	// Getenv reads FDFSFS_META_PASSWORD and FDFSFS_SENTINEL_PASSWORD
+	// (default os.Getenv).
+	Getenv func(string) string
 }
 
 // Redis is the shared Index engine: the namespace in one Redis database, so
@@ -91,6 +99,12 @@ type Redis struct {
 	session  string
 	// origin tells this instance's change notices from other hosts'.
 	origin string
+	// timeout bounds each call; wait is the URL's wait=N (0: off).
+	timeout time.Duration
+	wait    int
+	// down is set while calls find no master, so that a failover logs
+	// once when it starts and once when it ends.
+	down atomic.Bool
 
 	// mu is held shared by every call for as long as it uses client, and
 	// exclusively by Close, so Close waits for calls in flight.
@@ -102,56 +116,90 @@ type Redis struct {
 
 var _ Index = (*Redis)(nil)
 
-// OpenRedis connects to the store at rawURL, redis://[user:password@]host:port/DB
-// (or rediss:// for TLS, unix:///path?db=N), with an optional ?prefix= for
-// the keys. A new store gets the root directory, inode 1, mode 0755, owned
-// by the calling process's user.
+// OpenRedis connects to the store a Redis metadata URL names: one server,
+// or the master that Sentinel names (redis_url.go lists the forms and the
+// parameters). A new store gets the root directory, inode 1, mode 0755,
+// owned by the calling process's user.
 func OpenRedis(ctx context.Context, rawURL string, opts RedisOptions) (*Redis, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	prefix := opts.Prefix
-	u, err := url.Parse(rawURL)
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	cfg, err := parseRedisURL(rawURL, getenv)
 	if err != nil {
-		return nil, fmt.Errorf("%w: redis URL: %v", ErrInvalid, err)
+		return nil, err
 	}
-	q := u.Query()
-	if p := q.Get("prefix"); p != "" && prefix == "" {
-		prefix = p
+	prefix := opts.Prefix
+	if prefix == "" {
+		prefix = cfg.prefix
 	}
-	q.Del("prefix")
-	u.RawQuery = q.Encode()
 	if prefix == "" {
 		prefix = redisDefPrefix
 	}
 	if !strings.HasSuffix(prefix, ":") {
 		prefix += ":"
 	}
-	ro, err := redis.ParseURL(u.String())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = defaultRedisTimeout
 	}
 	// The shared transactions and the notice subscription want RESP2's
-	// plain replies and no client-side features of newer servers.
-	ro.Protocol = 2
-	ro.DisableIdentity = true
+	// plain replies and no client-side features of newer servers. Retries
+	// are the engine's own (redis_failover.go), which knows which calls
+	// may run twice; socket deadlines follow each call's deadline.
+	var client *redis.Client
+	if o := cfg.plain; o != nil {
+		o.Protocol, o.DisableIdentity, o.MaxRetries, o.ContextTimeoutEnabled = 2, true, -1, true
+		o.ReadTimeout, o.WriteTimeout = cmp.Or(o.ReadTimeout, timeout), cmp.Or(o.WriteTimeout, timeout)
+		client = redis.NewClient(o)
+	} else {
+		o := cfg.failover
+		o.Protocol, o.DisableIdentity, o.MaxRetries, o.ContextTimeoutEnabled = 2, true, -1, true
+		o.ReadTimeout, o.WriteTimeout = cmp.Or(o.ReadTimeout, timeout), cmp.Or(o.WriteTimeout, timeout)
+		client = redis.NewFailoverClient(o)
+	}
+	goRedisLogOnce.Do(func() { redis.SetLogger(goRedisLog{log}) })
 	var id [8]byte
 	crand.Read(id[:])
 	r := &Redis{
-		client:   redis.NewClient(ro),
+		client:   client,
 		prefix:   prefix,
 		log:      log,
 		readOnly: opts.ReadOnly,
 		session:  opts.Session,
 		origin:   hex.EncodeToString(id[:]),
+		timeout:  timeout,
+		wait:     cfg.wait,
 	}
 	r.engine = engine{be: r, log: log}
-	if err := r.init(ctx); err != nil {
+	// Opening does not wait out a failover: a wrong address fails at
+	// once, and a mount started during a failover is started again.
+	openCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := r.init(openCtx); err != nil {
 		r.client.Close()
+		if cfg.failover != nil && errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("%w: no Sentinel knows a master named %q", ErrInvalid, cfg.failover.MasterName)
+		}
 		return nil, err
 	}
 	return r, nil
+}
+
+// go-redis logs through one logger for the whole process, to stderr
+// unless told otherwise. Its lines (which Sentinel it asked, a dial it
+// retried) go to the first engine's logger, at debug level: the engine
+// logs what matters of them itself.
+var goRedisLogOnce sync.Once
+
+type goRedisLog struct{ log *slog.Logger }
+
+func (l goRedisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug("go-redis: " + fmt.Sprintf(format, v...))
 }
 
 func (r *Redis) key(name string) string { return r.prefix + name }
@@ -264,11 +312,7 @@ func (r *Redis) enter(ctx context.Context, write bool) error {
 }
 
 func (r *Redis) update(ctx context.Context, fn func(tx *txn) error) error {
-	if err := r.enter(ctx, true); err != nil {
-		return err
-	}
-	defer r.mu.RUnlock()
-	return r.watched(ctx, true, fn)
+	return r.call(ctx, true, func(ctx context.Context) error { return r.watched(ctx, true, fn) })
 }
 
 // view runs fn on reads that go straight to the server, without a
@@ -277,15 +321,13 @@ func (r *Redis) update(ctx context.Context, fn func(tx *txn) error) error {
 // purge removed its inode), so a view that finds damage is run again as a
 // watched transaction, which either sees one state or is retried.
 func (r *Redis) view(ctx context.Context, fn func(tx *txn) error) error {
-	if err := r.enter(ctx, false); err != nil {
+	return r.call(ctx, false, func(ctx context.Context) error {
+		err := fn(newTxn(&redisKV{ctx: ctx, r: r}, r.session))
+		if errors.Is(err, ErrCorrupt) {
+			err = r.watched(ctx, false, fn)
+		}
 		return err
-	}
-	defer r.mu.RUnlock()
-	err := fn(newTxn(&redisKV{ctx: ctx, r: r}, r.session))
-	if errors.Is(err, ErrCorrupt) {
-		err = r.watched(ctx, false, fn)
-	}
-	return err
+	})
 }
 
 // watched runs fn in an optimistic transaction: every key fn reads is
@@ -308,7 +350,7 @@ func (r *Redis) watched(ctx context.Context, write bool, fn func(tx *txn) error)
 				ferr = tx.flush()
 			}
 			commit := ferr == nil && write
-			_, err := rtx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			err := r.exec(ctx, rtx, commit && len(s.writes) > 0, func(p redis.Pipeliner) error {
 				if commit {
 					for _, w := range s.writes {
 						w(p)
@@ -322,10 +364,13 @@ func (r *Redis) watched(ctx context.Context, write bool, fn func(tx *txn) error)
 				}
 				return nil
 			})
-			if err != nil && !errors.Is(err, redis.TxFailedErr) {
+			var uncertain *uncertainError
+			if err != nil && !errors.Is(err, redis.TxFailedErr) && !errors.As(err, &uncertain) {
 				// EXEC never ran: release the watches before the
 				// connection goes back to the pool.
-				rtx.Unwatch(context.WithoutCancel(ctx))
+				uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+				rtx.Unwatch(uctx)
+				cancel()
 			}
 			if err == nil || (ferr != nil && !errors.Is(err, redis.TxFailedErr)) {
 				return ferr
@@ -345,19 +390,29 @@ func (r *Redis) watched(ctx context.Context, write bool, fn func(tx *txn) error)
 // allocIno takes the next number from the shared counter. A number taken
 // by a Create that then fails is skipped, never reused.
 func (r *Redis) allocIno(ctx context.Context) (Ino, error) {
-	if err := r.enter(ctx, true); err != nil {
-		return 0, err
-	}
-	defer r.mu.RUnlock()
-	v, err := r.client.Incr(ctx, r.key(redisLastIno)).Result()
+	var v int64
+	err := r.call(ctx, true, func(ctx context.Context) error {
+		var err error
+		// Run twice after a lost answer, INCR skips a number: harmless.
+		v, err = r.client.Incr(ctx, r.key(redisLastIno)).Result()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("index: allocate an inode: %w", err)
 	}
 	return Ino(v), nil
 }
 
-// read runs fn for the scans that only this engine has.
-func (r *Redis) read(ctx context.Context, fn func() error) error {
+// read runs fn for the reads that only this engine has, within the
+// timeout (and again while no master answers).
+func (r *Redis) read(ctx context.Context, fn func(ctx context.Context) error) error {
+	return r.call(ctx, false, fn)
+}
+
+// scan runs fn for the whole-store reads (dump, check): they take as long
+// as the store is big, so only each round trip is bounded, and a lost
+// master fails them.
+func (r *Redis) scan(ctx context.Context, fn func() error) error {
 	if err := r.enter(ctx, false); err != nil {
 		return err
 	}
@@ -367,7 +422,8 @@ func (r *Redis) read(ctx context.Context, fn func() error) error {
 
 func (r *Redis) Orphans(ctx context.Context) ([]Ino, error) {
 	var inos []Ino
-	err := r.read(ctx, func() error {
+	err := r.read(ctx, func(ctx context.Context) error {
+		inos = inos[:0]
 		ms, err := r.client.SMembers(ctx, r.key(redisOrphans)).Result()
 		if err != nil {
 			return err
@@ -387,7 +443,7 @@ func (r *Redis) Orphans(ctx context.Context) ([]Ino, error) {
 
 func (r *Redis) ListPending(ctx context.Context) ([]Pending, error) {
 	var ps []Pending
-	err := r.read(ctx, func() error {
+	err := r.read(ctx, func(ctx context.Context) error {
 		var err error
 		ps, err = r.pendingAll(ctx)
 		return err
@@ -424,7 +480,7 @@ func (r *Redis) pendingAll(ctx context.Context) ([]Pending, error) {
 // Inodes reads every inode in number order: a SCAN of the attribute keys,
 // then MGETs in batches. It is not a snapshot; run it on a quiet store.
 func (r *Redis) Inodes(ctx context.Context, fn func(Attr) error) error {
-	return r.read(ctx, func() error {
+	return r.scan(ctx, func() error {
 		return r.scanInodes(ctx, func(a Attr, _ Ino) error { return fn(a) })
 	})
 }

@@ -12,7 +12,7 @@ import (
 // Dump writes the store with SCANs and batched reads. Unlike Badger's, it
 // is not a snapshot: dump a store that no mount is changing.
 func (r *Redis) Dump(ctx context.Context, w io.Writer) error {
-	return r.read(ctx, func() error {
+	return r.scan(ctx, func() error {
 		dw, err := NewDumpWriter(w)
 		if err != nil {
 			return err
@@ -75,7 +75,7 @@ func (r *Redis) Dump(ctx context.Context, w io.Writer) error {
 		}
 		for _, ino := range withXattrs {
 			v, err := r.client.Get(ctx, r.xattrsKey(ino)).Bytes()
-			if errors.Is(err, redis.Nil) {
+			if isNil(err) {
 				continue // removed since the scan
 			}
 			if err != nil {

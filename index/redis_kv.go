@@ -2,7 +2,6 @@ package index
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"time"
 
@@ -47,16 +46,20 @@ func (s *redisKV) pipe(keys []string, queue func(p redis.Pipeliner)) error {
 	}
 	queue(p)
 	_, err := p.Exec(s.ctx)
-	if errors.Is(err, redis.Nil) {
+	if isNil(err) {
 		err = nil
 	}
 	return err
 }
 
+// isNil reports a missing key: the reply itself, never a connection error
+// that carries one (a Sentinel that knows no such master answers nil too).
+func isNil(err error) bool { return err == redis.Nil }
+
 // bytesOf returns a string reply's bytes, nil for a missing key.
 func bytesOf(cmd *redis.StringCmd) ([]byte, error) {
 	v, err := cmd.Bytes()
-	if errors.Is(err, redis.Nil) {
+	if isNil(err) {
 		return nil, nil
 	}
 	if v == nil && err == nil {

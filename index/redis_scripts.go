@@ -43,7 +43,7 @@ func (r *Redis) Lookup(ctx context.Context, parent Ino, name string) (Attr, erro
 		return Attr{}, err
 	}
 	var res []any
-	err := r.read(ctx, func() error {
+	err := r.read(ctx, func(ctx context.Context) error {
 		var err error
 		res, err = lookupScript.Run(ctx, r.client, []string{r.dirKey(parent), r.attrKey(parent)}, name, r.prefix+redisAttr).Slice()
 		return err
