@@ -538,6 +538,7 @@ type mountFlags struct {
 	readAhead    int64
 	metrics      string
 	storeReuse   time.Duration
+	storageList  time.Duration
 	directIO     bool
 }
 
@@ -560,6 +561,7 @@ func runMount(ctx context.Context, args []string) error {
 	fl.Int64Var(&mf.readAhead, "read-ahead", 4<<20, "kernel readahead for the mount in bytes, set through /sys/class/bdi when fdfsfs may write there (0: the kernel's default)")
 	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
 	fl.DurationVar(&mf.storeReuse, "store-reuse", time.Second, "how long the tracker's choice of storage for new files of a group serves further uploads (0: ask for every file, as the C client does)")
+	fl.DurationVar(&mf.storageList, "storage-list-ttl", 10*time.Second, "how long a group's storage list from the tracker lets reads and changes go straight to the storage a file ID names (0: ask the tracker for every file, as the C client does)")
 	fl.BoolVar(&mf.directIO, "direct-io", false, "read files without the kernel page cache: faster for large files read once in large blocks, much slower for small reads, and no second read from memory")
 	background := fl.Bool("background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
 	if err := fl.Parse(args); err != nil {
@@ -743,6 +745,10 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		return fmt.Errorf("--store-reuse %v: negative", mf.storeReuse)
 	}
 	cfg.StoreReuse = mf.storeReuse
+	if mf.storageList < 0 {
+		return fmt.Errorf("--storage-list-ttl %v: negative", mf.storageList)
+	}
+	cfg.StorageListTTL = mf.storageList
 	key := "local"
 	if ok {
 		key = clusterKey(cfg.Trackers)
