@@ -202,12 +202,33 @@ func (n *fileNode) open(ctx context.Context, flags uint32, a index.Attr) (fusefs
 		return &fileHandle{n: n}, fuse.FOPEN_DIRECT_IO, 0
 	}
 	n.mu.Lock()
-	if n.w == nil && n.keepValid && n.keepGen == a.Gen {
+	clean := n.w == nil
+	if clean && n.keepValid && n.keepGen == a.Gen {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
-	n.keepGen, n.keepValid = a.Gen, n.w == nil
+	n.keepGen, n.keepValid = a.Gen, clean
 	n.mu.Unlock()
-	return &fileHandle{n: n}, fuseFlags, 0
+	h := &fileHandle{n: n}
+	if clean && fuseFlags&fuse.FOPEN_KEEP_CACHE == 0 && flags&syscall.O_ACCMODE == syscall.O_RDONLY {
+		h.preload(a)
+	}
+	return h, fuseFlags, 0
+}
+
+// preload starts downloading a small file's whole content as it is opened
+// for reading (see cache.Reader.Preload), so that the first read finds it
+// in memory or on its way. A file the kernel still has pages of
+// (FOPEN_KEEP_CACHE) may never be read through the mount, and is left.
+func (h *fileHandle) preload(a index.Attr) {
+	if a.FileID == "" || a.Size <= 0 || a.Size > int64(h.n.fs.cache.BlockSize()) {
+		return
+	}
+	obj := h.n.fs.object(a)
+	rd := h.n.fs.cache.NewReader(obj)
+	rd.Preload()
+	h.mu.Lock()
+	h.rd, h.rdKey = rd, obj.Key
+	h.mu.Unlock()
 }
 
 // fileHandle is one open file description.
