@@ -840,7 +840,6 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		Backend:       backend,
 		Index:         idx,
 		Cache:         blocks,
-		StageDir:      filepath.Join(cacheRoot, "staging"),
 		WriteChunk:    chunk,
 		WriteInflight: 3,
 		ReadOnly:      readOnly,

@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -140,5 +142,106 @@ func BenchmarkSharedReadAcrossBlocks(b *testing.B) {
 	}
 	if f.Count() != benchSize/DefaultBlockSize {
 		b.Fatalf("%d fetches; the object should have stayed in memory", f.Count())
+	}
+}
+
+// storeAsWorker stores a block the way a store worker does after a fetch:
+// the write counted as under way, then written, indexed, and evicting what
+// no longer fits.
+func storeAsWorker(c *Cache, bid blockID, data []byte) error {
+	c.index.mu.Lock()
+	c.index.startWriteLocked(bid)
+	c.index.mu.Unlock()
+	return c.storeBlock(bid, data)
+}
+
+// BenchmarkMemoryHitsDuringEviction reads 128 KiB at a time from an object
+// held in the memory tier. In "evicting", one goroutine per store worker
+// meanwhile stores blocks into the full disk tier as the workers do, so that
+// every store evicts a block: an open and a punched hole, or an unlink.
+// No lock a hit takes is held across those syscalls, so "evicting" should
+// run at the speed of "idle", less what sharing the CPUs costs: compare the
+// two from one run. p99-ns and max-ns are the slowest hits.
+func BenchmarkMemoryHitsDuringEviction(b *testing.B) {
+	const hotSize = 4 * DefaultBlockSize
+	for _, evicting := range []bool{false, true} {
+		name := "idle"
+		if evicting {
+			name = "evicting"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := openBench(b, Options{MaxBytes: 8 * DefaultBlockSize, MemBytes: 2 * hotSize, ReadaheadBlocks: -1})
+			f := newFakeFetcher(b, hotSize)
+			f.data = content(0, hotSize)
+			hot := f.object("hot")
+			ctx := context.Background()
+			p := make([]byte, benchRead)
+			for off := int64(0); off < hotSize; off += benchRead {
+				if _, err := c.ReadAt(ctx, hot, p, off); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for c.Stats().InFlight != 0 {
+				time.Sleep(time.Millisecond)
+			}
+
+			stop := make(chan struct{})
+			var churn sync.WaitGroup
+			if evicting {
+				data := alignedBuffer(DefaultBlockSize)
+				copy(data, content(0, DefaultBlockSize))
+				for w := range storeWorkers {
+					churn.Go(func() {
+						for i := 0; ; i++ {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							// 64 blocks per object: most evictions
+							// punch a hole, some unlink a file.
+							key := "churn" + strconv.Itoa(w) + "#" + strconv.Itoa(i/64)
+							bid := blockID{obj: objectID(key), idx: int64(i % 64)}
+							if err := storeAsWorker(c, bid, data); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				for c.Stats().Evictions == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+
+			lat := make([]time.Duration, 0, 1<<16)
+			evictionsBefore := c.Stats().Evictions
+			start := time.Now()
+			b.SetBytes(benchRead)
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				off := int64(i) * benchRead % hotSize
+				t0 := time.Now()
+				if _, err := c.ReadAt(ctx, hot, p, off); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			elapsed := time.Since(start)
+			evictions := c.Stats().Evictions - evictionsBefore
+			close(stop)
+			churn.Wait()
+			if evicting && evictions == 0 {
+				b.Fatal("no eviction ran while the hits were timed")
+			}
+			if f.Count() != hotSize/DefaultBlockSize {
+				b.Fatalf("%d fetches; the hot object should have stayed in memory", f.Count())
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+			b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
+			b.ReportMetric(float64(evictions)/elapsed.Seconds(), "evictions/s")
+		})
 	}
 }

@@ -1,6 +1,30 @@
-// Package cache owns fdfsfs's local data: an on-disk block cache that reads
-// objects through a caller-supplied Fetcher, per-handle readahead, and sparse
-// staging files for writes that arrive out of order.
+// Package cache owns fdfsfs's local data: a block cache that reads objects
+// through a caller-supplied Fetcher and keeps their blocks in memory and on
+// disk, per-handle readahead, and sparse staging files for writes that arrive
+// out of order.
+//
+// A read of an object asks for the blocks it covers and looks for each in
+// the memory tier, then on disk, then among the fetches under way, starting
+// one if none has it. The parts live in files of their own, each with a lock
+// of its own, as in JuiceFS's pkg/chunk:
+//
+//   - memtier.go: the memory tier, the blocks fetched lately, and the pool of
+//     block buffers fetches fill. A hit takes memTier.mu for one map lookup
+//     and copies or lends the bytes after letting it go.
+//   - evict.go: the disk tier's index, which blocks are on disk in LRU order
+//     and which are being written. It picks the blocks to evict and frees
+//     their bytes after letting its lock go.
+//   - disktier.go: the disk tier itself, one sparse file per object (layout at
+//     Cache), and the workers that store fetched blocks. Every write, punch
+//     and unlink of a file holds that file's lock, one of fileLocks.
+//   - singleflight.go: fetches under way. Every reader of a block waits on
+//     one fetch, which gives the block to the memory tier and queues it for
+//     the disk tier.
+//
+// Only the file locks are held across a syscall, so an eviction punching
+// holes never makes a memory hit, or a disk hit, wait. readahead.go watches
+// each handle's offsets and fetches ahead of sequential readers; staging.go
+// holds files being written.
 //
 // It never talks to FastDFS and never imports other fdfsfs packages: the only
 // way in is the Fetcher interface. It keeps file contents in memory only in
@@ -9,7 +33,6 @@
 package cache
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,7 +50,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,11 +62,6 @@ const (
 	DefaultMemBytes        = 32 << 20
 	DefaultMaxPrefetch     = 8
 )
-
-// touchInterval is how stale a block's mtime may get before a hit rewrites
-// it. The mtime only matters for rebuilding the LRU order at the next Open, so
-// touching at most once a minute keeps a syscall off most hits.
-const touchInterval = time.Minute
 
 // ErrClosed is returned by reads on a closed Cache.
 var ErrClosed = errors.New("cache: closed")
@@ -92,63 +109,8 @@ type blockID struct {
 	idx int64
 }
 
-// entry is one block on disk.
-type entry struct {
-	id      blockID
-	size    int64
-	touched time.Time // the mtime last written to the block's file
-	elem    *list.Element
-}
-
-// flight is one fetch of a block; every reader wanting the block while it is
-// under way waits on the same flight.
-type flight struct {
-	id     blockID
-	done   chan struct{} // closed once data or err is set
-	buf    *buffer       // holds data; the flight has a reference until released
-	data   []byte
-	err    error
-	cancel context.CancelFunc
-
-	waiters  int  // guarded by Cache.mu; the fetch is cancelled when it drops to 0
-	dropped  bool // guarded by Cache.mu; set by Invalidate so the result is not kept
-	unhooked bool // guarded by Cache.mu; gone from Cache.flights, so nobody joins
-	released bool // guarded by Cache.mu; the flight's reference to buf is dropped
-}
-
-// buffer is the memory of one fetched block. The flight (for its waiters),
-// the memory tier and the fetch goroutine (until the block is stored) each
-// hold a reference; the last to let go hands a full-size buffer back for the
-// next fetch, so a stream reuses a few megabytes instead of faulting in and
-// zeroing fresh pages for every block.
-type buffer struct {
-	data []byte // from alignedBuffer
-	refs int    // guarded by Cache.mu
-}
-
-// maxFreeBuffers bounds the idle block buffers kept for reuse.
-const maxFreeBuffers = 8
-
-// Fetched blocks wait in a queue of storeQueue for storeWorkers goroutines
-// that write them to disk. A block that finds the queue full is not stored
-// (it is served from memory while it lasts): a cache disk slower than the
-// network then costs cache coverage, never read speed, and the buffers
-// waiting to be written stay bounded. Writes into one object's file
-// serialize in the file system anyway, so a few workers suffice.
-const (
-	storeQueue   = 16
-	storeWorkers = 2
-)
-
-// storeJob is a fetched block waiting to be written.
-type storeJob struct {
-	f   *flight
-	obj Object
-	bid blockID
-	buf *buffer // the fetch's reference, now the job's
-}
-
-// Cache is an on-disk block cache. It is safe for concurrent use.
+// Cache is an on-disk block cache with a memory tier in front. It is safe for
+// concurrent use.
 //
 // Layout of dir:
 //
@@ -176,52 +138,55 @@ type storeJob struct {
 // block until their reply is written; up to maxFreeBuffers more wait for
 // reuse. None of it grows with the size of an object.
 //
-// Lock order: Reader.mu, then Cache.mu. Cache.mu is never held across a
-// fetch or a block write; it is held across the punch or unlink of an evicted
-// block (see removeLocked), so that a hole is never punched into a block
-// written after the eviction.
+// Locks, each named beside the fields it guards:
+//
+//	Reader.mu        a Reader's access pattern (readahead.go)
+//	flightGroup.mu   fetches under way; Cache.closed changes under it (singleflight.go)
+//	fileLocks[i]     the object files whose objectID hashes to i (disktier.go)
+//	diskIndex.mu     the disk tier's LRU and its writes under way (evict.go)
+//	memTier.mu       the memory tier (memtier.go)
+//	bufferPool.mu    idle block buffers (memtier.go)
+//
+// Lock order: Reader.mu, then flightGroup.mu, then diskIndex.mu; a file
+// lock, then diskIndex.mu. memTier.mu is taken with no other lock held, and
+// bufferPool.mu last of all. Only a file lock is ever held across a syscall
+// (the write, punch or unlink of that file), and it is held from the
+// decision to free a block to the punch or unlink, so a hole is never
+// punched into a block written after the decision. Block reads take no file
+// lock: they check afterwards that the block was not evicted meanwhile.
+// Buffer references are atomic and need no lock.
 type Cache struct {
 	dir             string
 	objDir          string
 	stageDir        string
 	blockSize       int64
-	maxBytes        int64
 	readaheadBlocks int
 	prefetchSlots   chan struct{} // a semaphore bounding readahead fetches
 	log             *slog.Logger
 	lock            *os.File
-	direct          atomic.Bool // full blocks are written with O_DIRECT
 
 	ctx    context.Context // cancelled by Close; parent of every fetch
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // fetch and prefetch goroutines
+	wg     sync.WaitGroup // fetch and prefetch goroutines; Add under flightGroup.mu, with closed unset
+	// closed is set by Close under flightGroup.mu; anybody may load it, and
+	// whoever starts a goroutine tracked by wg loads it under that lock.
+	closed atomic.Bool
 
 	hits, misses, fetches, fetchedBytes, prefetches, evictions, storeSkips atomic.Int64
 
-	stores  chan storeJob
-	storeWG sync.WaitGroup // store workers
+	flights flightGroup // singleflight.go
+	mem     memTier     // memtier.go
+	bufs    bufferPool  // memtier.go
+	index   diskIndex   // evict.go
+
+	// The disk tier (disktier.go).
+	fileLocks [fileLockCount]sync.Mutex
+	direct    atomic.Bool // full blocks are written with O_DIRECT
+	stores    chan storeJob
+	storeWG   sync.WaitGroup // store workers
 	// beforeStore, when set (by tests, before any read), runs before
 	// each block write: it stands in for a slow disk.
 	beforeStore func()
-
-	mu      sync.Mutex
-	closed  bool                        // mu
-	lru     list.List                   // mu; *entry, most recently used first
-	blocks  map[blockID]*entry          // mu
-	objects map[string]map[int64]*entry // mu; by objectID, for Invalidate
-	flights map[blockID]*flight         // mu
-	writes  map[string]int              // mu; block writes under way, by objectID
-	writing map[blockID]int             // mu; the same, by block
-	bytes   int64                       // mu; sum of entry sizes
-
-	// The memory tier: blocks fetched lately, oldest first in memOrder.
-	// Content never changes under a key, so these are never stale.
-	memMax   int64
-	mem      map[blockID]*buffer // mu
-	memOrder []blockID           // mu
-	memBytes int64               // mu
-
-	free [][]byte // mu; full-size block buffers no longer referenced
 }
 
 // Open opens (creating if needed) the cache in dir and rebuilds its LRU from
@@ -233,29 +198,27 @@ func Open(dir string, opts Options) (*Cache, error) {
 	c := &Cache{
 		dir:             dir,
 		blockSize:       int64(opts.BlockSize),
-		maxBytes:        opts.MaxBytes,
 		readaheadBlocks: opts.ReadaheadBlocks,
 		log:             opts.Logger,
-		blocks:          make(map[blockID]*entry),
-		objects:         make(map[string]map[int64]*entry),
-		flights:         make(map[blockID]*flight),
-		writes:          make(map[string]int),
-		writing:         make(map[blockID]int),
 	}
 	if c.blockSize == 0 {
 		c.blockSize = DefaultBlockSize
 	}
-	if c.maxBytes == 0 {
-		c.maxBytes = DefaultMaxBytes
+	maxBytes := opts.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = DefaultMaxBytes
 	}
 	if c.readaheadBlocks == 0 {
 		c.readaheadBlocks = DefaultReadaheadBlocks
 	}
-	c.memMax = opts.MemBytes
-	if c.memMax == 0 {
-		c.memMax = DefaultMemBytes
+	memMax := opts.MemBytes
+	if memMax == 0 {
+		memMax = DefaultMemBytes
 	}
-	c.mem = make(map[blockID]*buffer)
+	c.flights.init()
+	c.mem.init(memMax)
+	c.bufs.init(c.blockSize)
+	c.index.init(maxBytes)
 	maxPrefetch := opts.MaxPrefetch
 	if maxPrefetch == 0 {
 		maxPrefetch = DefaultMaxPrefetch
@@ -294,8 +257,9 @@ func Open(dir string, opts Options) (*Cache, error) {
 		c.storeWG.Add(1)
 		go c.storeLoop()
 	}
-	c.log.Info("block cache opened", "dir", dir, "blocks", len(c.blocks), "bytes", c.bytes,
-		"max_bytes", c.maxBytes, "block_size", c.blockSize)
+	st := c.Stats()
+	c.log.Info("block cache opened", "dir", dir, "blocks", st.Blocks, "bytes", st.Bytes,
+		"max_bytes", maxBytes, "block_size", c.blockSize)
 	return c, nil
 }
 
@@ -415,54 +379,14 @@ func (c *Cache) rebuild() error {
 		}
 		return a.id.idx > b.id.idx
 	})
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.index.mu.Lock()
 	for _, e := range found {
-		c.insertLocked(e.id, e.size, e.touched)
+		c.index.insertLocked(e.id, e.size, e.touched)
 	}
-	c.evictLocked()
+	victims := c.index.evictLocked()
+	c.index.mu.Unlock()
+	c.evict(victims)
 	return nil
-}
-
-// blocksInFile lists the whole blocks in an object's file: those whose every
-// byte lies in a data extent. The last block of a file may be short (it ends
-// the object); any other short one is not a block.
-func (c *Cache) blocksInFile(obj, path string) ([]*entry, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	size := info.Size()
-	var blocks []*entry
-	fd := int(f.Fd())
-	for off := int64(0); off < size; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if errors.Is(err, syscall.ENXIO) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			return nil, err
-		}
-		// Blocks lying wholly in [data, hole).
-		for idx := (data + c.blockSize - 1) / c.blockSize; idx*c.blockSize < hole; idx++ {
-			end := min((idx+1)*c.blockSize, size)
-			if end > hole {
-				break
-			}
-			blocks = append(blocks, &entry{id: blockID{obj: obj, idx: idx}, size: end - idx*c.blockSize, touched: info.ModTime()})
-		}
-		off = hole
-	}
-	return blocks, nil
 }
 
 func isBlockSubdir(name string) bool {
@@ -497,10 +421,6 @@ func parseObjectName(name string) (string, bool) {
 	return name, true
 }
 
-func (c *Cache) objectPath(obj string) string {
-	return filepath.Join(c.objDir, obj[:2], obj)
-}
-
 // BlockSize is the size of every block but an object's last.
 func (c *Cache) BlockSize() int { return int(c.blockSize) }
 
@@ -512,13 +432,13 @@ func (c *Cache) blockLen(size, idx int64) int64 {
 // Close stops every fetch, waits for their goroutines, and releases the
 // directory. Blocks stay on disk for the next Open.
 func (c *Cache) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	c.flights.mu.Lock()
+	if c.closed.Load() {
+		c.flights.mu.Unlock()
 		return nil
 	}
-	c.closed = true
-	c.mu.Unlock()
+	c.closed.Store(true)
+	c.flights.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
 	// No fetch is left to queue a block; write what is queued.
@@ -529,9 +449,12 @@ func (c *Cache) Close() error {
 
 // Stats returns the current counters.
 func (c *Cache) Stats() Stats {
-	c.mu.Lock()
-	bytes, blocks, inFlight := c.bytes, int64(len(c.blocks)), len(c.flights)
-	c.mu.Unlock()
+	c.index.mu.Lock()
+	bytes, blocks := c.index.bytes, int64(len(c.index.blocks))
+	c.index.mu.Unlock()
+	c.flights.mu.Lock()
+	inFlight := len(c.flights.m)
+	c.flights.mu.Unlock()
 	return Stats{
 		Hits:         c.hits.Load(),
 		Misses:       c.misses.Load(),
@@ -543,29 +466,6 @@ func (c *Cache) Stats() Stats {
 		Bytes:        bytes,
 		Blocks:       blocks,
 		InFlight:     inFlight,
-	}
-}
-
-// Invalidate drops every cached block of the object with this key, and makes
-// fetches of it under way forget their result once their readers have it.
-func (c *Cache) Invalidate(key string) {
-	obj := objectID(key)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, e := range c.objects[obj] {
-		c.removeLocked(e)
-	}
-	for id, b := range c.mem {
-		if id.obj == obj {
-			c.memBytes -= int64(len(b.data))
-			delete(c.mem, id)
-			c.releaseLocked(b)
-		}
-	}
-	for id, f := range c.flights {
-		if id.obj == obj {
-			f.dropped = true
-		}
 	}
 }
 
@@ -666,467 +566,65 @@ func (c *Cache) lookup(obj Object, bid blockID, length int64, dst []byte, offset
 	}
 }
 
-// readCached fills dst from the block's file at offset if it is cached and
-// whole. A vanished or short file is dropped from the index.
+// touchInterval is how stale a block's mtime may get before a hit rewrites
+// it. The mtime only matters for rebuilding the LRU order at the next Open, so
+// touching at most once a minute keeps a syscall off most hits.
+const touchInterval = time.Minute
+
+// readCached fills dst from the block at offset if it is in the memory tier,
+// or on disk and whole. A vanished or short block on disk is dropped.
 func (c *Cache) readCached(bid blockID, length int64, dst []byte, offset int64) bool {
-	c.mu.Lock()
-	if b, ok := c.mem[bid]; ok && int64(len(b.data)) == length && !c.closed {
+	if c.closed.Load() {
+		return false
+	}
+	if b := c.mem.get(bid, length); b != nil {
 		copy(dst, b.data[offset:])
-		c.mu.Unlock()
+		c.bufs.release(b)
 		return true
 	}
-	e := c.blocks[bid]
-	if e == nil || c.closed {
-		c.mu.Unlock()
+	x := &c.index
+	x.mu.Lock()
+	e := x.blocks[bid]
+	if e == nil {
+		x.mu.Unlock()
 		return false
 	}
 	if e.size != length {
+		x.removeLocked(e)
+		x.mu.Unlock()
 		c.log.Warn("dropping cached block of unexpected size", "block", blockName(bid), "size", e.size, "want", length)
-		c.removeLocked(e)
-		c.mu.Unlock()
+		c.freeBlock(bid, e.size)
 		return false
 	}
-	c.lru.MoveToFront(e.elem)
+	x.lru.MoveToFront(e.elem)
 	now := time.Now()
 	touch := now.Sub(e.touched) > touchInterval
 	if touch {
 		e.touched = now
 	}
-	c.mu.Unlock()
+	x.mu.Unlock()
 
-	path := c.objectPath(bid.obj)
-	file, err := os.Open(path)
-	if err == nil {
-		var n int
-		n, err = file.ReadAt(dst, bid.idx*c.blockSize+offset)
-		file.Close()
-		if err == io.EOF && n == len(dst) {
-			err = nil
-		}
-	}
-	c.mu.Lock()
+	err := c.readBlock(bid, dst, offset)
+	x.mu.Lock()
 	// Evicted while being read: the bytes may have come from the hole
 	// the eviction punched. Treat it as a miss.
-	current := c.blocks[bid] == e
-	if err != nil && current {
-		if !errors.Is(err, fs.ErrNotExist) {
-			c.log.Warn("dropping unreadable cached block", "path", path, "block", bid.idx, "err", err)
-		}
-		c.removeLocked(e)
+	current := x.blocks[bid] == e
+	drop := err != nil && current
+	if drop {
+		x.removeLocked(e)
 	}
-	c.mu.Unlock()
+	x.mu.Unlock()
+	if drop {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.log.Warn("dropping unreadable cached block", "path", c.objectPath(bid.obj), "block", bid.idx, "err", err)
+		}
+		c.freeBlock(bid, e.size)
+	}
 	if err != nil || !current {
 		return false
 	}
 	if touch {
-		os.Chtimes(path, now, now)
+		os.Chtimes(c.objectPath(bid.obj), now, now)
 	}
 	return true
-}
-
-// join returns the flight fetching bid, starting one if there is none. When
-// mayBeCached is set and the block is on disk by now, it returns nil so the
-// caller reads it from there.
-func (c *Cache) join(obj Object, bid blockID, length int64, mayBeCached bool) (*flight, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, ErrClosed
-	}
-	if f := c.flights[bid]; f != nil {
-		f.waiters++
-		return f, nil
-	}
-	if mayBeCached && c.blocks[bid] != nil {
-		return nil, nil
-	}
-	return c.startLocked(obj, bid, length), nil
-}
-
-// startLocked starts fetching a block, with one waiter.
-func (c *Cache) startLocked(obj Object, bid blockID, length int64) *flight {
-	ctx, cancel := context.WithCancel(c.ctx)
-	f := &flight{id: bid, done: make(chan struct{}), cancel: cancel, waiters: 1}
-	c.flights[bid] = f
-	c.wg.Add(1)
-	go c.fetch(ctx, obj, bid, length, f)
-	return f
-}
-
-// leave drops one waiter from f. The last waiter to leave a fetch that is
-// still under way cancels it and unhooks it, so that a later reader starts
-// afresh instead of joining a doomed fetch.
-func (c *Cache) leave(f *flight) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	f.waiters--
-	if f.waiters > 0 {
-		return
-	}
-	select {
-	case <-f.done:
-		if f.unhooked {
-			c.releaseFlightLocked(f)
-		}
-		return
-	default:
-	}
-	f.cancel()
-	c.unhookLocked(f)
-}
-
-// unhookLocked takes f out of Cache.flights, so that later readers start a
-// fetch of their own, and drops its buffer once no waiter is left to read it.
-func (c *Cache) unhookLocked(f *flight) {
-	if c.flights[f.id] == f {
-		delete(c.flights, f.id)
-	}
-	f.unhooked = true
-	if f.waiters == 0 {
-		c.releaseFlightLocked(f)
-	}
-}
-
-// releaseFlightLocked drops the flight's reference to its buffer, or, when
-// the fetch has not made the buffer yet, tells it not to take one.
-func (c *Cache) releaseFlightLocked(f *flight) {
-	if !f.released {
-		f.released = true
-		if f.buf != nil {
-			c.releaseLocked(f.buf)
-		}
-	}
-}
-
-// newBuffer gives f a buffer of length bytes, reusing a free one when the
-// length is the full block size. It holds a reference for the caller and,
-// unless every waiter has left already, one for the flight.
-func (c *Cache) newBuffer(f *flight, length int64) *buffer {
-	c.mu.Lock()
-	var data []byte
-	if length == c.blockSize && len(c.free) > 0 {
-		data = c.free[len(c.free)-1]
-		c.free = c.free[:len(c.free)-1]
-	}
-	c.mu.Unlock()
-	if data == nil {
-		data = alignedBuffer(length)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	b := &buffer{data: data, refs: 1}
-	if !f.released {
-		b.refs++
-	}
-	f.buf = b
-	return b
-}
-
-// releaseLocked drops one reference to b.
-func (c *Cache) releaseLocked(b *buffer) {
-	if b.refs--; b.refs > 0 {
-		return
-	}
-	if int64(len(b.data)) == c.blockSize && len(c.free) < maxFreeBuffers {
-		c.free = append(c.free, b.data)
-	}
-	b.data = nil
-}
-
-// fetch runs one flight: fetch the block, hand it to the waiters, then store
-// it on disk and in the LRU.
-func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64, f *flight) {
-	defer c.wg.Done()
-	defer f.cancel()
-	off := bid.idx * c.blockSize
-	buf := c.newBuffer(f, length)
-	queued := false
-	defer func() {
-		if !queued {
-			c.mu.Lock()
-			c.releaseLocked(buf)
-			c.mu.Unlock()
-		}
-	}()
-	w := &blockWriter{buf: buf.data}
-	n, err := obj.Fetch.FetchRange(ctx, off, length, w)
-	if err == nil && (n != length || w.n != int(length)) {
-		err = fmt.Errorf("fetched %d bytes, want %d: %w", w.n, length, io.ErrUnexpectedEOF)
-	}
-	if err != nil {
-		f.err = fmt.Errorf("cache: fetch %q at %d: %w", obj.Key, off, err)
-		c.mu.Lock()
-		close(f.done)
-		c.unhookLocked(f)
-		c.mu.Unlock()
-		c.log.Debug("block fetch failed", "key", obj.Key, "block", bid.idx, "err", err)
-		return
-	}
-	c.fetches.Add(1)
-	c.fetchedBytes.Add(length)
-	f.data = w.buf
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !f.dropped {
-		c.rememberLocked(bid, buf)
-	}
-	close(f.done)
-	// Readers of this block keep finding the flight (and its data) until
-	// the block is in the LRU, so nobody fetches it again meanwhile.
-	select {
-	case c.stores <- storeJob{f: f, obj: obj, bid: bid, buf: buf}:
-		queued = true
-		// Counted before the file is opened, so that an eviction
-		// meanwhile punches a hole instead of unlinking the file being
-		// written, and never punches this block's range.
-		c.writes[bid.obj]++
-		c.writing[bid]++
-	default:
-		c.storeSkips.Add(1)
-		c.unhookLocked(f)
-	}
-}
-
-// storeLoop writes queued blocks to disk until Close.
-func (c *Cache) storeLoop() {
-	defer c.storeWG.Done()
-	for job := range c.stores {
-		c.store(job)
-	}
-}
-
-// store writes one fetched block and enters it in the LRU.
-func (c *Cache) store(job storeJob) {
-	bid, length := job.bid, int64(len(job.f.data))
-	if c.beforeStore != nil {
-		c.beforeStore()
-	}
-	storeErr := c.writeBlock(bid, job.f.data)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.unhookLocked(job.f)
-	c.releaseLocked(job.buf)
-	if c.writes[bid.obj]--; c.writes[bid.obj] == 0 {
-		delete(c.writes, bid.obj)
-	}
-	if c.writing[bid]--; c.writing[bid] == 0 {
-		delete(c.writing, bid)
-	}
-	if storeErr != nil {
-		c.log.Warn("cannot store fetched block", "key", job.obj.Key, "block", bid.idx, "err", storeErr)
-	}
-	if storeErr != nil || job.f.dropped {
-		c.discardLocked(bid, length)
-		return
-	}
-	c.insertLocked(bid, length, time.Now())
-	c.evictLocked()
-}
-
-// rememberLocked keeps b in the memory tier, with a reference of its own,
-// dropping the oldest blocks beyond memMax.
-func (c *Cache) rememberLocked(bid blockID, b *buffer) {
-	if c.memMax <= 0 || int64(len(b.data)) > c.memMax {
-		return
-	}
-	b.refs++
-	if old, ok := c.mem[bid]; ok {
-		c.memBytes -= int64(len(old.data))
-		c.releaseLocked(old)
-	} else {
-		c.memOrder = append(c.memOrder, bid)
-	}
-	c.mem[bid] = b
-	c.memBytes += int64(len(b.data))
-	for c.memBytes > c.memMax && len(c.memOrder) > 0 {
-		id := c.memOrder[0]
-		c.memOrder = c.memOrder[1:]
-		if old, ok := c.mem[id]; ok {
-			c.memBytes -= int64(len(old.data))
-			delete(c.mem, id)
-			c.releaseLocked(old)
-		}
-	}
-	// Entries dropped by Invalidate leave their ids behind in memOrder;
-	// compact once it is mostly such ids.
-	if len(c.memOrder) > 4*len(c.mem)+64 {
-		live := c.memOrder[:0]
-		for _, id := range c.memOrder {
-			if _, ok := c.mem[id]; ok {
-				live = append(live, id)
-			}
-		}
-		c.memOrder = live
-	}
-}
-
-// directAlign is the alignment O_DIRECT asks of offsets, lengths and memory
-// on the file systems a cache lives on.
-const directAlign = 4096
-
-// alignedBuffer returns a buffer of n bytes whose start is aligned for
-// O_DIRECT and whose capacity runs to the next aligned length.
-func alignedBuffer(n int64) []byte {
-	padded := (n + directAlign - 1) &^ (directAlign - 1)
-	b := make([]byte, padded+directAlign)
-	skip := int64(0)
-	if rem := int64(uintptr(unsafe.Pointer(&b[0])) % directAlign); rem != 0 {
-		skip = directAlign - rem
-	}
-	return b[skip : skip+n : skip+padded]
-}
-
-// directWorks reports whether files in dir accept O_DIRECT writes (tmpfs,
-// for one, refuses them).
-func directWorks(dir string) bool {
-	f, err := os.CreateTemp(dir, "direct-probe-*")
-	if err != nil {
-		return false
-	}
-	name := f.Name()
-	f.Close()
-	defer os.Remove(name)
-	fd, err := unix.Open(name, unix.O_WRONLY|unix.O_DIRECT, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	_, err = unix.Pwrite(fd, alignedBuffer(directAlign), 0)
-	return err == nil
-}
-
-// writeBlock writes a block into its object's file at the block's offset.
-// data comes from alignedBuffer, so a full block can go with O_DIRECT: no
-// second copy into the page cache. The object's last block, shorter than
-// the rest, is written padded to the alignment and the file cut back to the
-// object's end.
-func (c *Cache) writeBlock(bid blockID, data []byte) error {
-	path := c.objectPath(bid.obj)
-	off := bid.idx * c.blockSize
-	if c.direct.Load() && uintptr(unsafe.Pointer(unsafe.SliceData(data)))%directAlign == 0 {
-		err := c.writeDirect(path, data, off)
-		if !errors.Is(err, syscall.EINVAL) {
-			return err
-		}
-		c.log.Info("block cache falls back to buffered writes", "err", err)
-		c.direct.Store(false)
-	}
-	f, err := openCreating(path, os.O_WRONLY)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteAt(data, off)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func (c *Cache) writeDirect(path string, data []byte, off int64) error {
-	f, err := openCreating(path, os.O_WRONLY|syscall.O_DIRECT)
-	if err != nil {
-		return err
-	}
-	padded := data[:cap(data)]
-	_, err = f.WriteAt(padded, off)
-	if err == nil && len(padded) > len(data) {
-		err = f.Truncate(off + int64(len(data)))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// openCreating opens path, creating it and its directory if needed.
-func openCreating(path string, flag int) (*os.File, error) {
-	f, err := os.OpenFile(path, flag|os.O_CREATE, 0o600)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.Mkdir(filepath.Dir(path), 0o700); err == nil || errors.Is(err, fs.ErrExist) {
-			f, err = os.OpenFile(path, flag|os.O_CREATE, 0o600)
-		}
-	}
-	return f, err
-}
-
-// insertLocked records a block on disk as most recently used.
-func (c *Cache) insertLocked(bid blockID, size int64, touched time.Time) {
-	if e := c.blocks[bid]; e != nil {
-		c.bytes += size - e.size
-		e.size, e.touched = size, touched
-		c.lru.MoveToFront(e.elem)
-		return
-	}
-	e := &entry{id: bid, size: size, touched: touched}
-	e.elem = c.lru.PushFront(e)
-	c.blocks[bid] = e
-	byIdx := c.objects[bid.obj]
-	if byIdx == nil {
-		byIdx = make(map[int64]*entry)
-		c.objects[bid.obj] = byIdx
-	}
-	byIdx[bid.idx] = e
-	c.bytes += size
-}
-
-// removeLocked forgets a block and frees its bytes on disk.
-func (c *Cache) removeLocked(e *entry) {
-	c.lru.Remove(e.elem)
-	delete(c.blocks, e.id)
-	if byIdx := c.objects[e.id.obj]; byIdx != nil {
-		delete(byIdx, e.id.idx)
-		if len(byIdx) == 0 {
-			delete(c.objects, e.id.obj)
-		}
-	}
-	c.bytes -= e.size
-	c.discardLocked(e.id, e.size)
-}
-
-// discardLocked frees the bytes of a block that is in no entry: the whole
-// file goes once nothing else of the object is cached or being written,
-// otherwise the block's range becomes a hole. Both happen under the lock so
-// that they never touch a block written after this call. The range stays
-// when the same block is in an entry again or being written again (a fetch
-// cancelled as it finished can race the one that replaced it): its bytes
-// are that copy's.
-func (c *Cache) discardLocked(bid blockID, size int64) {
-	path := c.objectPath(bid.obj)
-	if c.blocks[bid] != nil || c.writing[bid] > 0 {
-		return
-	}
-	if len(c.objects[bid.obj]) == 0 && c.writes[bid.obj] == 0 {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			c.log.Warn("cannot remove cached object", "path", path, "err", err)
-		}
-		return
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err == nil {
-		if size < c.blockSize {
-			// The object's last block: cut the file short. A hole
-			// punched into part of a file-system block would leave
-			// it allocated, zero-filled, and a remount would take
-			// those zeros for the block.
-			err = f.Truncate(bid.idx * c.blockSize)
-		} else {
-			err = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, bid.idx*c.blockSize, size)
-		}
-		f.Close()
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		c.log.Warn("cannot free an evicted block", "path", path, "block", bid.idx, "err", err)
-	}
-}
-
-// evictLocked drops least recently used blocks until the cache fits.
-func (c *Cache) evictLocked() {
-	for c.bytes > c.maxBytes {
-		back := c.lru.Back()
-		if back == nil {
-			return
-		}
-		c.removeLocked(back.Value.(*entry))
-		c.evictions.Add(1)
-	}
 }

@@ -441,61 +441,21 @@ func TestSecondOpenOfADirFails(t *testing.T) {
 	}
 }
 
-func TestInvalidate(t *testing.T) {
-	dir := t.TempDir()
-	c := openTest(t, dir, Options{})
+// A new generation of a file is a new key: it shares no blocks with the
+// old one, which stays cached beside it.
+func TestNewKeySharesNoBlocks(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{})
 	f := newFakeFetcher(t, 4*testBlock)
-	gen1, other := f.object("id#1"), f.object("other#1")
+	gen1 := f.object("id#1")
 	mustRead(t, c, gen1, 0, 4*testBlock)
-	mustRead(t, c, other, 0, 2*testBlock)
-
-	// A new generation of the same file shares no blocks with the old one.
 	fetched := f.Count()
 	mustRead(t, c, f.object("id#2"), 0, testBlock)
 	if f.Count() != fetched+1 {
 		t.Fatal("a new key was served from another key's blocks")
 	}
-
-	settle(t, c)
-	c.Invalidate("id#1")
-	if st := c.Stats(); st.Blocks != 3 || st.Bytes != 3*testBlock {
-		t.Fatalf("stats after Invalidate %+v", st)
-	}
-	if got := diskBytes(t, dir); got != 3*testBlock {
-		t.Fatalf("%d bytes on disk after Invalidate, want %d", got, 3*testBlock)
-	}
-	fetched = f.Count()
 	mustRead(t, c, gen1, 0, 4*testBlock)
-	mustRead(t, c, other, 0, 2*testBlock)
-	if f.Count() != fetched+4 {
-		t.Fatalf("after Invalidate: %d fetches, want 4 (only the invalidated key)", f.Count()-fetched)
-	}
-}
-
-func TestInvalidateDuringFetchDoesNotStore(t *testing.T) {
-	dir := t.TempDir()
-	c := openTest(t, dir, Options{})
-	f := newFakeFetcher(t, testBlock)
-	f.delay = 50 * time.Millisecond
-	obj := f.object("racy")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		mustRead(t, c, obj, 0, 10)
-	}()
-	for c.Stats().InFlight == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	c.Invalidate(obj.Key)
-	<-done
-	for c.Stats().InFlight != 0 {
-		time.Sleep(time.Millisecond)
-	}
-	if st := c.Stats(); st.Blocks != 0 {
-		t.Fatalf("block fetched before Invalidate was stored: %+v", st)
-	}
-	if got := diskBytes(t, dir); got != 0 {
-		t.Fatalf("%d bytes on disk", got)
+	if f.Count() != fetched+1 {
+		t.Fatal("the old key's blocks were dropped")
 	}
 }
 
@@ -533,7 +493,7 @@ func TestShortFetchIsAnError(t *testing.T) {
 func TestCancelledReader(t *testing.T) {
 	c := openTest(t, t.TempDir(), Options{})
 	f := newFakeFetcher(t, testBlock)
-	f.delay = 100 * time.Millisecond
+	f.gate = make(chan struct{}) // the fetch waits until both readers joined it
 	obj := f.object("k")
 
 	// One of two readers gives up: the other still gets the block.
@@ -558,12 +518,14 @@ func TestCancelledReader(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled ReadAt: %v", err)
 	}
+	close(f.gate)
 	<-patient
 	if f.Count() != 1 || f.Cancelled() != 0 {
 		t.Fatalf("%d fetches, %d cancelled; want 1 fetch, not cancelled", f.Count(), f.Cancelled())
 	}
 
 	// The only reader gives up: the fetch is cancelled.
+	f.delay = 100 * time.Millisecond
 	obj2 := f.object("k2")
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
@@ -658,12 +620,6 @@ func TestMemoryTierServesRecentBlocks(t *testing.T) {
 	if f.Count() != before+1 {
 		t.Fatalf("%d fetches for a block beyond MemBytes, want 1", f.Count()-before)
 	}
-	c.Invalidate(obj.Key)
-	before = f.Count()
-	mustRead(t, c, obj, 3*testBlock, 1)
-	if f.Count() != before+1 {
-		t.Fatal("an invalidated block was served from memory")
-	}
 }
 
 // A disk slower than the fetches fills the store queue: blocks beyond it are
@@ -671,6 +627,9 @@ func TestMemoryTierServesRecentBlocks(t *testing.T) {
 func TestSlowDiskSkipsStores(t *testing.T) {
 	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before c.Close, which waits for the workers
 	c.beforeStore = func() { <-release }
 	const blocks = 3 * storeQueue
 	f := newFakeFetcher(t, blocks*testBlock)
@@ -686,7 +645,7 @@ func TestSlowDiskSkipsStores(t *testing.T) {
 	if st.InFlight > storeQueue+storeWorkers {
 		t.Fatalf("%d blocks waiting for the disk, want at most %d", st.InFlight, storeQueue+storeWorkers)
 	}
-	close(release)
+	unblock()
 	settle(t, c)
 	st = c.Stats()
 	if st.Blocks+st.StoreSkips != blocks || st.Fetches != blocks {
@@ -716,21 +675,19 @@ func TestEvictionSparesABlockBeingWrittenAgain(t *testing.T) {
 	bid := blockID{obj: objectID(obj.Key), idx: 0}
 	path := c.objectPath(bid.obj)
 	// Another copy of block 0 is on its way to disk.
-	c.mu.Lock()
-	c.writing[bid]++
-	c.writes[bid.obj]++
-	c.mu.Unlock()
+	c.index.mu.Lock()
+	c.index.startWriteLocked(bid)
+	c.index.mu.Unlock()
 	mustRead(t, c, obj, testBlock, testBlock) // evicts block 0
 	settle(t, c)
 	if n, err := dataBytes(path); err != nil || n != 2*testBlock {
 		t.Fatalf("%d bytes of data, %v: block 0's range was freed under a write", n, err)
 	}
 	// That write ends and fails: now its range goes.
-	c.mu.Lock()
-	c.writing[bid]--
-	c.writes[bid.obj]--
-	c.discardLocked(bid, testBlock)
-	c.mu.Unlock()
+	c.index.mu.Lock()
+	c.index.endWriteLocked(bid)
+	c.index.mu.Unlock()
+	c.freeBlock(bid, testBlock)
 	if n, err := dataBytes(path); err != nil || n != testBlock {
 		t.Fatalf("%d bytes of data, %v, want block 1's only", n, err)
 	}

@@ -23,6 +23,9 @@ type fakeFetcher struct {
 	// hold, when set, decides per fetch whether it blocks until its context
 	// is cancelled.
 	hold func(off int64) bool
+	// gate, when set, holds every fetch until it is closed or the fetch's
+	// context is done.
+	gate chan struct{}
 	err  error // when set, every fetch fails with it
 	// data, when set, is the object's content (saving benchmarks from
 	// computing it); it must equal content(0, size).
@@ -78,6 +81,16 @@ func (f *fakeFetcher) FetchRange(ctx context.Context, off, length int64, w io.Wr
 		f.cancelled++
 		f.mu.Unlock()
 		return 0, ctx.Err()
+	}
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			f.mu.Lock()
+			f.cancelled++
+			f.mu.Unlock()
+			return 0, ctx.Err()
+		}
 	}
 	if f.delay > 0 {
 		timer := time.NewTimer(f.delay)

@@ -19,13 +19,17 @@ func (r *Reader) Preload() {
 	if r.closed || r.preload != nil {
 		return
 	}
-	c.mu.Lock()
-	if c.closed || c.mem[bid] != nil || c.blocks[bid] != nil || c.flights[bid] != nil {
-		c.mu.Unlock()
+	if b := c.mem.get(bid, r.obj.Size); b != nil {
+		c.bufs.release(b)
+		return
+	}
+	c.flights.mu.Lock()
+	if c.closed.Load() || c.flights.m[bid] != nil || c.index.has(bid) {
+		c.flights.mu.Unlock()
 		return
 	}
 	r.preload = c.startLocked(r.obj, bid, r.obj.Size)
-	c.mu.Unlock()
+	c.flights.mu.Unlock()
 	c.prefetches.Add(1)
 }
 

@@ -1,6 +1,7 @@
 package cache
 
-// Lock order: Reader.mu, then Cache.mu (taken by startPrefetch).
+// Lock order: Reader.mu, then flightGroup.mu (taken by startPrefetch); the
+// whole order is at Cache.
 
 import (
 	"context"
@@ -73,12 +74,10 @@ func (s Span) Release() {
 	if s.b == nil {
 		return
 	}
-	s.c.mu.Lock()
-	s.c.releaseLocked(s.b)
+	s.c.bufs.release(s.b)
 	if s.rb != nil {
-		s.c.releaseLocked(s.rb)
+		s.c.bufs.release(s.rb)
 	}
-	s.c.mu.Unlock()
 }
 
 // ReadShared reads like ReadAt, but where it can it lends the bytes instead
@@ -148,28 +147,29 @@ func (r *Reader) lendBlock(ctx context.Context, off, n int64) (s Span, ok bool, 
 	bid := blockID{obj: objectID(r.obj.Key), idx: idx}
 	length := c.blockLen(r.obj.Size, idx)
 	lo, hi := off-start, off-start+n
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if c.closed.Load() {
 		return Span{}, false, ErrClosed
 	}
-	if b, ok := c.mem[bid]; ok && int64(len(b.data)) == length {
-		b.refs++
-		c.mu.Unlock()
+	if b := c.mem.get(bid, length); b != nil {
 		c.hits.Add(1)
 		return Span{Data: b.data[lo:hi], c: c, b: b}, true, nil
 	}
-	f := c.flights[bid]
+	c.flights.mu.Lock()
+	if c.closed.Load() {
+		c.flights.mu.Unlock()
+		return Span{}, false, ErrClosed
+	}
+	f := c.flights.m[bid]
 	switch {
 	case f != nil:
 		f.waiters++
-	case c.blocks[bid] != nil:
-		c.mu.Unlock()
+	case c.index.has(bid):
+		c.flights.mu.Unlock()
 		return Span{}, false, nil
 	default:
 		f = c.startLocked(r.obj, bid, length)
 	}
-	c.mu.Unlock()
+	c.flights.mu.Unlock()
 	c.misses.Add(1)
 	defer c.leave(f)
 	select {
@@ -180,11 +180,10 @@ func (r *Reader) lendBlock(ctx context.Context, off, n int64) (s Span, ok bool, 
 	if f.err != nil {
 		return Span{}, false, f.err
 	}
-	// As a waiter we keep the flight's reference to the buffer alive.
-	c.mu.Lock()
+	// As a waiter we keep the flight's reference to the buffer alive, so
+	// the buffer cannot have gone back to the pool.
 	b := f.buf
-	b.refs++
-	c.mu.Unlock()
+	b.refs.Add(1)
 	return Span{Data: f.data[lo:hi], c: c, b: b}, true, nil
 }
 
@@ -283,13 +282,13 @@ func (r *Reader) Close() error {
 // startPrefetch runs a readahead of block idx in the background, tracked by
 // wg. It returns false once the Cache is closed.
 func (c *Cache) startPrefetch(ctx context.Context, wg *sync.WaitGroup, obj Object, idx int64) bool {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	c.flights.mu.Lock()
+	if c.closed.Load() {
+		c.flights.mu.Unlock()
 		return false
 	}
 	c.wg.Add(1)
-	c.mu.Unlock()
+	c.flights.mu.Unlock()
 	wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -311,13 +310,13 @@ func (c *Cache) prefetch(ctx context.Context, obj Object, idx int64) {
 	defer func() { <-c.prefetchSlots }()
 
 	bid := blockID{obj: objectID(obj.Key), idx: idx}
-	c.mu.Lock()
-	if c.closed || c.blocks[bid] != nil || c.flights[bid] != nil {
-		c.mu.Unlock()
+	c.flights.mu.Lock()
+	if c.closed.Load() || c.flights.m[bid] != nil || c.index.has(bid) {
+		c.flights.mu.Unlock()
 		return
 	}
 	f := c.startLocked(obj, bid, c.blockLen(obj.Size, idx))
-	c.mu.Unlock()
+	c.flights.mu.Unlock()
 	c.prefetches.Add(1)
 	defer c.leave(f)
 	select {

@@ -9,10 +9,12 @@ import (
 )
 
 // Stage holds the bytes of a file being written, on disk rather than in
-// memory: a sparse temporary file that is unlinked as soon as it is created,
-// so its space returns to the file system when the Stage is closed or the
-// process dies. The FUSE layer writes out-of-order data into a Stage and
-// uploads it at close; a streaming upload keeps its unsent tail in one.
+// memory: a sparse temporary file in the cache's staging directory, unlinked
+// as soon as it is created, so its space returns to the file system when
+// the Stage is closed or the process dies (and Open empties the directory
+// of a name a crash left between create and unlink). The FUSE layer writes
+// the ranges of a file written out of order into a Stage and reads them
+// back at close, to upload.
 //
 // Unwritten ranges below Size read as zeros. A Stage is safe for concurrent
 // use.
@@ -25,8 +27,8 @@ type Stage struct {
 // ErrStageClosed is returned by every method of a closed Stage but Close.
 var ErrStageClosed = errors.New("cache: stage closed")
 
-// NewStage creates an empty Stage in dir.
-func NewStage(dir string) (*Stage, error) {
+// newStage creates an empty Stage in dir.
+func newStage(dir string) (*Stage, error) {
 	file, err := os.CreateTemp(dir, "stage-*")
 	if err != nil {
 		return nil, fmt.Errorf("cache: new stage: %w", err)
@@ -41,7 +43,7 @@ func NewStage(dir string) (*Stage, error) {
 // NewStage creates an empty Stage in the cache's staging directory. Staged
 // bytes do not count against MaxBytes.
 func (c *Cache) NewStage() (*Stage, error) {
-	return NewStage(c.stageDir)
+	return newStage(c.stageDir)
 }
 
 // WriteAt writes p at off, growing the Stage if it ends past Size; any gap
@@ -110,11 +112,6 @@ func (s *Stage) Size() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.size
-}
-
-// Reader returns a reader of the Stage's current contents, for uploading.
-func (s *Stage) Reader() *io.SectionReader {
-	return io.NewSectionReader(s, 0, s.Size())
 }
 
 // Close releases the staged bytes. It is safe to call more than once.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,7 +15,7 @@ import (
 func newTestStage(t *testing.T) (*Stage, string) {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := NewStage(dir)
+	s, err := newStage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +25,7 @@ func newTestStage(t *testing.T) (*Stage, string) {
 
 func readAll(t *testing.T, s *Stage) []byte {
 	t.Helper()
-	got, err := io.ReadAll(s.Reader())
+	got, err := io.ReadAll(io.NewSectionReader(s, 0, s.Size()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,4 +229,25 @@ func TestCacheStageLivesInCacheDir(t *testing.T) {
 	if c.Stats().Bytes != 0 {
 		t.Fatal("staged bytes counted as cached blocks")
 	}
+}
+
+// A staging file a crash left with its name (between create and unlink) is
+// gone once the cache opens again.
+func TestOpenEmptiesStaging(t *testing.T) {
+	dir := t.TempDir()
+	c := openTest(t, dir, Options{})
+	left := filepath.Join(c.stageDir, "stage-left-by-a-crash")
+	if err := os.WriteFile(left, []byte("staged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c = openTest(t, dir, Options{})
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after a reopen, the leftover staging file: %v", err)
+	}
+	s, err := c.NewStage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
 }

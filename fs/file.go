@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,23 +32,34 @@ type fileNode struct {
 	wmu sync.Mutex
 
 	mu sync.Mutex
-	w  *writer // uncommitted content, nil when clean (guarded by wmu to change, mu to read)
+	// w is the file's write state, made by its first write or truncate
+	// and kept (guarded by wmu; the writer's state and shown size and
+	// mtime are also guarded by mu, under which readers look at them).
+	w *writer
 	// keepGen is the content generation the kernel's page cache was filled
 	// from (guarded by mu); an open that sees the same one keeps the cache.
 	keepGen   uint64
 	keepValid bool
+	// userXattrs is set once a user.* attribute is changed through this
+	// node, so that a commit of new content mirrors them (a file that had
+	// content before always does).
+	userXattrs atomic.Bool
 }
 
 // overlay shows uncommitted size and mtime over the index attributes.
 func (n *fileNode) overlay(a index.Attr) index.Attr {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.w != nil {
+	if n.dirtyLocked() {
 		a.Size = n.w.shownSize
 		a.Mtime = n.w.shownMtime
 	}
 	return a
 }
+
+// dirtyLocked reports whether the file has uncommitted content (its
+// writer is in any state but clean). Call with mu held.
+func (n *fileNode) dirtyLocked() bool { return n.w != nil && n.w.state != clean }
 
 var _ = (fusefs.NodeGetattrer)((*fileNode)(nil))
 
@@ -94,7 +106,7 @@ func (n *fileNode) setWriterMtime(t time.Time) {
 	defer n.wmu.Unlock()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.w != nil {
+	if n.dirtyLocked() {
 		n.w.mtime, n.w.shownMtime = t, t
 	}
 }
@@ -104,11 +116,8 @@ func (n *fileNode) setWriterMtime(t time.Time) {
 func (n *fileNode) truncate(ctx context.Context, size int64) syscall.Errno {
 	n.wmu.Lock()
 	defer n.wmu.Unlock()
-	w, err := n.writer(ctx)
-	if err != nil {
-		return n.fs.toErrno("truncate", err)
-	}
-	err = w.truncate(ctx, size)
+	w := n.writer()
+	err := w.truncate(ctx, size)
 	w.publish()
 	if err != nil {
 		return n.fs.toErrno("truncate", err)
@@ -122,43 +131,27 @@ func (n *fileNode) truncate(ctx context.Context, size int64) syscall.Errno {
 	return 0
 }
 
-// writer returns the file's writer, making one over the committed content.
-// Call with wmu held.
-func (n *fileNode) writer(ctx context.Context) (*writer, error) {
-	n.mu.Lock()
-	w := n.w
-	n.mu.Unlock()
-	if w != nil {
-		return w, nil
+// writer returns the file's write state, making it (clean) on first use.
+// Only changes (write, truncate) call it; readers look at n.w. Call with
+// wmu held.
+func (n *fileNode) writer() *writer {
+	if n.w == nil {
+		w := &writer{n: n}
+		n.mu.Lock()
+		n.w = w
+		n.mu.Unlock()
 	}
-	a, err := n.fs.idx.GetAttr(ctx, n.ino)
-	if err != nil {
-		return nil, err
-	}
-	w = newWriter(n, a)
-	w.shownSize, w.shownMtime = w.size, w.mtime
-	n.mu.Lock()
-	n.w = w
-	n.mu.Unlock()
-	return w, nil
+	return n.w
 }
 
-// commitLocked makes the writer's content durable and drops the writer.
-// On failure the committed content stays as it was and the error is
-// returned (from close or fsync). Call with wmu held.
+// commitLocked makes uncommitted content durable; the file is clean
+// afterwards. On failure the committed content stays as it was and the
+// error is returned (from close or fsync). Call with wmu held.
 func (n *fileNode) commitLocked(ctx context.Context) syscall.Errno {
-	n.mu.Lock()
-	w := n.w
-	n.mu.Unlock()
-	if w == nil {
+	if n.w == nil {
 		return 0
 	}
-	err := w.commit(ctx)
-	n.mu.Lock()
-	n.w = nil
-	n.mu.Unlock()
-	w.discard()
-	if err != nil {
+	if err := n.w.commit(ctx); err != nil {
 		return n.fs.uploadErrno("commit", err)
 	}
 	return 0
@@ -210,14 +203,14 @@ func (n *fileNode) open(ctx context.Context, flags uint32, a index.Attr) (fusefs
 		return &fileHandle{n: n}, fuseFlags | fuse.FOPEN_DIRECT_IO, 0
 	}
 	n.mu.Lock()
-	clean := n.w == nil
-	if clean && n.keepValid && n.keepGen == a.Gen {
+	dirty := n.dirtyLocked()
+	if !dirty && n.keepValid && n.keepGen == a.Gen {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
-	n.keepGen, n.keepValid = a.Gen, clean
+	n.keepGen, n.keepValid = a.Gen, !dirty
 	n.mu.Unlock()
 	h := &fileHandle{n: n}
-	if clean && fuseFlags&fuse.FOPEN_KEEP_CACHE == 0 && readOnly {
+	if !dirty && fuseFlags&fuse.FOPEN_KEEP_CACHE == 0 && readOnly {
 		h.preload(a)
 	}
 	return h, fuseFlags, 0
@@ -254,19 +247,10 @@ var _ = (fusefs.FileReader)((*fileHandle)(nil))
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n := h.n
-	n.mu.Lock()
-	dirty := n.w != nil
-	n.mu.Unlock()
-	if dirty {
-		n.wmu.Lock()
-		defer n.wmu.Unlock()
-		if w, _ := n.writer(ctx); w != nil {
-			got, err := w.readAt(ctx, dest, off)
-			if err != nil {
-				return nil, n.fs.toErrno("read", err)
-			}
-			return readResult(dest[:got]), 0
-		}
+	if got, dirty, err := n.readUncommitted(ctx, dest, off); err != nil {
+		return nil, n.fs.toErrno("read", err)
+	} else if dirty {
+		return readResult(dest[:got]), 0
 	}
 	a, err := n.fs.idx.GetAttr(ctx, n.ino)
 	if err != nil {
@@ -289,6 +273,26 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	rd := h.rd
 	h.mu.Unlock()
 	return n.fs.readShared(ctx, "read", rd, dest, off)
+}
+
+// readUncommitted reads from the writer when the file has uncommitted
+// content. A file found dirty may be committed while the read waits for
+// wmu: it is clean then, and the read goes to the committed content
+// (dirty false), which the commit has just written.
+func (n *fileNode) readUncommitted(ctx context.Context, dest []byte, off int64) (got int, dirty bool, err error) {
+	n.mu.Lock()
+	dirty = n.dirtyLocked()
+	n.mu.Unlock()
+	if !dirty {
+		return 0, false, nil
+	}
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	if n.w.state == clean {
+		return 0, false, nil
+	}
+	got, err = n.w.readAt(ctx, dest, off)
+	return got, true, err
 }
 
 // readShared answers a read of committed content through rd: with the
@@ -342,11 +346,8 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	n := h.n
 	n.wmu.Lock()
 	defer n.wmu.Unlock()
-	w, err := n.writer(ctx)
-	if err != nil {
-		return 0, n.fs.toErrno("write", err)
-	}
-	err = w.writeAt(ctx, data, off)
+	w := n.writer()
+	err := w.writeAt(ctx, data, off)
 	w.publish()
 	if err != nil {
 		return 0, n.fs.uploadErrno("write", err)
@@ -444,7 +445,3 @@ func (f *FS) object(a index.Attr) cache.Object {
 		}),
 	}
 }
-
-// errWriteFailed marks a writer whose background upload failed; the error
-// itself was logged and is returned from the next write, close or fsync.
-var errWriteFailed = errors.New("fs: upload failed")

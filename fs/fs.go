@@ -11,8 +11,8 @@
 // lays out keys (that is index/).
 //
 // Lock order, where more than one is taken: fileNode.wmu, then fileNode.mu,
-// then FS.mu. No lock but wmu is ever held across network I/O; wmu only
-// orders one file's own uploads.
+// then FS.mu; pipeline.mu and uploads.mu are leaves. No lock but wmu is
+// ever held across network I/O; wmu only orders one file's own uploads.
 package fs
 
 import (
@@ -67,8 +67,6 @@ type Options struct {
 	Backend Backend
 	Index   index.Index
 	Cache   *cache.Cache
-	// StageDir holds staged writes (files written out of order).
-	StageDir string
 	// WriteChunk is the size of one streamed upload request, and
 	// WriteInflight how many may be queued per file: a file being written
 	// holds at most WriteChunk*(WriteInflight+1) bytes of memory.
@@ -131,6 +129,11 @@ type FS struct {
 	sessions bool
 	// nodes finds the kernel's inodes for change notices (notify.go).
 	nodes nodeTable
+	// uploads owns this mount's new FastDFS files until a name claims
+	// them (upload.go).
+	uploads *uploads
+	// chunks are WriteChunk-sized buffers for streamed writes.
+	chunks sync.Pool
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -167,6 +170,7 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 		recheck: make(map[index.Ino]bool),
 		groups:  make(map[string]GroupInfo),
 		stop:    make(chan struct{}),
+		uploads: newUploads(opts.Backend, opts.Index, opts.Logger),
 	}
 	if err := f.refreshGroups(ctx); err != nil {
 		// The index still serves names and attributes; content waits for
@@ -337,8 +341,9 @@ func (f *FS) recover(ctx context.Context) {
 }
 
 // sweep is the periodic recovery: on a shared index it also finds what
-// hosts whose session expired left behind. A single host's leftovers are
-// all found at mount.
+// hosts whose session expired left behind (a single host's leftovers are
+// all found at mount), and it settles the uploads of this mount that a
+// failure left unsettled (uploads.retry).
 func (f *FS) sweep(ctx context.Context) {
 	if f.opts.ReadOnly {
 		return
@@ -347,6 +352,7 @@ func (f *FS) sweep(ctx context.Context) {
 		f.purgeOrphans(ctx)
 	}
 	f.sweepPending(ctx)
+	f.uploads.retry(ctx)
 }
 
 // purgeOrphans purges the orphans no handle of this mount holds open. The
@@ -394,7 +400,7 @@ func (f *FS) sweepPending(ctx context.Context) {
 	}
 	due := make(map[string]bool, len(ps))
 	for _, p := range ps {
-		due[p.FileID] = p.Reason != index.PendingUpload || !f.uploading(p.FileID)
+		due[p.FileID] = p.Reason != index.PendingUpload || !f.uploads.inProgress(p.FileID)
 	}
 	if ps, err = f.idx.ListPending(ctx); err != nil {
 		f.log.Warn("listing pending files", "err", err)
@@ -530,28 +536,6 @@ func (f *FS) dropHeld(ino index.Ino) {
 	f.mu.Lock()
 	delete(f.held, ino)
 	f.mu.Unlock()
-}
-
-// uploads in progress in this process, so the sweeper leaves them alone.
-var (
-	uploadsMu sync.Mutex
-	uploads   = map[string]int{}
-)
-
-func (f *FS) uploading(fileID string) bool {
-	uploadsMu.Lock()
-	defer uploadsMu.Unlock()
-	return uploads[fileID] > 0
-}
-
-func markUploading(fileID string, on bool) {
-	uploadsMu.Lock()
-	defer uploadsMu.Unlock()
-	if on {
-		uploads[fileID]++
-	} else if uploads[fileID]--; uploads[fileID] <= 0 {
-		delete(uploads, fileID)
-	}
 }
 
 // fileExt is the extension FastDFS keeps in the file ID, so that nginx

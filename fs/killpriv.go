@@ -29,11 +29,13 @@ const KillPrivilegesCapability = fuse.CAP_HANDLE_KILLPRIV_V2
 type suidKiller struct{ fuse.RawFileSystem }
 
 // killedMode is mode without the set-ID bits a write, truncate or chown
-// removes, and whether that changed anything. Only regular files lose
-// them: set-user-ID always, set-group-ID with group execute or when the
-// caller is outside the file's group (outsideGroup).
+// removes, and whether that changed anything: set-user-ID always,
+// set-group-ID with group execute or when the caller is outside the file's
+// group (outsideGroup). A directory keeps them (Linux clears them on no
+// directory); only a regular file is written or truncated, but a chown
+// clears them on a FIFO, a socket or a device too, as chown_common does.
 func killedMode(mode uint32, outsideGroup bool) (uint32, bool) {
-	if mode&syscall.S_IFMT != syscall.S_IFREG {
+	if mode&syscall.S_IFMT == syscall.S_IFDIR {
 		return mode, false
 	}
 	m := mode &^ syscall.S_ISUID

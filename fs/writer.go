@@ -6,218 +6,331 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
-	"sync"
-	"syscall"
 	"time"
 
+	"fdfsfs/cache"
 	"fdfsfs/index"
 )
 
-// writer holds a file's uncommitted content. It starts in one of two modes:
+// writer owns a file's uncommitted content and the state it is in. Each
+// fileNode gets one with its first write or truncate and keeps it; its
+// zero state is clean. Every change of state goes through move, which
+// checks it against canMove: a method that finds a state it has no
+// transition from returns an error instead of guessing.
 //
-//   - streaming, for a file written from empty in order (cp, a fresh
-//     create, O_TRUNC): bytes collect in a chunk-sized buffer and each full
-//     chunk goes to FastDFS in the background (the first as an appender
-//     upload, the rest as modifies at their offset), so memory stays at a
-//     few chunks whatever the file size. A file that never fills one chunk
-//     becomes one plain upload at commit.
-//   - staged, for anything else: written ranges go to a sparse local file,
-//     and the rest is read from the committed content. At commit, an
-//     appender file is changed in place (modify and truncate of just the
-//     dirty ranges); any other file is uploaded whole as a new appender file.
+//	clean      nothing uncommitted: reads and getattr go to the index
+//	buffered   written from empty, in order, all of it in one chunk buffer;
+//	           nothing uploaded yet
+//	streaming  written from empty, in order: full chunks went (or are
+//	           going) to one appender file through the pipeline, the tail
+//	           is in the buffer; memory stays at a few chunks whatever the
+//	           size
+//	staged     written ranges in a sparse local stage (cache.Stage) over a
+//	           base: the committed content, or this writer's own streamed
+//	           appender file
+//	committing commit is making the content durable
+//	failed     a streamed upload failed: every write, read and truncate
+//	           returns that error until a commit reports it
 //
-// A streaming writer that sees a write out of order, a read or a truncate
-// turns into a staged one over what it has uploaded so far.
+// The transitions (the method that makes each):
 //
-// All methods are called with the file's wmu held.
+//	clean      -> buffered   begin: the first change of an empty file
+//	clean      -> staged     begin: the first change of any other file
+//	buffered   -> streaming  stream: the first chunk is full
+//	buffered   -> staged     toStaged: a write out of order, a read, a
+//	                         truncate; the buffer becomes staged data
+//	streaming  -> staged     toStaged: the same; what was uploaded becomes
+//	                         the base
+//	streaming  -> failed     fail: the pipeline reports an upload error
+//	buffered, streaming, staged -> buffered
+//	                         restart: truncate to 0 (O_TRUNC, then cp)
+//	buffered, streaming, staged -> committing -> clean
+//	                         commit, whatever the outcome
+//	failed     -> clean      commit, which returns the error
+//
+// A commit of a clean writer does nothing. Readers look at the state; they
+// never make a writer or leave clean.
+//
+// Everything but state (and the shown copies) is guarded by the node's
+// wmu, which every method needs held.
 type writer struct {
 	n *fileNode
 
-	// base is the content the writer changes; only [0, baseLimit) of it is
-	// still visible (a truncate down hides the rest).
+	// state is changed with both wmu and the node's mu held, so that
+	// getattr and open read it under mu alone.
+	state writeState
+	// shownSize and shownMtime are size and mtime as getattr reports them
+	// while the state is not clean, copied after each change; guarded by
+	// the node's mu, since getattr must not wait for wmu, which a write
+	// holds across its upload.
+	shownSize  int64
+	shownMtime time.Time
+
+	// base is the content the writer changes; only [0, baseLimit) of it
+	// is still visible (a truncate down hides the rest).
 	base      index.Attr
 	baseLimit int64
 	size      int64
 	mtime     time.Time
 
-	streaming bool
-	buf       []byte
-	pipe      *pipeline
+	buf   []byte       // buffered, streaming: bytes not yet sent
+	pipe  *pipeline    // streaming
+	stage *cache.Stage // staged, from its first staged write
+	dirty extents      // staged: the ranges the stage holds
 
-	stage *os.File
-	dirty extents
+	// uploads are the files this writer uploaded; each is settled by the
+	// commit that claims it, or dropped when the writer lets it go.
+	uploads []*upload
 
-	// streamed are the appender files this writer's pipelines made. They
-	// stay marked as in progress until discard, after the commit that
-	// claims them, so that the sweeper never takes one for abandoned.
-	streamed []string
-
-	err error // sticky: a failed upload fails every later call
-
-	// shownSize and shownMtime are size and mtime as getattr reports them,
-	// copied after each change; guarded by the node's mu, since getattr
-	// must not wait for wmu, which a write holds across its upload.
-	shownSize  int64
-	shownMtime time.Time
+	err error // failed: the upload error every call returns
 }
 
-// publish copies size and mtime to where getattr reads them. Call with wmu
-// held.
+// writeState is where a file's uncommitted content is (see writer).
+type writeState uint8
+
+const (
+	clean writeState = iota
+	buffered
+	streaming
+	staged
+	committing
+	failed
+)
+
+func (s writeState) String() string {
+	switch s {
+	case clean:
+		return "clean"
+	case buffered:
+		return "buffered"
+	case streaming:
+		return "streaming"
+	case staged:
+		return "staged"
+	case committing:
+		return "committing"
+	case failed:
+		return "failed"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// canMove is the table of transitions (see writer).
+func canMove(from, to writeState) bool {
+	switch from {
+	case clean:
+		return to == buffered || to == staged
+	case buffered:
+		return to == buffered || to == streaming || to == staged || to == committing
+	case streaming:
+		return to == buffered || to == staged || to == committing || to == failed
+	case staged:
+		return to == buffered || to == committing
+	case committing, failed:
+		return to == clean
+	}
+	return false
+}
+
+// errWrongState: a writer method found a state it has no transition from.
+var errWrongState = errors.New("fs: write state has no such transition")
+
+// move changes the state, if the table allows it, and publishes size and
+// mtime with it.
+func (w *writer) move(to writeState) error {
+	if !canMove(w.state, to) {
+		return fmt.Errorf("%w: %v to %v (inode %d)", errWrongState, w.state, to, w.n.ino)
+	}
+	w.n.mu.Lock()
+	w.state = to
+	w.shownSize, w.shownMtime = w.size, w.mtime
+	w.n.mu.Unlock()
+	return nil
+}
+
+// wrong is the error of an operation called in a state that has none.
+func (w *writer) wrong(op string) error {
+	return fmt.Errorf("%w: %s while %v (inode %d)", errWrongState, op, w.state, w.n.ino)
+}
+
+// publish copies size and mtime to where getattr reads them.
 func (w *writer) publish() {
 	w.n.mu.Lock()
 	w.shownSize, w.shownMtime = w.size, w.mtime
 	w.n.mu.Unlock()
 }
 
-func newWriter(n *fileNode, a index.Attr) *writer {
-	w := &writer{n: n, base: a, baseLimit: a.Size, size: a.Size, mtime: time.Now()}
+// begin leaves clean over the committed content a.
+func (w *writer) begin(a index.Attr) error {
+	w.base, w.baseLimit, w.size, w.mtime = a, a.Size, a.Size, time.Now()
 	if a.Size == 0 {
-		w.streaming = true
+		return w.move(buffered)
 	}
-	return w
+	return w.move(staged)
+}
+
+// beginIfClean reads the committed content and begins over it, unless the
+// writer has begun already.
+func (w *writer) beginIfClean(ctx context.Context) error {
+	if w.state != clean {
+		return nil
+	}
+	a, err := w.n.fs.idx.GetAttr(ctx, w.n.ino)
+	if err != nil {
+		return err
+	}
+	return w.begin(a)
+}
+
+// fail records a streamed upload's error: the writer is failed until a
+// commit reports it.
+func (w *writer) fail(err error) error {
+	w.err = err
+	if merr := w.move(failed); merr != nil {
+		return errors.Join(err, merr)
+	}
+	return err
 }
 
 func (w *writer) writeAt(ctx context.Context, p []byte, off int64) error {
-	if w.err != nil {
-		return w.err
-	}
-	w.mtime = time.Now()
-	if w.streaming && off == w.size {
-		return w.stream(p)
-	}
-	if err := w.toStaged(ctx); err != nil {
+	if err := w.beginIfClean(ctx); err != nil {
 		return err
+	}
+	switch w.state {
+	case failed:
+		return w.err
+	case buffered, streaming:
+		w.mtime = time.Now()
+		if off == w.size {
+			return w.stream(p)
+		}
+		if err := w.toStaged(); err != nil {
+			return err
+		}
+	case staged:
+		w.mtime = time.Now()
+	default:
+		return w.wrong("write")
+	}
+	if w.stage == nil {
+		st, err := w.n.fs.cache.NewStage()
+		if err != nil {
+			return err
+		}
+		w.stage = st
 	}
 	if _, err := w.stage.WriteAt(p, off); err != nil {
 		return err
 	}
 	w.dirty.add(off, off+int64(len(p)))
-	if end := off + int64(len(p)); end > w.size {
-		w.size = end
-	}
+	w.size = max(w.size, off+int64(len(p)))
 	return nil
 }
 
+// stream appends p to the buffer; each full chunk goes to the pipeline.
 func (w *writer) stream(p []byte) error {
-	chunk := w.n.fs.opts.WriteChunk
+	f := w.n.fs
 	for len(p) > 0 {
 		if w.buf == nil {
-			w.buf = getChunk(chunk)
+			w.buf = f.getChunk()
 		}
 		k := copy(w.buf[len(w.buf):cap(w.buf)], p)
 		w.buf = w.buf[:len(w.buf)+k]
 		p = p[k:]
 		w.size += int64(k)
-		if len(w.buf) == cap(w.buf) {
-			if w.pipe == nil {
-				w.pipe = w.n.startPipeline()
-			}
-			if err := w.pipe.send(w.buf); err != nil {
-				w.buf = nil
-				w.err = err
+		if len(w.buf) < cap(w.buf) {
+			continue
+		}
+		if w.state == buffered {
+			w.pipe = w.n.startPipeline()
+			if err := w.move(streaming); err != nil {
 				return err
 			}
-			w.buf = nil
+		}
+		chunk := w.buf
+		w.buf = nil
+		if err := w.pipe.send(chunk); err != nil {
+			return w.fail(err)
 		}
 	}
 	return nil
 }
 
-func (w *writer) truncate(ctx context.Context, size int64) error {
-	if w.err != nil {
-		return w.err
-	}
-	w.mtime = time.Now()
-	if size == 0 {
-		// Everything goes: start over as a fresh stream (O_TRUNC, then cp).
-		w.discard()
-		*w = writer{n: w.n, base: w.base, mtime: w.mtime, streaming: true}
+// toStaged leaves buffered or streaming for staged.
+func (w *writer) toStaged() error {
+	switch w.state {
+	case staged:
 		return nil
-	}
-	if size == w.size {
-		return nil
-	}
-	if err := w.toStaged(ctx); err != nil {
-		return err
-	}
-	if err := w.stage.Truncate(size); err != nil {
-		return err
-	}
-	if size < w.baseLimit {
-		w.baseLimit = size
-	}
-	w.dirty.truncate(size)
-	w.size = size
-	return nil
-}
-
-// toStaged turns a streaming writer into a staged one.
-func (w *writer) toStaged(ctx context.Context) error {
-	if w.stage == nil {
-		f, err := os.CreateTemp(w.n.fs.opts.StageDir, "stage-")
-		if err != nil {
-			return fmt.Errorf("staging file: %w", err)
-		}
-		os.Remove(f.Name()) // lives as long as the descriptor
-		w.stage = f
-	}
-	if !w.streaming {
-		return nil
-	}
-	w.streaming = false
-	if w.pipe == nil {
-		// Nothing uploaded yet: the buffer becomes staged data over an
+	case buffered:
+		// Nothing uploaded: the buffer becomes staged data over an
 		// empty base.
 		if len(w.buf) > 0 {
-			if _, err := w.stage.WriteAt(w.buf, 0); err != nil {
+			st, err := w.n.fs.cache.NewStage()
+			if err != nil {
 				return err
 			}
+			if _, err := st.WriteAt(w.buf, 0); err != nil {
+				st.Close()
+				return err
+			}
+			w.stage = st
 			w.dirty.add(0, int64(len(w.buf)))
 		}
-		putChunk(w.buf)
+		w.n.fs.putChunk(w.buf)
 		w.buf = nil
 		w.baseLimit = 0
-		return nil
+		return w.move(staged)
+	case streaming:
+		// The uploaded prefix becomes the base: an appender file of our
+		// own, changed in place at commit.
+		up, uploaded, err := w.finishPipe()
+		if err != nil {
+			return w.fail(err)
+		}
+		w.base = index.Attr{Ino: w.n.ino, FileID: up.id, Appender: true, Size: uploaded}
+		w.baseLimit = uploaded
+		return w.move(staged)
 	}
-	// The uploaded prefix becomes the base: an appender file of our own,
-	// changed in place at commit.
-	fileID, uploaded, err := w.finishPipe()
-	if err != nil {
-		return err
-	}
-	w.base = index.Attr{Ino: w.base.Ino, FileID: fileID, Appender: true, Size: uploaded}
-	w.baseLimit = uploaded
-	return nil
+	return w.wrong("stage")
 }
 
-func (w *writer) finishPipe() (string, int64, error) {
+// finishPipe sends the buffer's tail and waits for the pipeline; the
+// appender file it made is the writer's to settle.
+func (w *writer) finishPipe() (*upload, int64, error) {
+	var sendErr error
 	if len(w.buf) > 0 {
-		if err := w.pipe.send(w.buf); err != nil {
-			w.err = err
-		}
+		sendErr = w.pipe.send(w.buf)
 	}
 	w.buf = nil
-	fileID, uploaded, err := w.pipe.finish()
+	up, uploaded, err := w.pipe.finish()
 	w.pipe = nil
-	if fileID != "" {
-		w.streamed = append(w.streamed, fileID)
+	if up != nil {
+		w.uploads = append(w.uploads, up)
 	}
-	if err != nil {
-		w.err = err
-		return "", 0, err
+	switch {
+	case err != nil:
+		return nil, 0, err
+	case sendErr != nil:
+		return nil, 0, sendErr
+	case up == nil:
+		return nil, 0, errors.New("fs: the stream ended without an upload")
 	}
-	return fileID, uploaded, nil
+	return up, uploaded, nil
 }
 
 // readAt reads uncommitted content.
 func (w *writer) readAt(ctx context.Context, p []byte, off int64) (int, error) {
-	if w.err != nil {
+	switch w.state {
+	case failed:
 		return 0, w.err
-	}
-	if err := w.toStaged(ctx); err != nil {
-		return 0, err
+	case buffered, streaming:
+		if err := w.toStaged(); err != nil {
+			return 0, err
+		}
+	case staged:
+	default:
+		return 0, w.wrong("read")
 	}
 	if off >= w.size {
 		return 0, nil
@@ -256,38 +369,135 @@ func (w *writer) mergedRead(ctx context.Context, p []byte, off int64) error {
 	return nil
 }
 
-// commit makes the content durable and points the index at it.
-func (w *writer) commit(ctx context.Context) error {
-	if w.err != nil {
-		return w.err
-	}
-	f := w.n.fs
-	c := index.Content{Size: w.size, Mtime: w.mtime}
-	unjournalled := false // an upload no journal entry names, so none to claim
-	switch {
-	case w.streaming && w.pipe == nil:
-		if len(w.buf) > 0 {
-			id, journalled, done, err := w.uploadSmall(ctx)
-			if err != nil {
-				return err
-			}
-			defer done()
-			c.FileID = id
-			unjournalled = !journalled
-		}
-	case w.streaming:
-		id, _, err := w.finishPipe()
+// truncate changes the size. A truncate of a clean file to its size
+// changes nothing and leaves it clean.
+func (w *writer) truncate(ctx context.Context, size int64) error {
+	if w.state == clean {
+		a, err := w.n.fs.idx.GetAttr(ctx, w.n.ino)
 		if err != nil {
 			return err
 		}
-		c.FileID, c.Appender = id, true
-	case w.size == 0:
-		// Nothing left: the index forgets the old file, which is deleted.
+		if a.Size == size {
+			return nil
+		}
+		if err := w.begin(a); err != nil {
+			return err
+		}
+	}
+	switch w.state {
+	case failed:
+		return w.err
+	case buffered, streaming, staged:
+	default:
+		return w.wrong("truncate")
+	}
+	w.mtime = time.Now()
+	if size == 0 {
+		return w.restart(ctx)
+	}
+	if size == w.size {
+		return nil
+	}
+	if err := w.toStaged(); err != nil {
+		return err
+	}
+	if w.stage != nil {
+		if err := w.stage.Truncate(size); err != nil {
+			return err
+		}
+	}
+	w.baseLimit = min(w.baseLimit, size)
+	w.dirty.truncate(size)
+	w.size = size
+	return nil
+}
+
+// restart drops everything written: the file starts over empty, as a
+// fresh stream (O_TRUNC, then cp).
+func (w *writer) restart(ctx context.Context) error {
+	mtime := w.mtime
+	w.release(ctx)
+	w.base = index.Attr{Ino: w.n.ino}
+	w.mtime = mtime
+	return w.move(buffered)
+}
+
+// release frees what the writer holds and lets go of its uploads that no
+// commit claimed; the content fields are left as a clean writer has them
+// (state and the shown copies, guarded by mu as well, are move's).
+func (w *writer) release(ctx context.Context) {
+	if w.pipe != nil {
+		if up, _, _ := w.pipe.finish(); up != nil {
+			w.uploads = append(w.uploads, up)
+		}
+	}
+	for _, up := range w.uploads {
+		w.n.fs.uploads.drop(ctx, up)
+	}
+	w.n.fs.putChunk(w.buf)
+	if w.stage != nil {
+		w.stage.Close()
+	}
+	w.base, w.baseLimit, w.size, w.mtime = index.Attr{}, 0, 0, time.Time{}
+	w.buf, w.pipe, w.stage, w.dirty, w.uploads, w.err = nil, nil, nil, nil, nil, nil
+}
+
+// commit makes the content durable and points the index at it; the writer
+// is clean afterwards whatever the outcome. On failure the committed
+// content stays as it was.
+func (w *writer) commit(ctx context.Context) error {
+	switch w.state {
+	case clean:
+		return nil
+	case failed:
+		err := w.err
+		w.release(ctx)
+		if merr := w.move(clean); merr != nil {
+			return errors.Join(err, merr)
+		}
+		return err
+	case buffered, streaming, staged:
+	default:
+		return w.wrong("commit")
+	}
+	from := w.state
+	if err := w.move(committing); err != nil {
+		return err
+	}
+	err := w.save(ctx, from)
+	w.release(ctx)
+	if merr := w.move(clean); merr != nil {
+		return errors.Join(err, merr)
+	}
+	return err
+}
+
+// save is commit's work, from the state the writer was in.
+func (w *writer) save(ctx context.Context, from writeState) error {
+	f := w.n.fs
+	c := index.Content{Size: w.size, Mtime: w.mtime}
+	var fresh *upload // the new upload c.FileID names, to be claimed
+	switch {
+	case from == buffered && len(w.buf) == 0:
+		// Empty: no FastDFS file.
+	case from == buffered:
+		up, err := w.uploadBuffer(ctx)
+		if err != nil {
+			return err
+		}
+		fresh, c.FileID = up, up.id
+	case from == streaming:
+		up, _, err := w.finishPipe()
+		if err != nil {
+			return err
+		}
+		fresh, c.FileID, c.Appender = up, up.id, true
 	case w.base.Appender && w.base.FileID != "" && w.baseLimit > 0:
 		if err := w.applyInPlace(ctx); err != nil {
 			return err
 		}
 		c.FileID, c.Appender = w.base.FileID, true
+		fresh = w.owned(c.FileID) // our own streamed file, or nil
 	default:
 		// Upload up to the last byte that holds data; a tail of zeros
 		// (truncate -s 10G) is made by the storage, not sent.
@@ -296,46 +506,42 @@ func (w *writer) commit(ctx context.Context) error {
 			dataEnd = max(dataEnd, w.dirty[len(w.dirty)-1].end)
 		}
 		dataEnd = min(dataEnd, w.size)
-		id, done, err := f.uploadJournalled(ctx, w.n.group, w.n.ext(), &mergedReader{ctx: ctx, w: w, limit: dataEnd}, dataEnd, true)
+		up, err := f.uploads.put(ctx, w.n.group, w.n.ext(), &mergedReader{ctx: ctx, w: w, limit: dataEnd}, dataEnd, true, true)
 		if err != nil {
 			return err
 		}
-		defer done()
+		w.uploads = append(w.uploads, up)
 		if w.size > dataEnd {
-			if err := f.be.Truncate(ctx, id, w.size); err != nil {
-				f.deleteRemote(ctx, id)
+			if err := f.be.Truncate(ctx, up.id, w.size); err != nil {
 				return err
 			}
 		}
-		c.FileID, c.Appender = id, true
+		fresh, c.FileID, c.Appender = up, up.id, true
 	}
 	old, err := f.idx.GetAttr(ctx, w.n.ino)
 	if err != nil {
 		return err
 	}
-	if old.FileID != "" && c.FileID == "" {
-		// Emptied (O_TRUNC, then a close before the new content comes):
-		// an empty file has no FastDFS file, so metadata would be lost
-		// with the old one. Keep it on an empty upload instead.
-		id, done, err := f.metadataCarrier(ctx, w.n, old.FileID)
-		if err != nil {
-			return err
-		}
-		defer done()
-		c.FileID = id
-	} else if old.FileID != "" && c.FileID != "" && old.FileID != c.FileID {
-		// Metadata (user.* attributes) lives on the FastDFS file: carry
-		// it over to the new one.
-		if err := f.copyMetadata(ctx, old.FileID, c.FileID); err != nil {
-			f.deleteRemote(ctx, c.FileID)
-			return err
+	if c.FileID != "" && c.FileID != old.FileID && (old.FileID != "" || w.n.userXattrs.Load()) {
+		// The user.* attributes live in the index; their mirror in
+		// FastDFS metadata goes with the content to its new file. The
+		// index is what the mount reads, so a failed mirror does not
+		// fail the commit.
+		if err := f.mirrorMetadata(ctx, w.n.ino, c.FileID, true); err != nil {
+			f.log.Warn("mirroring xattrs into FastDFS metadata", "ino", w.n.ino, "file_id", c.FileID, "err", err)
 		}
 	}
 	// A new upload must still be journalled when it is claimed: on a
 	// shared index another host may have taken it as abandoned.
-	c.Claim = c.FileID != "" && c.FileID != old.FileID && !unjournalled
+	c.Claim = c.FileID != "" && c.FileID != old.FileID && (fresh == nil || fresh.journalled)
 	if _, err := f.idx.SetContent(ctx, w.n.ino, c); err != nil {
+		if fresh != nil {
+			f.uploads.claimFailed(ctx, fresh, w.n.ino)
+		}
 		return err
+	}
+	if fresh != nil {
+		f.uploads.claimed(fresh)
 	}
 	if old.FileID != "" && old.FileID != c.FileID {
 		f.deleteRemote(ctx, old.FileID)
@@ -343,80 +549,32 @@ func (w *writer) commit(ctx context.Context) error {
 	return nil
 }
 
-// metadataCarrier returns a new empty FastDFS file holding the metadata of
-// from, or "" when from has none. Call done once the index claims it.
-func (f *FS) metadataCarrier(ctx context.Context, n *fileNode, from string) (id string, done func(), err error) {
-	meta, err := f.be.GetMetadata(ctx, from)
-	if errors.Is(err, syscall.ENOENT) || err == nil && len(meta) == 0 {
-		return "", func() {}, nil
+// owned is the writer's upload of fileID, or nil.
+func (w *writer) owned(fileID string) *upload {
+	for _, up := range w.uploads {
+		if up.id == fileID {
+			return up
+		}
 	}
-	if err != nil {
-		return "", nil, err
-	}
-	id, done, err = f.uploadJournalled(ctx, n.group, n.ext(), bytes.NewReader(nil), 0, false)
-	if err != nil {
-		return "", nil, err
-	}
-	if err := f.be.SetMetadata(ctx, id, meta, false); err != nil {
-		f.deleteRemote(ctx, id)
-		done()
-		return "", nil, err
-	}
-	return id, done, nil
+	return nil
 }
 
-// uploadJournalled uploads a new FastDFS file and journals it as an upload
-// not yet claimed, so that a crash before the index points at it leaves it
-// to the next mount's sweep instead of leaking it. Until done is called the
-// sweeper of this process leaves it alone.
-func (f *FS) uploadJournalled(ctx context.Context, group, ext string, r io.Reader, size int64, appender bool) (id string, done func(), err error) {
-	id, err = f.be.Upload(ctx, group, ext, r, size, appender)
-	if err != nil {
-		return "", nil, err
-	}
-	markUploading(id, true)
-	done = func() { markUploading(id, false) }
-	if err := f.idx.AddPending(ctx, index.Pending{FileID: id, Reason: index.PendingUpload, Since: time.Now()}); err != nil {
-		done()
-		f.be.Delete(ctx, id)
-		return "", nil, err
-	}
-	return id, done, nil
-}
-
-// uploadSmall uploads a file that fits in one chunk with one request. A
+// uploadBuffer uploads a file that fits in one chunk with one request. A
 // new file (no content before it) is not journalled: nothing but the index
 // commit that follows at once comes between learning its ID and claiming
 // it, the same window as the upload's own answer, which no journal can
 // cover; this spares the index a transaction per small file. A file that
 // replaces content is journalled, since metadata is copied to it first.
-func (w *writer) uploadSmall(ctx context.Context) (id string, journalled bool, done func(), err error) {
+func (w *writer) uploadBuffer(ctx context.Context) (*upload, error) {
 	f := w.n.fs
-	r := bytes.NewReader(w.buf)
-	if cur, err := f.idx.GetAttr(ctx, w.n.ino); err == nil && cur.FileID == "" {
-		id, err := f.be.Upload(ctx, w.n.group, w.n.ext(), r, int64(len(w.buf)), false)
-		if err != nil {
-			return "", false, nil, err
-		}
-		markUploading(id, true)
-		return id, false, func() { markUploading(id, false) }, nil
-	}
-	id, done, err = f.uploadJournalled(ctx, w.n.group, w.n.ext(), r, int64(len(w.buf)), false)
-	return id, true, done, err
-}
-
-func (f *FS) copyMetadata(ctx context.Context, from, to string) error {
-	meta, err := f.be.GetMetadata(ctx, from)
+	cur, err := f.idx.GetAttr(ctx, w.n.ino)
+	journal := err != nil || cur.FileID != ""
+	up, err := f.uploads.put(ctx, w.n.group, w.n.ext(), bytes.NewReader(w.buf), int64(len(w.buf)), false, journal)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) {
-			return nil
-		}
-		return err
+		return nil, err
 	}
-	if len(meta) == 0 {
-		return nil
-	}
-	return f.be.SetMetadata(ctx, to, meta, false)
+	w.uploads = append(w.uploads, up)
+	return up, nil
 }
 
 // applyInPlace changes the base appender file to the writer's content with
@@ -452,27 +610,6 @@ func (w *writer) applyInPlace(ctx context.Context) error {
 	return nil
 }
 
-// discard frees what the writer holds. Its uploads that were never
-// committed stay in the journal and are deleted by the sweeper.
-func (w *writer) discard() {
-	if w.pipe != nil {
-		if fileID, _, _ := w.pipe.finish(); fileID != "" {
-			w.streamed = append(w.streamed, fileID)
-		}
-		w.pipe = nil
-	}
-	for _, id := range w.streamed {
-		markUploading(id, false)
-	}
-	w.streamed = nil
-	putChunk(w.buf)
-	w.buf = nil
-	if w.stage != nil {
-		w.stage.Close()
-		w.stage = nil
-	}
-}
-
 // mergedReader streams the writer's whole content, for a full upload.
 type mergedReader struct {
 	ctx   context.Context
@@ -499,106 +636,6 @@ func (r *mergedReader) Read(p []byte) (int, error) {
 func (n *fileNode) ext() string {
 	name, _ := n.Parent()
 	return fileExt(name)
-}
-
-// pipeline uploads one file's chunks in order in the background.
-type pipeline struct {
-	n    *fileNode
-	ch   chan []byte
-	done chan struct{}
-
-	mu       sync.Mutex
-	fileID   string // guarded by mu
-	uploaded int64  // guarded by mu
-	err      error  // guarded by mu
-}
-
-func (n *fileNode) startPipeline() *pipeline {
-	p := &pipeline{n: n, ch: make(chan []byte, n.fs.opts.WriteInflight), done: make(chan struct{})}
-	go p.run()
-	return p
-}
-
-func (p *pipeline) run() {
-	defer close(p.done)
-	f := p.n.fs
-	// No deadline of its own: each request is bounded by the client's
-	// network timeout.
-	ctx := context.Background()
-	for chunk := range p.ch {
-		p.mu.Lock()
-		failed, fileID, off := p.err != nil, p.fileID, p.uploaded
-		p.mu.Unlock()
-		if failed {
-			putChunk(chunk)
-			continue
-		}
-		var err error
-		size := int64(len(chunk))
-		if fileID == "" {
-			fileID, err = f.be.Upload(ctx, p.n.group, p.n.ext(), bytes.NewReader(chunk), size, true)
-			if err == nil {
-				markUploading(fileID, true)
-				err = f.idx.AddPending(ctx, index.Pending{FileID: fileID, Reason: index.PendingUpload, Since: time.Now()})
-			}
-		} else {
-			err = f.be.Modify(ctx, fileID, off, bytes.NewReader(chunk), size)
-		}
-		putChunk(chunk)
-		p.mu.Lock()
-		if err != nil {
-			p.err = err
-			f.log.Error("streamed upload failed", "ino", p.n.ino, "file_id", fileID, "offset", off, "err", err)
-		} else {
-			p.fileID = fileID
-			p.uploaded += size
-		}
-		p.mu.Unlock()
-	}
-}
-
-// send queues a full chunk; it blocks while WriteInflight chunks are queued,
-// which is the back-pressure that bounds memory.
-func (p *pipeline) send(chunk []byte) error {
-	p.mu.Lock()
-	err := p.err
-	p.mu.Unlock()
-	if err != nil {
-		putChunk(chunk)
-		return err
-	}
-	p.ch <- chunk
-	return nil
-}
-
-// finish waits for the queued chunks and reports the appender file.
-func (p *pipeline) finish() (fileID string, uploaded int64, err error) {
-	select {
-	case <-p.done:
-	default:
-		close(p.ch)
-		<-p.done
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.fileID, p.uploaded, p.err
-}
-
-var chunkPools sync.Map // chunk size -> *sync.Pool
-
-func getChunk(size int) []byte {
-	pl, _ := chunkPools.LoadOrStore(size, &sync.Pool{New: func() any { b := make([]byte, 0, size); return &b }})
-	return (*pl.(*sync.Pool).Get().(*[]byte))[:0]
-}
-
-func putChunk(b []byte) {
-	if b == nil {
-		return
-	}
-	if pl, ok := chunkPools.Load(cap(b)); ok {
-		b = b[:0]
-		pl.(*sync.Pool).Put(&b)
-	}
 }
 
 // extents is a sorted set of disjoint half-open byte ranges.

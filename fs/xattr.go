@@ -180,7 +180,9 @@ func mirrorable(name string, value []byte) (key string, ok bool) {
 // mirrorMetadata makes the FastDFS metadata of fileID the file's mirrorable
 // user.* attributes, all of them (an overwrite, so that a removed or
 // no-longer-mirrorable attribute goes too).
-func (f *FS) mirrorMetadata(ctx context.Context, ino index.Ino, fileID string) error {
+// fresh says fileID is a new upload, which has no metadata yet: with no
+// attribute to mirror there is then nothing to send.
+func (f *FS) mirrorMetadata(ctx context.Context, ino index.Ino, fileID string, fresh bool) error {
 	if fileID == "" {
 		return nil
 	}
@@ -203,6 +205,9 @@ func (f *FS) mirrorMetadata(ctx context.Context, ino index.Ino, fileID string) e
 		if key, ok := mirrorable(name, v); ok {
 			meta[key] = string(v)
 		}
+	}
+	if fresh && len(meta) == 0 {
+		return nil
 	}
 	return f.be.SetMetadata(ctx, fileID, meta, false)
 }
@@ -243,7 +248,8 @@ func (n *fileNode) mirror(ctx context.Context) syscall.Errno {
 	if err != nil {
 		return n.fs.toErrno("xattr", err)
 	}
-	if err := n.fs.mirrorMetadata(ctx, n.ino, a.FileID); err != nil {
+	n.userXattrs.Store(true)
+	if err := n.fs.mirrorMetadata(ctx, n.ino, a.FileID, false); err != nil {
 		n.fs.log.Warn("mirroring xattrs into FastDFS metadata", "ino", n.ino, "file_id", a.FileID, "err", err)
 	}
 	return 0

@@ -1,0 +1,110 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"sync"
+)
+
+// pipeline uploads one file's chunks in order in the background: the
+// first as a new appender file (through uploads.put, which journals it),
+// the rest as modifies at their offset.
+type pipeline struct {
+	n    *fileNode
+	ch   chan []byte
+	done chan struct{}
+
+	mu       sync.Mutex
+	up       *upload // the appender file, once uploaded (guarded by mu)
+	uploaded int64   // guarded by mu
+	err      error   // guarded by mu
+}
+
+func (n *fileNode) startPipeline() *pipeline {
+	p := &pipeline{n: n, ch: make(chan []byte, n.fs.opts.WriteInflight), done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+func (p *pipeline) run() {
+	defer close(p.done)
+	f := p.n.fs
+	// No deadline of its own: each request is bounded by the client's
+	// network timeout.
+	ctx := context.Background()
+	for chunk := range p.ch {
+		p.mu.Lock()
+		failed, up, off := p.err != nil, p.up, p.uploaded
+		p.mu.Unlock()
+		if failed {
+			f.putChunk(chunk)
+			continue
+		}
+		var err error
+		size := int64(len(chunk))
+		if up == nil {
+			up, err = f.uploads.put(ctx, p.n.group, p.n.ext(), bytes.NewReader(chunk), size, true, true)
+		} else {
+			err = f.be.Modify(ctx, up.id, off, bytes.NewReader(chunk), size)
+		}
+		f.putChunk(chunk)
+		p.mu.Lock()
+		if err != nil {
+			p.err = err
+			fileID := ""
+			if up != nil {
+				fileID = up.id
+			}
+			f.log.Error("streamed upload failed", "ino", p.n.ino, "file_id", fileID, "offset", off, "err", err)
+		} else {
+			p.up = up
+			p.uploaded += size
+		}
+		p.mu.Unlock()
+	}
+}
+
+// send queues a full chunk; it blocks while WriteInflight chunks are queued,
+// which is the back-pressure that bounds memory.
+func (p *pipeline) send(chunk []byte) error {
+	p.mu.Lock()
+	err := p.err
+	p.mu.Unlock()
+	if err != nil {
+		p.n.fs.putChunk(chunk)
+		return err
+	}
+	p.ch <- chunk
+	return nil
+}
+
+// finish waits for the queued chunks and hands over the appender file (nil
+// when none was uploaded), which the caller then settles.
+func (p *pipeline) finish() (up *upload, uploaded int64, err error) {
+	select {
+	case <-p.done:
+	default:
+		close(p.ch)
+		<-p.done
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.up, p.uploaded, p.err
+}
+
+// getChunk returns an empty buffer of WriteChunk capacity.
+func (f *FS) getChunk() []byte {
+	if b, ok := f.chunks.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, f.opts.WriteChunk)
+}
+
+// putChunk gives a buffer from getChunk back for reuse.
+func (f *FS) putChunk(b []byte) {
+	if cap(b) != f.opts.WriteChunk {
+		return
+	}
+	b = b[:0]
+	f.chunks.Put(&b)
+}
