@@ -528,6 +528,7 @@ type mountFlags struct {
 	cacheDir     string
 	cacheSize    int64
 	writeBuffer  int64
+	bufferSize   int64
 	options      []string
 	debugFuse    bool
 	localData    string
@@ -551,6 +552,7 @@ func runMount(ctx context.Context, args []string) error {
 	fl.StringVar(&mf.cacheDir, "cache", "", "block cache and staging directory (default: CACHE/CLUSTER)")
 	fl.Int64Var(&mf.cacheSize, "cache-size", 4<<30, "block cache size limit in bytes")
 	fl.Int64Var(&mf.writeBuffer, "write-buffer", 32<<20, "memory per file being written, in bytes (4 chunks of a quarter each)")
+	fl.Int64Var(&mf.bufferSize, "buffer-size", 256<<20, "memory for write buffers across all files, in bytes; a file that finds it spent waits for its own uploads or is staged on disk (0: no bound)")
 	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options: allow_other, ro, nonempty, direct_io, fsname=, index=, cache=, cache_size=, tracker=, conf=, http_base=, metrics=, fdfs_version= (comma-separated, repeatable)")
 	fl.BoolVar(&mf.debugFuse, "debug-fuse", false, "log every FUSE request")
 	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
@@ -749,6 +751,9 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		return fmt.Errorf("--storage-list-ttl %v: negative", mf.storageList)
 	}
 	cfg.StorageListTTL = mf.storageList
+	if mf.bufferSize < 0 {
+		return fmt.Errorf("--buffer-size %d: negative", mf.bufferSize)
+	}
 	key := "local"
 	if ok {
 		key = clusterKey(cfg.Trackers)
@@ -842,6 +847,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 		Cache:         blocks,
 		WriteChunk:    chunk,
 		WriteInflight: 3,
+		WriteBudget:   mf.bufferSize,
 		ReadOnly:      readOnly,
 		DirectIO:      mf.directIO,
 		Shared:        index.Shared(metaURL),
