@@ -7,7 +7,8 @@
 # Sizes (environment): BENCH_MB=1024 (cases 1-3, 6), BENCH_FILES=10000
 # (case 4), BENCH_LIST=100000 (case 5), BENCH_SMALL=2000 (cases 8 and 9),
 # BENCH_RUNS=3 (runs per case; the table shows medians), BENCH_GROUP=group1.
-# BENCH_ONLY=small runs cases 8 and 9 alone.
+# BENCH_LOAD=30 (seconds of case 10). BENCH_ONLY=small runs cases 8 to 10
+# alone.
 #
 # Each case prints a median time and a ratio against its baseline
 # (baseline time / mount time: 1.0 means as fast, above 1 faster). Where a
@@ -24,6 +25,7 @@ FILES=${BENCH_FILES:-10000}
 LIST=${BENCH_LIST:-100000}
 RUNS=${BENCH_RUNS:-3}
 SMALL=${BENCH_SMALL:-2000}
+LOAD=${BENCH_LOAD:-30}
 ONLY=${BENCH_ONLY:-}
 GROUP=${BENCH_GROUP:-group1}
 TRACKER=""
@@ -35,6 +37,7 @@ mkdir -p "$mnt" "$work/src"
 go build -o "$work/fdfsfs" .
 go build -o "$work/randread" ./scripts/randread
 go build -o "$work/fdfsloop" ./scripts/fdfsloop
+go build -o "$work/loadmix" ./scripts/loadmix
 # The go-fuse loopback example from the module cache, as a ceiling for
 # FUSE creates (built here, never kept).
 go build -o "$work/loopback" github.com/hanwen/go-fuse/v2/example/loopback
@@ -252,6 +255,14 @@ wm=$(printf '%s\n' "${w[@]}" | median); bm=$(printf '%s\n' "${b[@]}" | median); 
 row "9 cp -r of ${SMALL} x 4 KiB vs loop" "$wm" "$bm" "$(ratio "$bm" "$wm")" "target >= 0.45 (or 0.9 of loopback); $(echo "$SMALL / $wm" | bc) vs $(echo "$SMALL / $bm" | bc) files/s"
 row "9b go-fuse loopback cp -r, ceiling" "$lm" "$bm" "$(ratio "$bm" "$lm")" "mount / loopback: $(ratio "$lm" "$wm"); $(echo "$SMALL / $lm" | bc) files/s"
 rss9=$(peak_rss_mb "$mount_pid")
+
+# 10. load: 16 writers and 16 readers at once for LOAD seconds, files of
+# 1 KiB to 4 MiB, every read checked (scripts/loadmix), on a fresh mount:
+# the mount's peak RSS, whose bound is --buffer-size for the writes.
+umount_fs; mount_fs
+lo=$("$work/loadmix" -dir "$mnt/$GROUP/load" -duration "${LOAD}s")
+rss10=$(peak_rss_mb "$mount_pid")
+row "10 load 16+16, 1 KiB-4 MiB, ${LOAD} s" "-" "-" "-" "$lo; peak RSS ${rss10} MB, target < 200 MB"
 umount_fs
 
 echo
