@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -543,6 +544,11 @@ type mountFlags struct {
 	directIO     bool
 }
 
+// memoryBeyondBuffers is the mount's memory besides its write buffers,
+// for the soft memory limit: the block cache's buffers (its memory tier,
+// fetches, the store queue) and the index's tables, about 128 MiB.
+const memoryBeyondBuffers = 128 << 20
+
 func runMount(ctx context.Context, args []string) error {
 	fl := flagSet("mount")
 	var mf mountFlags
@@ -552,7 +558,7 @@ func runMount(ctx context.Context, args []string) error {
 	fl.StringVar(&mf.cacheDir, "cache", "", "block cache and staging directory (default: CACHE/CLUSTER)")
 	fl.Int64Var(&mf.cacheSize, "cache-size", 4<<30, "block cache size limit in bytes")
 	fl.Int64Var(&mf.writeBuffer, "write-buffer", 32<<20, "memory per file being written, in bytes (4 chunks of a quarter each)")
-	fl.Int64Var(&mf.bufferSize, "buffer-size", 256<<20, "memory for write buffers across all files, in bytes; a file that finds it spent waits for its own uploads or is staged on disk (0: no bound)")
+	fl.Int64Var(&mf.bufferSize, "buffer-size", 64<<20, "memory for write buffers across all files, in bytes; a file that finds it spent waits for its own uploads or is staged on disk; with another 128 MiB it is also the Go runtime's soft memory limit unless GOMEMLIMIT is set (0: neither)")
 	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options: allow_other, ro, nonempty, direct_io, fsname=, index=, cache=, cache_size=, tracker=, conf=, http_base=, metrics=, fdfs_version= (comma-separated, repeatable)")
 	fl.BoolVar(&mf.debugFuse, "debug-fuse", false, "log every FUSE request")
 	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
@@ -753,6 +759,14 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mountpoint string) (err 
 	cfg.StorageListTTL = mf.storageList
 	if mf.bufferSize < 0 {
 		return fmt.Errorf("--buffer-size %d: negative", mf.bufferSize)
+	}
+	if mf.bufferSize > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// The write buffers are bounded; what lets the heap grow past
+		// them is the collector's headroom (GOGC doubles the live heap
+		// before it runs). A soft limit of the buffers plus what the block
+		// cache and the index keep (about 128 MiB) makes it collect
+		// sooner under load instead.
+		debug.SetMemoryLimit(mf.bufferSize + memoryBeyondBuffers)
 	}
 	key := "local"
 	if ok {
