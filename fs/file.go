@@ -40,6 +40,11 @@ type fileNode struct {
 	// from (guarded by mu); an open that sees the same one keeps the cache.
 	keepGen   uint64
 	keepValid bool
+	// commits counts the content commits made through this node. On an
+	// index no other host writes, a handle's attributes read at open
+	// describe the committed content for as long as it is unchanged, and
+	// its reads skip the index (see fileHandle.committed).
+	commits atomic.Uint64
 	// userXattrs is set once a user.* attribute is changed through this
 	// node, so that a commit of new content mirrors them (a file that had
 	// content before always does).
@@ -173,11 +178,18 @@ func (f *FS) uploadErrno(op string, err error) syscall.Errno {
 var _ = (fusefs.NodeOpener)((*fileNode)(nil))
 
 func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	seq := n.commits.Load() // before the read, so a commit after it shows
 	a, err := n.fs.idx.GetAttr(ctx, n.ino)
 	if err != nil {
 		return nil, 0, n.fs.toErrno("open", err)
 	}
-	return n.open(ctx, flags, a)
+	fh, fuseFlags, errno := n.open(ctx, flags, a)
+	if h, ok := fh.(*fileHandle); ok && !n.fs.opts.Shared {
+		h.mu.Lock()
+		h.attr, h.attrSeq, h.attrOK = a, seq, true
+		h.mu.Unlock()
+	}
+	return fh, fuseFlags, errno
 }
 
 func (n *fileNode) open(ctx context.Context, flags uint32, a index.Attr) (fusefs.FileHandle, uint32, syscall.Errno) {
@@ -241,6 +253,24 @@ type fileHandle struct {
 	// was made for (guarded by mu).
 	rd    *cache.Reader
 	rdKey string
+	// attr is the file's attributes as open read them, while the node's
+	// commits count is still attrSeq (guarded by mu; attrOK says it is set).
+	attr    index.Attr
+	attrSeq uint64
+	attrOK  bool
+}
+
+// committed returns the committed content's attributes: those read at
+// open if no commit went through the node since (an index no other host
+// changes), else the index's.
+func (h *fileHandle) committed(ctx context.Context) (index.Attr, error) {
+	h.mu.Lock()
+	a, ok := h.attr, h.attrOK && h.attrSeq == h.n.commits.Load()
+	h.mu.Unlock()
+	if ok {
+		return a, nil
+	}
+	return h.n.fs.idx.GetAttr(ctx, h.n.ino)
 }
 
 var _ = (fusefs.FileReader)((*fileHandle)(nil))
@@ -252,7 +282,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	} else if dirty {
 		return readResult(dest[:got]), 0
 	}
-	a, err := n.fs.idx.GetAttr(ctx, n.ino)
+	a, err := h.committed(ctx)
 	if err != nil {
 		return nil, n.fs.toErrno("read", err)
 	}

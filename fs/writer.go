@@ -564,7 +564,11 @@ func (w *writer) save(ctx context.Context, from writeState) error {
 	// A new upload must still be journalled when it is claimed: on a
 	// shared index another host may have taken it as abandoned.
 	c.Claim = c.FileID != "" && c.FileID != old.FileID && (fresh == nil || fresh.journalled)
-	if _, err := f.idx.SetContent(ctx, w.n.ino, c); err != nil {
+	_, err = f.idx.SetContent(ctx, w.n.ino, c)
+	// Counted whatever the outcome: a failed transaction may still have
+	// committed, and a handle's attributes from open are then re-read.
+	w.n.commits.Add(1)
+	if err != nil {
 		if fresh != nil {
 			f.uploads.claimFailed(ctx, fresh, w.n.ino)
 		}
