@@ -13,27 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestProgressLine(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		n, total int64
-		elapsed  time.Duration
-		want     string
-	}{
-		{"half way", 512 << 20, 1 << 30, 10 * time.Second, "a.jpg  50.0% 512.0MiB/1.0GiB 51.2MiB/s ETA 10s"},
-		{"nothing yet", 0, 1024, 0, "a.jpg   0.0% 0B/1.0KiB 0B/s ETA --"},
-		{"done", 3000, 3000, 2 * time.Second, "a.jpg 100.0% 2.9KiB/2.9KiB 1.5KiB/s ETA 0s"},
-		{"minutes left", 1 << 20, 1<<30 + 1<<20, time.Second, "a.jpg   0.1% 1.0MiB/1.0GiB 1.0MiB/s ETA 17m4s"},
-		{"empty file", 0, 0, time.Second, "a.jpg 100.0% 0B/0B 0B/s ETA 0s"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := progressLine("a.jpg", tc.n, tc.total, tc.elapsed); got != tc.want {
-				t.Errorf("progressLine = %q\n                want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 // copyThrough moves size bytes through a progress reader and writer that
 // report on out, slowly enough for the line to be redrawn.
 func copyThrough(t *testing.T, out *os.File, size int) {
@@ -119,7 +98,7 @@ func TestProgressOnTerminal(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no progress line on the terminal")
 	}
-	for _, want := range []string{"\rup.bin ", "\rdown.bin ", "100.0% 1.0MiB/1.0MiB", "/s ETA 0s\033[K"} {
+	for _, want := range []string{"\rup.bin ", "\rdown.bin ", "100% |", "(1.0/1.0 MB, ", "B/s)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("terminal output lacks %q:\n%q", want, out)
 		}

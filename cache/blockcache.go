@@ -91,7 +91,7 @@ type Options struct {
 
 // Stats is a snapshot of a Cache's counters.
 type Stats struct {
-	Hits         int64 // block lookups by reads answered from disk
+	Hits         int64 // block lookups by reads answered from memory or disk
 	Misses       int64 // block lookups by reads that needed a fetch (or joined one)
 	Fetches      int64 // blocks fetched, by reads or readahead
 	FetchedBytes int64 // bytes those fetches brought in
@@ -149,8 +149,8 @@ type blockID struct {
 //
 // Lock order: Reader.mu, then flightGroup.mu, then diskIndex.mu; a file
 // lock, then diskIndex.mu. memTier.mu is taken with no other lock held, and
-// bufferPool.mu last of all. Only a file lock is ever held across a syscall
-// (the write, punch or unlink of that file), and it is held from the
+// bufferPool.mu last of all. Of these, only a file lock is ever held across
+// a syscall (the write, punch or unlink of that file), and it is held from the
 // decision to free a block to the punch or unlink, so a hole is never
 // punched into a block written after the decision. Block reads take no file
 // lock: they check afterwards that the block was not evicted meanwhile.
@@ -187,6 +187,9 @@ type Cache struct {
 	// beforeStore, when set (by tests, before any read), runs before
 	// each block write: it stands in for a slow disk.
 	beforeStore func()
+	// beforeFree, when set (by tests, before any read), runs in freeBlock
+	// with the file lock held, before the punch or unlink.
+	beforeFree func()
 }
 
 // Open opens (creating if needed) the cache in dir and rebuilds its LRU from

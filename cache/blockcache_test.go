@@ -693,3 +693,58 @@ func TestEvictionSparesABlockBeingWrittenAgain(t *testing.T) {
 	}
 	mustRead(t, c, obj, 0, 2*testBlock)
 }
+
+// An eviction stuck in its punch or unlink holds up no hit: not one from
+// memory, not one from disk, and not the counters.
+func TestHitsDoNotWaitForEviction(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MaxBytes: 2 * testBlock, MemBytes: testBlock, ReadaheadBlocks: -1})
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before c.Close, which waits for the store workers
+	c.beforeFree = func() {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+	}
+	f := newFakeFetcher(t, 3*testBlock)
+	obj := f.object("k")
+	mustRead(t, c, obj, 0, testBlock)
+	settle(t, c)
+	mustRead(t, c, obj, testBlock, testBlock)
+	settle(t, c)
+	// Block 2 leaves blocks 1 (on disk) and 2 (in memory too), and block
+	// 0's eviction hangs in freeBlock.
+	mustRead(t, c, obj, 2*testBlock, testBlock)
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no eviction began: %+v", c.Stats())
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fetched := f.Count()
+		mustRead(t, c, obj, 2*testBlock, testBlock) // memory
+		mustRead(t, c, obj, testBlock, testBlock)   // disk
+		if f.Count() != fetched {
+			t.Errorf("hits fetched %v", f.Calls()[fetched:])
+		}
+		c.Stats()
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("hits waited for an eviction's syscall")
+	}
+	unblock()
+	settle(t, c)
+	if st := c.Stats(); st.Evictions != 1 || st.Blocks != 2 || st.Hits != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	if got := diskBytes(t, c.dir); got != 2*testBlock {
+		t.Fatalf("%d bytes on disk, want 2 blocks", got)
+	}
+}

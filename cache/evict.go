@@ -133,6 +133,9 @@ func (c *Cache) freeBlock(bid blockID, size int64) {
 	keep := x.blocks[bid] != nil || x.writing[bid] > 0
 	wholeFile := x.perObject[bid.obj] == 0 && x.writes[bid.obj] == 0
 	x.mu.Unlock()
+	if c.beforeFree != nil && !keep {
+		c.beforeFree()
+	}
 	switch {
 	case keep:
 	case wholeFile:

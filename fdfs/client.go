@@ -110,10 +110,16 @@ type request struct {
 
 // exchange runs one request on a pooled connection to addr. A pooled
 // connection the peer has closed meanwhile (a restart, its idle timeout)
-// fails before any answer arrives; a request without streamed content is
-// then sent once more on a fresh connection, so callers never see the
-// error of a connection they didn't know was stale.
+// fails before any answer arrives; the request is then sent again on
+// another connection, so callers never see the error of a connection they
+// didn't know was stale. Streamed content is sent again only when its
+// source seeks back to where it started. This is the one place a request is
+// repeated on the same server; moving on to another server is tracker's
+// (for trackers) and upload's and fetchServers' (for storages). A server that
+// took a whole upload and closed before answering gets it again: at worst
+// one unreferenced copy, as a crash of the mount would leave.
 func (c *Client) exchange(ctx context.Context, addr string, req request) error {
+	rewind := rewinder(req)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -130,7 +136,7 @@ func (c *Client) exchange(ctx context.Context, addr string, req request) error {
 		err = c.roundTrip(cn, req)
 		c.observe(req.cmd, addr, start, cn, err)
 		// Once put, cn may be in another call's hands: read it first.
-		stale := cn.reused && req.contentLen == 0 && cn.received == 0 && brokenConn(err)
+		stale := cn.reused && cn.received == 0 && brokenConn(err) && rewind != nil
 		if !stop() {
 			// The deadline was forced into the past; the connection is no
 			// longer usable even if the exchange happened to finish.
@@ -146,11 +152,31 @@ func (c *Client) exchange(ctx context.Context, addr string, req request) error {
 				return fmt.Errorf("fdfs: %s to %s: %w", CmdName(req.cmd), addr, cerr)
 			}
 		}
-		if stale {
+		if stale && rewind() == nil {
 			c.cfg.Logger.Debug("fdfs: pooled connection was closed by the peer; retrying on a new one",
 				"cmd", CmdName(req.cmd), "addr", addr, "err", err)
 			continue
 		}
+		return err
+	}
+}
+
+// rewinder returns what puts req's content back where it starts, so the
+// request can be sent again, or nil when it cannot be.
+func rewinder(req request) func() error {
+	if req.contentLen == 0 {
+		return func() error { return nil }
+	}
+	s, ok := req.content.(io.Seeker)
+	if !ok {
+		return nil
+	}
+	start, err := s.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil
+	}
+	return func() error {
+		_, err := s.Seek(start, io.SeekStart)
 		return err
 	}
 }
@@ -394,7 +420,9 @@ func (s sinkWriter) Write(p []byte) (int, error) {
 }
 
 // tracker runs req on the trackers in turn, starting with the one that
-// answered last, until one answers. Only connection failures move on.
+// answered last, until one answers. A connection failure and a malformed
+// answer (ErrProtocol: a broken tracker, or no tracker at that address)
+// move on to the next; a status is an answer and does not.
 func (c *Client) tracker(ctx context.Context, req request) error {
 	start := int(c.next.Load())
 	var errs []error
@@ -402,7 +430,7 @@ func (c *Client) tracker(ctx context.Context, req request) error {
 		k := (start + i) % len(c.trackers)
 		addr := c.trackers[k]
 		err := c.exchange(ctx, addr, req)
-		if !retryable(err) {
+		if !retryable(err) && !errors.Is(err, ErrProtocol) {
 			// Any answer, an error status included, shows the tracker is up.
 			if k != start && (err == nil || isStatus(err)) {
 				c.next.Store(int64(k))
@@ -667,7 +695,7 @@ func (c *Client) upload(ctx context.Context, cmd byte, group, ext string, r io.R
 		return "", fmt.Errorf("fdfs: negative upload size %d", size)
 	}
 	if ext != "" && !ValidExt(ext) {
-		return "", fmt.Errorf("fdfs: extension %q: at most %d bytes, no '.' or '/'", ext, FdfsFileExtNameMaxLen)
+		return "", fmt.Errorf("fdfs: extension %q: want at most %d bytes of letters, digits, '-', '_' and '.'", ext, FdfsFileExtNameMaxLen)
 	}
 	st, reused, err := c.storeFor(ctx, group)
 	if err != nil {

@@ -21,15 +21,9 @@ import (
 	"fdfsfs/fdfs/localcluster"
 )
 
-// startCluster starts an localcluster cluster closed at the end of the test.
+// startCluster starts a local cluster closed at the end of the test.
 func startCluster(t testing.TB, opts localcluster.Options) *localcluster.Cluster {
-	t.Helper()
-	c, err := localcluster.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return localcluster.ForTest(t, opts)
 }
 
 // newClient returns a client for trackers; after the test it checks that
@@ -1021,5 +1015,141 @@ func TestStoreReuse(t *testing.T) {
 	}
 	if n := asked() - before; n != 3 {
 		t.Fatalf("3 uploads without StoreReuse asked %d times, want 3", n)
+	}
+}
+
+// closingProxy passes requests to the server at real, but closes each
+// connection, without an answer, when a second request arrives on it: a
+// storage that closed a pooled connection just after the pool checked it.
+func closingProxy(t testing.TB, real string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			cn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer cn.Close()
+				up, err := net.Dial("tcp", real)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				for n := 0; ; n++ {
+					h, err := fdfs.ReadHeader(cn, 64<<20)
+					if err != nil {
+						return
+					}
+					body := make([]byte, h.Length)
+					if _, err := io.ReadFull(cn, body); err != nil || n == 1 {
+						return
+					}
+					up.Write(append(h.Append(nil), body...))
+					rh, err := fdfs.ReadHeader(up, 64<<20)
+					if err != nil {
+						return
+					}
+					rb := make([]byte, rh.Length)
+					if _, err := io.ReadFull(up, rb); err != nil {
+						return
+					}
+					cn.Write(append(rh.Append(nil), rb...))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// onlyReader hides a reader's Seek.
+type onlyReader struct{ io.Reader }
+
+// TestStaleConnectionResendsContent: an upload written into a pooled
+// connection that the storage closed sends its content again on a new
+// connection when the content seeks back, and fails when it cannot.
+func TestStaleConnectionResendsContent(t *testing.T) {
+	cluster := startCluster(t, localcluster.Options{Groups: []string{"group1"}})
+	storage := cluster.Storages()[0].Addr()
+	proxy := fdfs.ServerAddr{IP: "127.0.0.1", Port: portOf(closingProxy(t, storage))}
+	tracker := staleTracker(t, cluster.TrackerAddr(), proxy, proxy)
+	cl := newClient(t, fdfs.Config{Trackers: []string{tracker}})
+	direct := newClient(t, fdfs.Config{Trackers: []string{cluster.TrackerAddr()}})
+	ctx := context.Background()
+	for i := range 3 {
+		data := pattern(1000 + i)
+		// Offset the reader: content starts where the reader stands.
+		r := bytes.NewReader(append([]byte("skip"), data...))
+		r.Seek(4, io.SeekStart)
+		id, err := cl.Upload(ctx, "group1", "bin", r, int64(len(data)))
+		if err != nil {
+			t.Fatalf("upload %d: %v", i, err)
+		}
+		if got := download(t, direct, id, 0, 0); !bytes.Equal(got, data) {
+			t.Fatalf("upload %d reads back differently", i)
+		}
+	}
+	// The pooled connection has had its one request: the next one breaks.
+	data := pattern(999)
+	if _, err := cl.Upload(ctx, "group1", "bin", onlyReader{bytes.NewReader(data)}, int64(len(data))); err == nil {
+		t.Fatal("an upload whose content cannot be read again was reported as sent after its connection broke")
+	}
+}
+
+// garbageTracker answers every request with a frame that is not a
+// response.
+func garbageTracker(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			cn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer cn.Close()
+				h, err := fdfs.ReadHeader(cn, 1<<20)
+				if err != nil {
+					return
+				}
+				io.CopyN(io.Discard, cn, h.Length)
+				cn.Write(fdfs.Header{Cmd: 42}.Append(nil))
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestTrackerFailoverOnProtocolError: a tracker that answers with a
+// malformed frame is passed over for the next, as a dead one is.
+func TestTrackerFailoverOnProtocolError(t *testing.T) {
+	cluster := startCluster(t, localcluster.Options{Groups: []string{"group1"}})
+	bad := garbageTracker(t)
+	cl := newClient(t, fdfs.Config{Trackers: []string{bad, cluster.TrackerAddr()}})
+	gs, err := cl.ListGroups(context.Background())
+	if err != nil || len(gs) != 1 {
+		t.Fatalf("ListGroups past a garbling tracker: %v, %v", gs, err)
+	}
+	only := newClient(t, fdfs.Config{Trackers: []string{bad}})
+	if _, err := only.ListGroups(context.Background()); !errors.Is(err, fdfs.ErrProtocol) {
+		t.Fatalf("ListGroups of a garbling tracker alone: %v, want ErrProtocol", err)
 	}
 }

@@ -72,14 +72,10 @@ func TestCompatListCommands(t *testing.T) {
 				t.Fatal(err)
 			}
 			classic := layout == fdfs.StatLayoutV5_11 || layout == fdfs.StatLayoutV6_11 || layout == fdfs.StatLayoutV6_12
-			c, err := localcluster.Start(localcluster.Options{
+			c := localcluster.ForTest(t, localcluster.Options{
 				Groups: []string{"group1", "group2"}, StoragesPerGroup: 2,
 				Layout: layout, TotalMB: compatTotalMB, FreeMB: compatFreeMB,
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
 			ports := map[string]int64{} // group -> its first storage's port
 			storagePort := map[string]int64{}
 			for _, st := range c.Storages() {

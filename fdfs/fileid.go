@@ -180,23 +180,29 @@ func parseRemote(id, remote string) (FileID, error) {
 	return f, nil
 }
 
-// FileExt returns the extension FastDFS clients derive from a local name
-// (fdfs_get_file_ext_name): the text after the last dot when it is at most 6
-// bytes and holds no '/', widened to a two-part extension such as "tar.gz"
-// when that still fits in 6 bytes. It returns "" when there is none.
+// FileExt is the one rule for the extension a file ID keeps of a local
+// name, so that nginx serves the file with the right type. It is FastDFS's
+// client rule (fdfs_get_file_ext_name in client/client_func.c): the text
+// after the last dot when that is at most 6 bytes and holds no '/', widened
+// to a two-part extension such as "tar.gz" when that still fits in 6 bytes;
+// then held to what a storage accepts (fdfs_validate_filename, which the
+// upload commands apply: letters, digits, '-', '_' and '.'). Where the C
+// client would send an extension the storage refuses ("a.b~c"), FileExt
+// falls back to the last part alone, then to none: the upload succeeds
+// without one instead of failing. It returns "" when there is none.
 func FileExt(name string) string {
 	dot := strings.LastIndexByte(name, '.')
 	if dot < 0 {
 		return ""
 	}
 	ext := name[dot+1:]
-	if len(ext) > FdfsFileExtNameMaxLen || strings.ContainsRune(ext, '/') {
+	if len(ext) > FdfsFileExtNameMaxLen || strings.ContainsRune(ext, '/') || !ValidExt(ext) {
 		return ""
 	}
 	start := max(dot-(FdfsFileExtNameMaxLen-len(ext))-1, 0)
 	for p := dot - 1; p > start; p-- {
 		if name[p] == '.' {
-			if two := name[p+1:]; !strings.ContainsRune(two, '/') {
+			if two := name[p+1:]; ValidExt(two) {
 				return two
 			}
 			break
@@ -205,8 +211,9 @@ func FileExt(name string) string {
 	return ext
 }
 
-// ValidExt reports whether ext can go into a FastDFS name: at most 6 bytes of
-// letters, digits, '-', '_' and '.'.
+// ValidExt reports whether a storage accepts ext in an upload (its
+// fdfs_validate_filename): at most 6 bytes of letters, digits, '-', '_' and
+// '.'.
 func ValidExt(ext string) bool {
 	if len(ext) > FdfsFileExtNameMaxLen {
 		return false

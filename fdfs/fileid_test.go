@@ -188,6 +188,14 @@ func TestFileExt(t *testing.T) {
 		"report.final.pdf": "pdf", // "final.pdf" is over 6 bytes
 		".bashrc":          "bashrc",
 		"trailingdot.":     "",
+		"a.j-g":            "j-g",
+		"a.x_y":            "x_y",
+		// The storage refuses what is not a letter, digit, -, _ or .:
+		// the last part alone, else none.
+		"a.b~c":    "",
+		"x.b~c.gz": "gz",
+		"a.ß":      "",
+		"a b.c d":  "",
 	} {
 		if got := FileExt(name); got != want {
 			t.Errorf("FileExt(%q) = %q, want %q", name, got, want)

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"strings"
 	"syscall"
@@ -17,8 +18,15 @@ import (
 // By-ID paths: group2/M00/00/00/<name> opens the FastDFS file
 // group2/M00/00/00/<name> read-only, whether or not a name in the index
 // points at it, so file IDs kept in an application's database work as
-// paths, as nginx URLs do. These nodes are virtual: they are not listed and
-// never enter the index.
+// paths, as nginx URLs do. The directories list the index's by-ID view:
+// the files `fdfsfs index adopt` found in the group and those written
+// through the mount. The group directory does not list its store paths
+// (M00): a copy, du or find of a group would otherwise meet every named
+// file twice; the tree is listed from M00 down. The tree is read-only (EROFS), so that an rm -rf in
+// the wrong place never deletes a file an application still references; ln
+// from it into a named directory gives a file a name without copying it.
+// These nodes are virtual: they have no inodes in the index, and their
+// numbers come from their paths.
 
 // isStorePath reports whether name is a FastDFS store path directory (M00).
 func isStorePath(name string) bool {
@@ -60,11 +68,34 @@ func (d *byIDDir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.A
 
 var _ = (fusefs.NodeReaddirer)((*byIDDir)(nil))
 
-// Readdir is empty: FastDFS cannot list a directory's files, and the point
-// of these paths is opening IDs the application already has.
+// Readdir lists the index's by-ID view of the directory: the
+// sub-directories that hold files, or the files of a leaf directory. A
+// file the view does not list still opens by its ID.
 func (d *byIDDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	return fusefs.NewListDirStream(nil), 0
+	byID, ok := d.fs.idx.(index.ByIDIndex)
+	if !ok {
+		return fusefs.NewListDirStream(nil), 0
+	}
+	dir := d.path()
+	var list []fuse.DirEntry
+	err := byID.ByIDReadDir(ctx, dir, 0, func(subs []string) error {
+		for _, s := range subs {
+			list = append(list, fuse.DirEntry{Name: s, Mode: syscall.S_IFDIR, Ino: byIDIno(dir + "/" + s)})
+		}
+		return nil
+	}, func(es []index.ByIDEntry) error {
+		for _, e := range es {
+			list = append(list, fuse.DirEntry{Name: e.Name(), Mode: syscall.S_IFREG, Ino: byIDIno(e.FileID)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, d.fs.toErrno("readdir by id "+dir, err)
+	}
+	return fusefs.NewListDirStream(list), 0
 }
+
+func (d *byIDDir) path() string { return d.group + "/" + strings.Join(d.parts, "/") }
 
 var _ = (fusefs.NodeLookuper)((*byIDDir)(nil))
 
@@ -79,11 +110,10 @@ func (d *byIDDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return d.NewInode(ctx, &byIDDir{fs: d.fs, group: d.group, parts: parts},
 			fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: byIDIno(path)}), 0
 	}
-	size, err := d.fs.be.FileSize(ctx, path)
+	n, err := d.fs.byIDFile(ctx, path)
 	if err != nil {
 		return nil, d.fs.toErrno("lookup by id "+path, err)
 	}
-	n := &byIDFile{fs: d.fs, fileID: path, size: size}
 	n.fill(&out.Attr)
 	return d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: byIDIno(path)}), 0
 }
@@ -94,15 +124,46 @@ type byIDFile struct {
 	fs     *FS
 	fileID string
 	size   int64
+	mtime  time.Time
+	// ino is the inode of the name holding the file (a named entry of
+	// the view), 0 when no name does or it is not known.
+	ino index.Ino
 }
 
+// byIDFile describes fileID from the index's view when it lists it with a
+// size, so that `ls -l` of a by-ID directory asks FastDFS nothing, and
+// from the storage otherwise.
+func (f *FS) byIDFile(ctx context.Context, fileID string) (*byIDFile, error) {
+	n := &byIDFile{fs: f, fileID: fileID, mtime: time.Unix(0, 0)}
+	if byID, ok := f.idx.(index.ByIDIndex); ok {
+		e, err := byID.ByIDLookup(ctx, fileID)
+		switch {
+		case err == nil:
+			n.mtime, n.ino = e.Mtime, e.Ino
+			if e.Size >= 0 {
+				n.size = e.Size
+				return n, nil
+			}
+		case !errors.Is(err, index.ErrNotFound):
+			return nil, err
+		}
+	}
+	size, err := f.be.FileSize(ctx, fileID)
+	if err != nil {
+		return nil, err
+	}
+	n.size = size
+	return n, nil
+}
+
+// The view is not a link: a by-ID file counts one link whatever names the
+// tree gives it.
 func (n *byIDFile) fill(out *fuse.Attr) {
 	out.Mode = syscall.S_IFREG | 0o444
 	out.Size = uint64(n.size)
 	out.Nlink = 1
 	out.Blocks = (out.Size + 511) / 512
-	t := time.Unix(0, 0)
-	out.SetTimes(&t, &t, &t)
+	out.SetTimes(&n.mtime, &n.mtime, &n.mtime)
 }
 
 var _ = (fusefs.NodeGetattrer)((*byIDFile)(nil))

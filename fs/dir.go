@@ -16,9 +16,8 @@ import (
 // dirNode is a directory inside a group (the group directory itself too).
 type dirNode struct {
 	fusefs.Inode
-	fs    *FS
-	ino   index.Ino
-	group string
+	indexedXattrs // fs and ino
+	group         string
 	// top is true for the group directory, where by-ID paths start.
 	top bool
 }
@@ -33,11 +32,11 @@ func (f *FS) newChild(ctx context.Context, parent *fusefs.Inode, name string, a 
 	var node fusefs.InodeEmbedder
 	switch a.Kind {
 	case index.KindDir:
-		node = &dirNode{fs: f, ino: a.Ino, group: group, top: top}
+		node = &dirNode{indexedXattrs: indexedXattrs{f, a.Ino}, group: group, top: top}
 	case index.KindSymlink:
-		node = &symlinkNode{fs: f, ino: a.Ino}
+		node = &symlinkNode{indexedXattrs: indexedXattrs{f, a.Ino}}
 	case index.KindFIFO, index.KindSocket, index.KindCharDev, index.KindBlockDev:
-		node = &specialNode{fs: f, ino: a.Ino}
+		node = &specialNode{indexedXattrs: indexedXattrs{f, a.Ino}}
 	default:
 		node = &fileNode{fs: f, ino: a.Ino, group: group}
 	}
@@ -326,6 +325,8 @@ func (d *dirNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name st
 		ino = t.ino
 	case *specialNode:
 		ino = t.ino
+	case *byIDFile:
+		return d.linkByID(ctx, t, name, out)
 	default:
 		return nil, syscall.EPERM
 	}
@@ -372,6 +373,9 @@ var _ = (fusefs.NodeRenamer)((*dirNode)(nil))
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	ctx = uninterrupted(ctx)
 	if d.fs.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	if _, byID := newParent.(*byIDDir); byID {
 		return syscall.EROFS
 	}
 	np, ok := newParent.(*dirNode)
@@ -452,8 +456,7 @@ func (f *FS) setattr(ctx context.Context, ino index.Ino, in *fuse.SetAttrIn, out
 // symlinkNode is a symbolic link; its target lives in the index.
 type symlinkNode struct {
 	fusefs.Inode
-	fs  *FS
-	ino index.Ino
+	indexedXattrs // fs and ino
 }
 
 var _ = (fusefs.NodeReadlinker)((*symlinkNode)(nil))

@@ -42,7 +42,7 @@ func (p *pacedIndex) ReadDirBatches(ctx context.Context, parent index.Ino, batch
 func pacedDir(batches [][]index.Entry, fail error) (*dirNode, *pacedIndex) {
 	p := &pacedIndex{batches: batches, fail: fail, next: make(chan struct{}), ended: make(chan error, 1)}
 	f := &FS{idx: p, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	return &dirNode{fs: f, ino: 7}, p
+	return &dirNode{indexedXattrs: indexedXattrs{f, 7}}, p
 }
 
 func entries(names ...string) []index.Entry {

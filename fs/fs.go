@@ -21,8 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -431,6 +429,7 @@ func (f *FS) sweepPending(ctx context.Context) {
 				alive[p.Session] = live
 			}
 			if live {
+				f.log.Debug("sweep: an upload of a live session left alone", "file_id", p.FileID, "session", p.Session)
 				continue
 			}
 			f.takeAbandoned(ctx, p)
@@ -543,21 +542,6 @@ func (f *FS) dropHeld(ino index.Ino) {
 	f.mu.Lock()
 	delete(f.held, ino)
 	f.mu.Unlock()
-}
-
-// fileExt is the extension FastDFS keeps in the file ID, so that nginx
-// serves the file with the right type: at most 6 bytes of letters and digits.
-func fileExt(name string) string {
-	ext := strings.TrimPrefix(path.Ext(name), ".")
-	if len(ext) == 0 || len(ext) > 6 {
-		return ""
-	}
-	for _, c := range ext {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return ""
-		}
-	}
-	return ext
 }
 
 // fillAttr turns index attributes into FUSE attributes.

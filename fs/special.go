@@ -16,8 +16,7 @@ import (
 // asking the mount.
 type specialNode struct {
 	fusefs.Inode
-	fs  *FS
-	ino index.Ino
+	indexedXattrs // fs and ino
 }
 
 var _ = (fusefs.NodeGetattrer)((*specialNode)(nil))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"fdfsfs/cache"
+	"fdfsfs/fdfs"
 	"fdfsfs/index"
 )
 
@@ -669,7 +670,7 @@ func (r *mergedReader) Read(p []byte) (int, error) {
 // ext is the extension of the file's current name.
 func (n *fileNode) ext() string {
 	name, _ := n.Parent()
-	return fileExt(name)
+	return fdfs.FileExt(name)
 }
 
 // extents is a sorted set of disjoint half-open byte ranges.

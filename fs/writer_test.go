@@ -55,16 +55,6 @@ func TestExtents(t *testing.T) {
 	}
 }
 
-func TestFileExt(t *testing.T) {
-	for name, want := range map[string]string{
-		"a.jpg": "jpg", "a.tar.gz": "gz", "noext": "", "a.toolongx": "", "a.j-g": "", ".bashrc": "bashrc", "x.": "",
-	} {
-		if got := fileExt(name); got != want {
-			t.Errorf("fileExt(%q) = %q, want %q", name, got, want)
-		}
-	}
-}
-
 // A read that waits for the write lock while another handle commits must
 // find the file clean and read the committed content: it must not make a
 // writer that its own close then commits, uploading the file again with a

@@ -278,76 +278,36 @@ func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	return n.fs.removexattr(ctx, n.ino, attr, n.mirror)
 }
 
-var (
-	_ = (fusefs.NodeGetxattrer)((*dirNode)(nil))
-	_ = (fusefs.NodeListxattrer)((*dirNode)(nil))
-	_ = (fusefs.NodeSetxattrer)((*dirNode)(nil))
-	_ = (fusefs.NodeRemovexattrer)((*dirNode)(nil))
-)
-
-func (d *dirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return d.fs.getxattr(ctx, d.ino, attr, dest, nil)
-}
-
-func (d *dirNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return d.fs.listxattr(ctx, d.ino, dest)
-}
-
-func (d *dirNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return d.fs.setxattr(ctx, d.ino, attr, data, flags, nil)
-}
-
-func (d *dirNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return d.fs.removexattr(ctx, d.ino, attr, nil)
-}
-
-// Symlinks and special files take trusted.* only: the kernel refuses user.*
-// on them before it asks the mount.
-
-var (
-	_ = (fusefs.NodeGetxattrer)((*symlinkNode)(nil))
-	_ = (fusefs.NodeListxattrer)((*symlinkNode)(nil))
-	_ = (fusefs.NodeSetxattrer)((*symlinkNode)(nil))
-	_ = (fusefs.NodeRemovexattrer)((*symlinkNode)(nil))
-)
-
-func (s *symlinkNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return s.fs.getxattr(ctx, s.ino, attr, dest, nil)
-}
-
-func (s *symlinkNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return s.fs.listxattr(ctx, s.ino, dest)
-}
-
-func (s *symlinkNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return s.fs.setxattr(ctx, s.ino, attr, data, flags, nil)
-}
-
-func (s *symlinkNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return s.fs.removexattr(ctx, s.ino, attr, nil)
+// indexedXattrs gives a directory, a symlink or a special file the
+// extended attributes the index keeps for its inode; they have no content,
+// so no virtual attributes and no mirror. A symlink or special file takes
+// trusted.* only: the kernel refuses user.* on them before it asks.
+type indexedXattrs struct {
+	fs  *FS
+	ino index.Ino
 }
 
 var (
-	_ = (fusefs.NodeGetxattrer)((*specialNode)(nil))
-	_ = (fusefs.NodeListxattrer)((*specialNode)(nil))
-	_ = (fusefs.NodeSetxattrer)((*specialNode)(nil))
-	_ = (fusefs.NodeRemovexattrer)((*specialNode)(nil))
+	_ = (fusefs.NodeGetxattrer)((*indexedXattrs)(nil))
+	_ = (fusefs.NodeListxattrer)((*indexedXattrs)(nil))
+	_ = (fusefs.NodeSetxattrer)((*indexedXattrs)(nil))
+	_ = (fusefs.NodeRemovexattrer)((*indexedXattrs)(nil))
 )
 
-func (s *specialNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return s.fs.getxattr(ctx, s.ino, attr, dest, nil)
+func (x *indexedXattrs) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return x.fs.getxattr(ctx, x.ino, attr, dest, nil)
 }
 
-func (s *specialNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return s.fs.listxattr(ctx, s.ino, dest)
+func (x *indexedXattrs) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return x.fs.listxattr(ctx, x.ino, dest)
 }
 
-func (s *specialNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return s.fs.setxattr(ctx, s.ino, attr, data, flags, nil)
+func (x *indexedXattrs) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return x.fs.setxattr(ctx, x.ino, attr, data, flags, nil)
 }
 
-func (s *specialNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return s.fs.removexattr(ctx, s.ino, attr, nil)
+func (x *indexedXattrs) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return x.fs.removexattr(ctx, x.ino, attr, nil)
 }
 
 // A file opened by its ID has no inode in the index: its attributes are

@@ -20,6 +20,9 @@ import "encoding/binary"
 //	'S' session            → a registered session: its expiry, 8 bytes big-endian
 //	                         Unix nanoseconds (the key also has a Badger TTL a
 //	                         little longer, which drops it eventually)
+//	'I' fileID             → by-ID view entry, encodeByID (byid.go): a file the
+//	                         group holds, listed under its ID path; a view, so
+//	                         no inode, no dentry and no link count
 //
 // The layout is versioned by "schema"; a store with another version is
 // refused rather than misread.
@@ -33,6 +36,7 @@ const (
 	tableHolds   = 'H'
 	tableSession = 'S'
 	tableXattrs  = 'X'
+	tableByID    = 'I'
 )
 
 const schemaVersion = 1

@@ -213,6 +213,9 @@ func (e *engine) Create(ctx context.Context, parent Ino, name string, attr Attr)
 			if err := tx.kv.deletePending(a.FileID); err != nil {
 				return err
 			}
+			if err := tx.claimByID(n.Attr); err != nil {
+				return err
+			}
 		}
 		if err := tx.setDentry(parent, name, ino, a.Kind); err != nil {
 			return err
@@ -576,7 +579,7 @@ func (e *engine) SetContent(ctx context.Context, ino Ino, c Content) (Attr, erro
 		n.Gen++
 		tx.touch(n)
 		a = n.Attr
-		return nil
+		return tx.claimByID(n.Attr)
 	})
 	return a, err
 }

@@ -40,6 +40,9 @@ import (
 //	P "x:" ino        → the inode's extended attributes, encodeXattrs (codec.go)
 //	P "s:" session    → a registered session, "1", expiring (PX) at the
 //	                    session's TTL unless its heartbeat sets it again
+//	P "i:" leaf       → by-ID view: hash of one ID directory, name →
+//	                    encodeByID; P "il:" group → set of its leaves
+//	                    (redis_byid.go)
 //
 // A directory being one hash makes a listing one HGETALL, and makes "is it
 // empty" and "did anybody add to it" questions about one key, which WATCH

@@ -1,15 +1,10 @@
 package index_test
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +13,7 @@ import (
 
 	"fdfsfs/index"
 	"fdfsfs/index/indextest"
+	"fdfsfs/internal/redisserver"
 )
 
 // A redis-server of our own, started by the first test that needs one and
@@ -26,19 +22,15 @@ import (
 // other's keys.
 var (
 	redisOnce sync.Once
-	redisURL  string
+	redis     *redisserver.Server
 	redisErr  error
-	redisCmd  *exec.Cmd
-	redisDir  string
 	prefixes  atomic.Int64
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if redisCmd != nil {
-		redisCmd.Process.Kill()
-		redisCmd.Wait()
-		os.RemoveAll(redisDir)
+	if redis != nil {
+		redis.Close()
 	}
 	os.Exit(code)
 }
@@ -47,78 +39,14 @@ func TestMain(m *testing.M) {
 // redis-server is not installed.
 func redisServer(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	redisOnce.Do(func() { redis, redisErr = redisserver.Start() })
+	if errors.Is(redisErr, redisserver.ErrNotInstalled) {
 		t.Skip("redis-server is not installed (PATH); the Redis engine is not tested")
 	}
-	redisOnce.Do(func() { redisURL, redisErr = startRedis(bin) })
 	if redisErr != nil {
 		t.Fatalf("start redis-server: %v", redisErr)
 	}
-	return redisURL
-}
-
-func startRedis(bin string) (string, error) {
-	dir, err := os.MkdirTemp("", "fdfsfs-redis-")
-	if err != nil {
-		return "", err
-	}
-	var lastErr error
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
-		if err := cmd.Start(); err != nil {
-			return "", err
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if lastErr = waitPing(addr, 10*time.Second); lastErr == nil {
-			redisCmd, redisDir = cmd, dir
-			return "redis://" + addr + "/0", nil
-		}
-		cmd.Process.Kill()
-		cmd.Wait()
-	}
-	log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-	os.RemoveAll(dir)
-	return "", fmt.Errorf("%v\n%s", lastErr, log)
-}
-
-// waitPing waits until the server at addr answers PING.
-func waitPing(addr string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		err := ping(addr)
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != "+PONG\r\n" {
-		return fmt.Errorf("PING answered %q", line)
-	}
-	return nil
+	return redis.URL
 }
 
 // newPrefix names a store no other test uses.

@@ -192,6 +192,12 @@ func (tx *txn) setPending(p Pending) error {
 	if p.Since.IsZero() {
 		p.Since = tx.now
 	}
+	if p.Reason == PendingDelete {
+		// A file due for deletion leaves the by-ID view with it.
+		if err := tx.dropByID(p.FileID); err != nil {
+			return err
+		}
+	}
 	return tx.kv.setPending(p.FileID, encodePending(p))
 }
 

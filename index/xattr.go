@@ -76,35 +76,22 @@ func (e *engine) SetXattr(ctx context.Context, ino Ino, name string, value []byt
 	if value == nil {
 		value = []byte{}
 	}
-	return e.be.update(ctx, func(tx *txn) error {
-		n, err := tx.node(ino)
-		if err != nil {
-			return err
-		}
-		xs, err := tx.xattrs(ino)
-		if err != nil {
-			return err
-		}
+	return e.changeXattrs(ctx, ino, func(xs []Xattr) ([]Xattr, error) {
 		i, ok := slices.BinarySearchFunc(xs, name, compareXattrName)
 		switch {
 		case ok && flags == XattrCreate:
-			return ErrExists
+			return nil, ErrExists
 		case !ok && flags == XattrReplace:
-			return ErrNoXattr
+			return nil, ErrNoXattr
 		case ok:
 			xs[i].Value = value
 		default:
 			xs = slices.Insert(xs, i, Xattr{Name: name, Value: value})
 		}
 		if total := xattrsSize(xs); total > MaxXattrTotal {
-			return fmt.Errorf("%w: %d bytes of xattrs on inode %d", ErrNoSpace, total, ino)
+			return nil, fmt.Errorf("%w: %d bytes of xattrs on inode %d", ErrNoSpace, total, ino)
 		}
-		if err := tx.kv.setXattrs(ino, encodeXattrs(xs)); err != nil {
-			return err
-		}
-		n.Ctime = tx.now
-		tx.touch(n)
-		return nil
+		return xs, nil
 	})
 }
 
@@ -114,6 +101,18 @@ func (e *engine) RemoveXattr(ctx context.Context, ino Ino, name string) error {
 	if err := checkXattrName(name); err != nil {
 		return err
 	}
+	return e.changeXattrs(ctx, ino, func(xs []Xattr) ([]Xattr, error) {
+		i, ok := slices.BinarySearchFunc(xs, name, compareXattrName)
+		if !ok {
+			return nil, ErrNoXattr
+		}
+		return slices.Delete(xs, i, i+1), nil
+	})
+}
+
+// changeXattrs rewrites ino's attributes with change, and its ctime, in
+// one transaction.
+func (e *engine) changeXattrs(ctx context.Context, ino Ino, change func([]Xattr) ([]Xattr, error)) error {
 	return e.be.update(ctx, func(tx *txn) error {
 		n, err := tx.node(ino)
 		if err != nil {
@@ -123,11 +122,9 @@ func (e *engine) RemoveXattr(ctx context.Context, ino Ino, name string) error {
 		if err != nil {
 			return err
 		}
-		i, ok := slices.BinarySearchFunc(xs, name, compareXattrName)
-		if !ok {
-			return ErrNoXattr
+		if xs, err = change(xs); err != nil {
+			return err
 		}
-		xs = slices.Delete(xs, i, i+1)
 		if err := tx.kv.setXattrs(ino, encodeXattrs(xs)); err != nil {
 			return err
 		}

@@ -439,3 +439,45 @@ func TestCopyTools(t *testing.T) {
 		}
 	})
 }
+
+// TestZeroMode: a mode of 0000 is shown and enforced as 0000 (pjdfstest
+// open/26.t): another user can neither read the file nor look into the
+// directory.
+func TestZeroMode(t *testing.T) {
+	c := cluster(t, localcluster.Options{})
+	m := startMount(t, c, "-o", "allow_other")
+	g := m.path("group1")
+	f := filepath.Join(g, "closed")
+	fd, err := syscall.Open(f, syscall.O_CREAT|syscall.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Write(fd, []byte("secret"))
+	syscall.Close(fd)
+	d := filepath.Join(g, "shut")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(d, "inside"), []byte("x"), 0o644)
+	if err := os.Chmod(d, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(g, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{f: "0 regular file", d: "0 directory"} {
+		if out := strings.TrimSpace(sh(t, "stat -c '%a %F' '"+p+"'")); out != want {
+			t.Errorf("stat %s = %q, want %q", p, out, want)
+		}
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("no setpriv (util-linux) to act as another user")
+	}
+	as := "setpriv --reuid=65534 --regid=65534 --clear-groups "
+	if out, err := exec.Command("bash", "-c", as+"cat '"+f+"'").CombinedOutput(); err == nil {
+		t.Errorf("another user read a 0000 file: %s", out)
+	}
+	if out, err := exec.Command("bash", "-c", as+"stat '"+filepath.Join(d, "inside")+"'").CombinedOutput(); err == nil {
+		t.Errorf("another user looked into a 0000 directory: %s", out)
+	}
+}

@@ -145,7 +145,7 @@ func treeXattrs(t *testing.T, dir string) string {
 // names of the hard link on one inode.
 func sameTree(t *testing.T, src, copy string) {
 	t.Helper()
-	dropCaches()
+	dropCaches(t)
 	// diff compares no FIFO, socket or device; treeShape does.
 	sh(t, "diff -r --no-dereference -x special '"+src+"' '"+copy+"'")
 	if want, got := treeShape(t, src), treeShape(t, copy); want != got {
@@ -179,9 +179,10 @@ func unstartedMount(t *testing.T, c *localcluster.Cluster, engine ...string) *mo
 	return m
 }
 
-// copyIndex pipes `fdfsfs meta dump FROM...` into `fdfsfs meta load TO...`,
-// as the README tells users to.
-func copyIndex(t *testing.T, from, to []string) {
+// copyIndex pipes `fdfsfs VERB dump FROM...` into `fdfsfs VERB load TO...`,
+// as the README tells users to (VERB index; meta is the old spelling), and
+// returns what both said on stderr.
+func copyIndex(t *testing.T, verb string, from, to []string) string {
 	t.Helper()
 	q := func(args []string) string {
 		s := ""
@@ -190,7 +191,7 @@ func copyIndex(t *testing.T, from, to []string) {
 		}
 		return s
 	}
-	sh(t, "'"+binary+"' meta dump"+q(from)+" | '"+binary+"' meta load"+q(to))
+	return sh(t, "{ '"+binary+"' "+verb+" dump"+q(from)+" | '"+binary+"' "+verb+" load"+q(to)+"; } 2>&1")
 }
 
 // flushRedis empties the test's Redis database (FLUSHDB), as losing the
@@ -216,7 +217,8 @@ func flushRedis(t *testing.T, redisURL string) {
 }
 
 // TestEngineDumpLoad carries one tree from Badger to Redis and back with
-// meta dump | meta load; every copy mounts and holds the same tree.
+// index dump | index load (and back with the old spelling, meta dump |
+// meta load); every copy mounts and holds the same tree.
 func TestEngineDumpLoad(t *testing.T) {
 	redisURL := redisServer(t)
 	c := cluster(t, localcluster.Options{})
@@ -227,7 +229,9 @@ func TestEngineDumpLoad(t *testing.T) {
 	sameTree(t, src, badger.path("group2", "tree"))
 	badger.stop()
 
-	copyIndex(t, []string{"--index", filepath.Join(badger.state, "index")}, []string{"--meta", redisURL})
+	if out := copyIndex(t, "index", []string{"--index", filepath.Join(badger.state, "index")}, []string{"--meta", redisURL}); out != "" {
+		t.Errorf("index dump | index load said %q", out)
+	}
 	shared := unstartedMount(t, c, "--meta", redisURL)
 	shared.start()
 	sameTree(t, src, shared.path("group2", "tree"))
@@ -239,7 +243,12 @@ func TestEngineDumpLoad(t *testing.T) {
 
 	back := unstartedMount(t, c)
 	backIndex := filepath.Join(back.state, "index")
-	copyIndex(t, []string{"--meta", redisURL}, []string{"--index", backIndex})
+	out := copyIndex(t, "meta", []string{"--meta", redisURL}, []string{"--index", backIndex})
+	for _, verb := range []string{"dump", "load"} {
+		if want := "'meta " + verb + "' is deprecated: use 'fdfsfs index " + verb + "'"; !strings.Contains(out, want) {
+			t.Errorf("meta %s does not say %q; it said %q", verb, want, out)
+		}
+	}
 	back.start()
 	sameTree(t, src, back.path("group2", "tree"))
 	back.stop()
@@ -271,8 +280,8 @@ func TestEngineRedisBackupRestore(t *testing.T) {
 		t.Fatalf("index backup printed %q, want a group2 file ID", id)
 	}
 	flushRedis(t, redisURL)
-	if out := shErr(t, "'"+binary+"' meta dump --meta '"+redisURL+"'"); !strings.Contains(out, "empty") {
-		t.Fatalf("meta dump after FLUSHDB: %s, want an empty store", out)
+	if out := shErr(t, "'"+binary+"' index dump --meta '"+redisURL+"'"); !strings.Contains(out, "empty") {
+		t.Fatalf("index dump after FLUSHDB: %s, want an empty store", out)
 	}
 
 	run(t, append([]string{"index", "restore", id, "--meta", redisURL}, trackers...)...)

@@ -1,16 +1,20 @@
 package test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"fdfsfs/fdfs"
 	"fdfsfs/fdfs/localcluster"
@@ -91,7 +95,7 @@ func TestFaultStorageDownReadsFromPeer(t *testing.T) {
 	for i, name := range []string{"second", "third"} {
 		down := sts[i]
 		down.Stop()
-		dropCaches()
+		dropCaches(t)
 		if got := sum(t, m.path("group1", name)); got != sumBytes(want[name]) {
 			t.Fatalf("%s with storage %d down: content differs", name, i)
 		}
@@ -255,7 +259,7 @@ func TestFaultTrackerDownAtMount(t *testing.T) {
 	if err := c.StartTracker(0); err != nil {
 		t.Fatal(err)
 	}
-	dropCaches()
+	dropCaches(t)
 	if got := sum(t, m.path("group1", "d", "f.bin")); got != sumBytes(data) {
 		t.Error("content differs after the tracker came back")
 	}
@@ -434,8 +438,21 @@ wait:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seen < len(closed) {
-		t.Fatalf("%d names after the remount, %d files were closed", seen, len(closed))
+	// Every file whose close returned 0, by its name and its bytes.
+	lost := 0
+	for i := range closed {
+		b, err := os.ReadFile(m.path("group1", name(i)))
+		switch {
+		case err != nil:
+			t.Errorf("%s: closed before the kill: %v", name(i), err)
+		case !bytes.Equal(b, content(i)):
+			t.Errorf("%s: closed before the kill, reads %d bytes that differ from the %d written", name(i), len(b), len(content(i)))
+		default:
+			continue
+		}
+		if lost++; lost == 10 {
+			t.Fatalf("stopping after %d lost files (%d names after the remount, %d files closed)", lost, seen, len(closed))
+		}
 	}
 	m.stop()
 	// The remount deleted the journalled uploads the kill left without a
@@ -662,7 +679,10 @@ func TestFaultLoad(t *testing.T) {
 	const (
 		writers, readers = 16, 16
 		keep             = 6 // files each writer keeps; older ones are removed
-		rssBoundKB       = 1 << 20
+		// The README says the mount's RSS stayed at 125-160 MiB; the
+		// bound adds a quarter for noise (GC timing, a shared machine).
+		readmeRSSMiB = 160
+		rssBoundKB   = readmeRSSMiB << 10 * 5 / 4
 	)
 	c := cluster(t, localcluster.Options{})
 	// 1 MiB chunks: the larger files are streamed in several requests. The
@@ -783,8 +803,11 @@ func TestFaultLoad(t *testing.T) {
 	close(stop)
 	within(t, 2*time.Minute, "the writers and readers", wg.Wait)
 	t.Logf("%v: %d files written, %d read back; mount RSS at most %d MiB", duration, written.Load(), read.Load(), maxRSS>>10)
-	if maxRSS > rssBoundKB {
-		t.Errorf("mount RSS reached %d MiB, bound %d MiB", maxRSS>>10, rssBoundKB>>10)
+	switch {
+	case raceBinary:
+		t.Logf("a race-detector build: its RSS is not held to the README's %d MiB", readmeRSSMiB)
+	case maxRSS > rssBoundKB:
+		t.Errorf("mount RSS reached %d MiB; the README says at most %d MiB (bound with noise: %d MiB)", maxRSS>>10, readmeRSSMiB, rssBoundKB>>10)
 	}
 	if written.Load() == 0 || read.Load() == 0 {
 		t.Fatalf("nothing happened: %d written, %d read", written.Load(), read.Load())
@@ -792,7 +815,7 @@ func TestFaultLoad(t *testing.T) {
 
 	// Every file still named reads back as written, from the storages (the
 	// page cache dropped).
-	dropCaches()
+	dropCaches(t)
 	mu.Lock()
 	for p, f := range files {
 		if got := sum(t, p); got != sumBytes(pattern(f.size, f.seed)) {
@@ -856,7 +879,7 @@ func TestFaultIndexBackupRestore(t *testing.T) {
 	}
 	run(t, append([]string{"index", "restore", id}, m.indexArgs(c)...)...)
 	m.start()
-	dropCaches()
+	dropCaches(t)
 	sh(t, "diff -r --no-dereference "+src+" "+m.path("group2", "tree"))
 	if out := sh(t, "stat -c %a "+m.path("group2", "tree", "a.txt")); strings.TrimSpace(out) != "640" {
 		t.Errorf("mode after restore = %s, want 640", out)
@@ -878,7 +901,7 @@ func TestFaultDroppedConnections(t *testing.T) {
 		if err := writeFile(p, data); err != nil {
 			t.Fatalf("write %d after dropped connections: %v", i, err)
 		}
-		dropCaches()
+		dropCaches(t)
 		if got := sum(t, p); got != sumBytes(data) {
 			t.Fatalf("read %d after dropped connections: content differs", i)
 		}
@@ -888,33 +911,45 @@ func TestFaultDroppedConnections(t *testing.T) {
 
 // TestFaultSignalsDuringClose: signals to the closing thread (Go's runtime
 // preempts goroutines with SIGURG) interrupt the FUSE request; close() still
-// saves the data and returns 0, not EINTR.
+// saves the data and returns 0, not EINTR. Only the thread that closes is
+// signalled, and the mount's FUSE log must show the kernel's INTERRUPT, so
+// the test knows the requests were in fact interrupted.
 func TestFaultSignalsDuringClose(t *testing.T) {
 	c := cluster(t, localcluster.Options{})
-	m := startMount(t, c, fastFail...)
+	m := startMount(t, c, append([]string{"--debug-fuse"}, fastFail...)...)
 	c.SetDelay(300 * time.Millisecond) // each close takes a while
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	tid := make(chan int)
+	errs := make(chan []error)
 	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Millisecond):
-				syscall.Kill(os.Getpid(), syscall.SIGURG)
-			}
+		// One OS thread writes, so that the signals reach the caller of
+		// close() and nothing else.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tid <- unix.Gettid()
+		var es []error
+		for i := 0; i < 3; i++ {
+			es = append(es, writeFile(m.path("group1", fmt.Sprintf("f%d", i)), pattern(1000, byte(i))))
 		}
+		errs <- es
 	}()
-	var errs []error
-	for i := 0; i < 3; i++ {
-		errs = append(errs, writeFile(m.path("group1", fmt.Sprintf("f%d", i)), pattern(1000, byte(i))))
+	writer := <-tid
+	var signals int
+	var results []error
+signalling:
+	for {
+		select {
+		case results = <-errs:
+			break signalling
+		case <-time.After(time.Millisecond):
+			if err := unix.Tgkill(os.Getpid(), writer, syscall.SIGURG); err != nil {
+				t.Fatalf("signalling the writing thread: %v", err)
+			}
+			signals++
+		}
 	}
-	close(stop)
-	wg.Wait()
 	c.SetDelay(0)
-	for i, err := range errs {
+	t.Logf("%d signals sent to the writing thread", signals)
+	for i, err := range results {
 		if err != nil {
 			t.Errorf("close %d with signals arriving: %v", i, err)
 			continue
@@ -922,5 +957,17 @@ func TestFaultSignalsDuringClose(t *testing.T) {
 		if got := sum(t, m.path("group1", fmt.Sprintf("f%d", i))); got != sumBytes(pattern(1000, byte(i))) {
 			t.Errorf("f%d: content differs", i)
 		}
+	}
+	interrupts := 0
+	for _, line := range strings.Split(m.log.String(), "\n") {
+		if strings.Contains(line, ": INTERRUPT ") {
+			if interrupts == 0 {
+				t.Logf("the mount saw: %s", line)
+			}
+			interrupts++
+		}
+	}
+	if interrupts == 0 {
+		t.Errorf("the mount received no INTERRUPT: the signals never interrupted a request (%d sent)", signals)
 	}
 }

@@ -521,3 +521,31 @@ func TestCachedBlocksOutliveRemount(t *testing.T) {
 		t.Errorf("the mount tried to splice read replies:\n%s", m.log.String())
 	}
 }
+
+// TestExtensionRuleShared: `fdfsfs put` and a copy into the mount derive a
+// file ID's extension by one rule, so a name the storage would refuse as an
+// extension ("b~c") uploads either way, and a two-part one is kept.
+func TestExtensionRuleShared(t *testing.T) {
+	c := cluster(t, localcluster.Options{})
+	m := startMount(t, c)
+	dir := t.TempDir()
+	for name, wantExt := range map[string]string{"a.b~c": "", "x.tar.gz": ".tar.gz", "p.j-g": ".j-g", "q.b~c.gz": ".gz"} {
+		src := filepath.Join(dir, name)
+		if err := os.WriteFile(src, []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		put := strings.TrimSpace(run(t, "put", "--tracker", c.TrackerAddr(), "--group", "group1", src))
+		sh(t, "cp '"+src+"' '"+m.path("group1", name)+"'")
+		mounted := strings.TrimSpace(sh(t, "getfattr --only-values -n user.fdfs.file_id '"+m.path("group1", name)+"'"))
+		for what, id := range map[string]string{"put": put, "cp": mounted} {
+			base := filepath.Base(id)
+			ext := ""
+			if i := strings.Index(base, "."); i >= 0 {
+				ext = base[i:]
+			}
+			if ext != wantExt {
+				t.Errorf("%s %q: file ID %s, want extension %q", what, name, id, wantExt)
+			}
+		}
+	}
+}

@@ -1,15 +1,11 @@
 package test
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,58 +14,26 @@ import (
 
 	"fdfsfs/fdfs/localcluster"
 	"fdfsfs/index"
+	"fdfsfs/internal/redisserver"
 )
 
-// redisServer starts a redis-server of the test's own on a free loopback
-// port, with no persistence, and returns its URL; t.Cleanup stops it after
-// the mounts (registered later) are gone.
+// redisServer starts a redis-server of the test's own and returns its URL;
+// it stops after the mounts (registered later) are gone.
 func redisServer(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed (PATH); the shared index is not tested")
-	}
-	dir := t.TempDir()
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if waitRedis(addr) {
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			return "redis://" + addr + "/0"
-		}
-		cmd.Process.Kill()
-		cmd.Wait()
-	}
-	log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-	t.Fatalf("redis-server did not answer PING\n%s", log)
-	return ""
+	return redisserver.New(t).URL
 }
 
-func waitRedis(addr string) bool {
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			continue
-		}
-		c.SetDeadline(time.Now().Add(time.Second))
-		c.Write([]byte("PING\r\n"))
-		line, _ := bufio.NewReader(c).ReadString('\n')
-		c.Close()
-		if line == "+PONG\r\n" {
-			return true
+// sweptAlone counts the times m's sweeps found an upload of the session
+// whose name contains session and left it alone (its debug log says so).
+func sweptAlone(m *mount, session string) int {
+	n := 0
+	for _, line := range strings.Split(m.log.String(), "\n") {
+		if strings.Contains(line, "an upload of a live session left alone") && strings.Contains(line, session) {
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 // startSharedMount mounts the cluster with its index in Redis, as one host
@@ -304,11 +268,16 @@ func TestSharedUploadSurvivesOtherSweeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ofA := fmt.Sprintf(":%d:", a.cmd.Process.Pid)
 	for off := 0; off < len(data); off += 1 << 20 {
 		if _, err := f.Write(data[off:min(off+1<<20, len(data))]); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(150 * time.Millisecond) // B sweeps meanwhile
+	}
+	// B's log says each time a sweep found A's upload and left it.
+	if n := sweptAlone(b, ofA); n < 2 {
+		t.Fatalf("B's sweeps left A's upload alone %d times while A wrote; want several\n%s", n, b.log)
 	}
 	if err := f.Close(); err != nil {
 		t.Fatalf("close on A: %v", err)
@@ -405,7 +374,14 @@ func TestSharedSessionExpiry(t *testing.T) {
 	})
 
 	// B sweeps about ten times while A is alive; it must touch nothing.
+	before, heldBefore := sweptAlone(b, ofA), strings.Count(b.log.String(), "orphan held open by a live session")
 	time.Sleep(time.Second)
+	if n := sweptAlone(b, ofA) - before; n < 2*len(uploads) {
+		t.Errorf("A alive: B's sweeps found A's %d uploads and left them alone %d times in a second; want at least two sweeps", len(uploads), n)
+	}
+	if n := strings.Count(b.log.String(), "orphan held open by a live session") - heldBefore; n < 2 {
+		t.Errorf("A alive: B's sweeps left the orphan A holds alone %d times in a second; want at least two sweeps", n)
+	}
 	if got := uploadsOfA(); !slices.Equal(got, uploads) {
 		t.Errorf("A alive: its journalled uploads went from %q to %q", uploads, got)
 	}

@@ -56,7 +56,7 @@ func TestSmallFileRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.start()
-	dropCaches()
+	dropCaches(t)
 	before = scrape(t, addr)
 	for name, data := range want {
 		got, err := os.ReadFile(m.path("group1", "small", name))

@@ -305,7 +305,7 @@ func TestCapturedStorageFrames(t *testing.T) {
 
 func TestFixtureCoverage(t *testing.T) {
 	// Every captured exchange is replayed by one of the tests above.
-	for i := 1; i <= 36; i++ {
+	for i := 1; i <= 38; i++ {
 		loadFixture(t, fmt.Sprintf("%02d", i))
 	}
 }

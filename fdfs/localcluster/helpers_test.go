@@ -124,19 +124,7 @@ func (w *wire) call(cmd, status byte, body []byte) (fdfs.Header, []byte) {
 }
 
 // startCluster starts a cluster that Close()s at the end of the test.
-func startCluster(t testing.TB, opts Options) *Cluster {
-	t.Helper()
-	c, err := Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return c
-}
+func startCluster(t testing.TB, opts Options) *Cluster { return ForTest(t, opts) }
 
 // storageOf returns the first storage of a group.
 func storageOf(t testing.TB, c *Cluster, group string) *Storage {

@@ -87,6 +87,9 @@ type response struct {
 	streamLen int64
 	stream    func(w io.Writer) error
 	cleanup   func() // releases what stream would have used; always called
+	// closeAfter closes the connection once the stream is sent: its end
+	// is the end of the connection (FETCH_ONE_PATH_BINLOG).
+	closeAfter bool
 }
 
 // ok answers success with a body.
@@ -308,5 +311,5 @@ func (s *server) respond(cn net.Conn, h fdfs.Header, resp response, stopped chan
 			return false
 		}
 	}
-	return true
+	return !resp.closeAfter
 }

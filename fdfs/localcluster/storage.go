@@ -141,6 +141,8 @@ func (st *Storage) handle(req *request) (response, error) {
 		return st.queryFileInfo(req)
 	case fdfs.StorageProtoCmdRegenerateAppenderFilename:
 		return st.regenerateAppenderFilename(req)
+	case fdfs.StorageProtoCmdFetchOnePathBinlog:
+		return st.fetchOnePathBinlog(req)
 	case fdfs.FdfsProtoCmdActiveTest:
 		if req.hdr.Length != 0 {
 			return fail(syscall.EINVAL), nil

@@ -59,6 +59,7 @@ func RunContract(t *testing.T, open func(t *testing.T) index.Index) {
 		{"Check", testCheck},
 		{"Closed", testClosed},
 		{"Cancelled", testCancelled},
+		{"ByID", testByID},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, fresh) })

@@ -549,10 +549,10 @@ func TestCheckUnreadableFiles(t *testing.T) {
 	tests := []struct {
 		rel, text, want string
 	}{
-		{"compose.yaml", "services:\n  a: {image: x}\n", "compose.yaml: line 2: flow mappings"},
-		{"compose.yaml", "services:\n  a:\n    image: &img x\n", "anchors, aliases and tags"},
+		{"compose.yaml", "services:\n  a: {image: x\n", "compose.yaml: yaml: line 1: did not find expected ',' or '}'"},
+		{"compose.yaml", "services:\n  a:\n    image: *img\n", "unknown anchor 'img'"},
 		{"compose.yaml", "services:\n  a:\n  a:\n", "key \"a\" appears twice"},
-		{"compose.yaml", "services:\n\t a:\n", "tabs cannot indent"},
+		{"compose.yaml", "services:\n\t a:\n", "compose.yaml: yaml: line 2: found character that cannot start any token"},
 		{"group1/nginx.conf", "http {\n server {\n listen 8888;\n", "line 2: block of \"server\" is not closed"},
 		{"group1/nginx.conf", "server { listen 8888 }\n", "directive \"listen\" is not terminated"},
 		{"group1/nginx.conf", "}\n", "unexpected \"}\""},

@@ -2,16 +2,17 @@ package main
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
-// This file reads the part of YAML that compose files are written in: block
-// mappings and sequences, plain and quoted scalars, one-line flow sequences
-// ([a, "b"]), literal and folded block scalars (| and >), and comments.
-// Anchors, aliases, tags, flow mappings and multi-line flow collections are
-// refused with a message naming the line, so --check never guesses. The kit
-// adds no YAML library to the module for one file it writes itself.
+// Compose files are read with go.yaml.in/yaml/v3 (the YAML organisation's
+// maintained yaml.v3), which knows all of YAML: anchors, aliases and merge
+// keys (<<) that compose files use to share settings, flow mappings, tags.
+// This file only turns its node tree into the small tree the checks walk,
+// with line numbers, and refuses what a compose file cannot mean: a key
+// that is not a scalar, a key given twice, an alias that expands without
+// bound.
 
 type yamlKind int
 
@@ -47,346 +48,114 @@ func (n *yamlNode) text() string {
 	return n.value
 }
 
-type yamlLine struct {
-	num    int
-	indent int
-	text   string // without indentation, comment and trailing blanks
-	raw    string // the whole line, for block scalars
-}
+// maxYAMLDepth bounds nesting, aliases followed included; maxYAMLNodes
+// bounds what aliases may expand to (a "billion laughs" file).
+const (
+	maxYAMLDepth = 64
+	maxYAMLNodes = 100000
+)
 
-// maxYAMLDepth bounds nesting for the same reason as maxNginxDepth.
-const maxYAMLDepth = 64
-
-type yamlParser struct {
-	lines []yamlLine
-	pos   int
-	depth int
-}
-
+// parseYAML reads the first document of data. An empty document is null.
 func parseYAML(data []byte) (*yamlNode, error) {
-	p := &yamlParser{}
-	for i, raw := range strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n") {
-		indent := len(raw) - len(strings.TrimLeft(raw, " "))
-		text := strings.TrimRight(stripYAMLComment(raw[indent:]), " \t")
-		if strings.HasPrefix(text, "\t") {
-			return nil, fmt.Errorf("line %d: tabs cannot indent YAML", i+1)
-		}
-		if indent == 0 && (text == "---" || text == "...") {
-			text = ""
-		}
-		p.lines = append(p.lines, yamlLine{num: i + 1, indent: indent, text: text, raw: raw})
-	}
-	root, err := p.parseNode(0)
-	if err != nil {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, err
 	}
-	p.skipBlank()
-	if p.pos < len(p.lines) {
-		return nil, fmt.Errorf("line %d: unexpected indentation", p.lines[p.pos].num)
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return &yamlNode{kind: yamlNull, line: 1}, nil
 	}
-	return root, nil
+	c := yamlConverter{budget: maxYAMLNodes}
+	return c.convert(doc.Content[0], 0)
 }
 
-// stripYAMLComment cuts a "#" comment that starts the text or follows a blank,
-// outside quotes.
-func stripYAMLComment(s string) string {
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote == '"' && c == '\\':
-			i++
-		case quote != 0:
-			if c == quote {
-				quote = 0
+type yamlConverter struct{ budget int }
+
+func (c *yamlConverter) convert(n *yaml.Node, depth int) (*yamlNode, error) {
+	if depth > maxYAMLDepth {
+		return nil, fmt.Errorf("line %d: nested deeper than %d levels", n.Line, maxYAMLDepth)
+	}
+	if c.budget--; c.budget < 0 {
+		return nil, fmt.Errorf("line %d: aliases expand to more than %d nodes", n.Line, maxYAMLNodes)
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		return c.convert(n.Alias, depth+1)
+	case yaml.ScalarNode:
+		if n.ShortTag() == "!!null" {
+			return &yamlNode{kind: yamlNull, line: n.Line}, nil
+		}
+		return &yamlNode{kind: yamlScalar, value: n.Value, line: n.Line}, nil
+	case yaml.SequenceNode:
+		out := &yamlNode{kind: yamlSeq, line: n.Line}
+		for _, it := range n.Content {
+			v, err := c.convert(it, depth+1)
+			if err != nil {
+				return nil, err
 			}
-		case c == '"' || c == '\'':
-			if i == 0 || strings.ContainsRune(" \t[,:-", rune(s[i-1])) {
-				quote = c
-			}
-		case c == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t'):
-			return s[:i]
+			out.items = append(out.items, v)
 		}
-	}
-	return s
-}
-
-func (p *yamlParser) skipBlank() {
-	for p.pos < len(p.lines) && p.lines[p.pos].text == "" {
-		p.pos++
-	}
-}
-
-func isSeqEntry(text string) bool { return text == "-" || strings.HasPrefix(text, "- ") }
-
-// parseNode reads the node whose lines are indented at least minIndent.
-func (p *yamlParser) parseNode(minIndent int) (*yamlNode, error) {
-	p.skipBlank()
-	if p.pos >= len(p.lines) || p.lines[p.pos].indent < minIndent {
-		return &yamlNode{kind: yamlNull}, nil
-	}
-	p.depth++
-	defer func() { p.depth-- }()
-	l := p.lines[p.pos]
-	if p.depth > maxYAMLDepth {
-		return nil, fmt.Errorf("line %d: nested deeper than %d", l.num, maxYAMLDepth)
-	}
-	switch {
-	case isSeqEntry(l.text):
-		return p.parseSeq(l.indent)
-	case mappingColon(l.text) >= 0:
-		return p.parseMap(l.indent)
-	}
-	p.pos++
-	return p.inline(l.text, l)
-}
-
-func (p *yamlParser) parseMap(indent int) (*yamlNode, error) {
-	n := &yamlNode{kind: yamlMap, vals: map[string]*yamlNode{}, line: p.lines[p.pos].num}
-	for {
-		p.skipBlank()
-		if p.pos >= len(p.lines) || p.lines[p.pos].indent < indent {
-			return n, nil
-		}
-		l := p.lines[p.pos]
-		if l.indent > indent {
-			return nil, fmt.Errorf("line %d: unexpected indentation", l.num)
-		}
-		colon := mappingColon(l.text)
-		if colon < 0 {
-			if isSeqEntry(l.text) {
-				return nil, fmt.Errorf("line %d: a list entry where a key was expected", l.num)
-			}
-			return nil, fmt.Errorf("line %d: %q is not \"key: value\"", l.num, l.text)
-		}
-		key, err := yamlScalarText(strings.TrimSpace(l.text[:colon]), l.num)
-		if err != nil {
+		return out, nil
+	case yaml.MappingNode:
+		out := &yamlNode{kind: yamlMap, line: n.Line, vals: map[string]*yamlNode{}}
+		if err := c.mapping(out, n, depth, false); err != nil {
 			return nil, err
 		}
-		if _, dup := n.vals[key]; dup {
-			return nil, fmt.Errorf("line %d: key %q appears twice", l.num, key)
-		}
-		rest := strings.TrimSpace(l.text[colon+1:])
-		p.pos++
-		var value *yamlNode
-		switch {
-		case rest != "":
-			value, err = p.inline(rest, l)
-		default:
-			// A sequence may sit at the same indentation as its key.
-			p.skipBlank()
-			if p.pos < len(p.lines) && p.lines[p.pos].indent == indent && isSeqEntry(p.lines[p.pos].text) {
-				value, err = p.parseSeq(indent)
-			} else {
-				value, err = p.parseNode(indent + 1)
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		n.keys = append(n.keys, key)
-		n.vals[key] = value
+		return out, nil
 	}
+	return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
 }
 
-func (p *yamlParser) parseSeq(indent int) (*yamlNode, error) {
-	n := &yamlNode{kind: yamlSeq, line: p.lines[p.pos].num}
-	for {
-		p.skipBlank()
-		if p.pos >= len(p.lines) || p.lines[p.pos].indent != indent || !isSeqEntry(p.lines[p.pos].text) {
-			if p.pos < len(p.lines) && p.lines[p.pos].indent > indent {
-				return nil, fmt.Errorf("line %d: unexpected indentation", p.lines[p.pos].num)
-			}
-			return n, nil
-		}
-		l := p.lines[p.pos]
-		rest := strings.TrimLeft(strings.TrimPrefix(l.text, "-"), " ")
-		var item *yamlNode
-		var err error
-		switch {
-		case rest == "":
-			p.pos++
-			item, err = p.parseNode(indent + 1)
-		case isSeqEntry(rest) || mappingColon(rest) >= 0:
-			// "- key: value" opens a mapping (or "- - x" a sequence) whose
-			// column is that of the text after the dash: re-read this line
-			// as if it started there.
-			p.lines[p.pos].indent = indent + len(l.text) - len(rest)
-			p.lines[p.pos].text = rest
-			item, err = p.parseNode(p.lines[p.pos].indent)
-		default:
-			p.pos++
-			item, err = p.inline(rest, l)
-		}
-		if err != nil {
-			return nil, err
-		}
-		n.items = append(n.items, item)
-	}
-}
-
-// mappingColon finds the ": " (or final ":") that ends a mapping key, outside
-// quotes and flow brackets; -1 when the text is not "key: value".
-func mappingColon(text string) int {
-	if strings.HasPrefix(text, "[") || strings.HasPrefix(text, "{") {
-		return -1
-	}
-	i := 0
-	if text != "" && (text[0] == '"' || text[0] == '\'') {
-		end := closingQuote(text)
-		if end < 0 {
-			return -1
-		}
-		i = end + 1
-	}
-	for ; i < len(text); i++ {
-		if text[i] == ':' && (i+1 == len(text) || text[i+1] == ' ' || text[i+1] == '\t') {
-			return i
-		}
-	}
-	return -1
-}
-
-// closingQuote returns the index of the quote closing the one at text[0].
-func closingQuote(text string) int {
-	q := text[0]
-	for i := 1; i < len(text); i++ {
-		switch {
-		case q == '"' && text[i] == '\\':
-			i++
-		case text[i] == q && q == '\'' && i+1 < len(text) && text[i+1] == '\'':
-			i++
-		case text[i] == q:
-			return i
-		}
-	}
-	return -1
-}
-
-// inline reads a value written after "key:" or "-": a scalar, a one-line flow
-// sequence, or the indicator of a block scalar on the following lines.
-func (p *yamlParser) inline(text string, l yamlLine) (*yamlNode, error) {
-	switch text[0] {
-	case '[':
-		return flowSeq(text, l.num)
-	case '{':
-		if strings.TrimSpace(text[1:]) == "}" {
-			return &yamlNode{kind: yamlMap, vals: map[string]*yamlNode{}, line: l.num}, nil
-		}
-		return nil, fmt.Errorf("line %d: flow mappings ({...}) are not read by --check; write the mapping as a block", l.num)
-	case '|', '>':
-		return p.blockScalar(text, l)
-	case '&', '*', '!':
-		return nil, fmt.Errorf("line %d: anchors, aliases and tags are not read by --check", l.num)
-	}
-	s, err := yamlScalarText(text, l.num)
-	if err != nil {
-		return nil, err
-	}
-	return &yamlNode{kind: yamlScalar, value: s, line: l.num}, nil
-}
-
-func flowSeq(text string, line int) (*yamlNode, error) {
-	if !strings.HasSuffix(text, "]") {
-		return nil, fmt.Errorf("line %d: a flow sequence must close on its own line", line)
-	}
-	n := &yamlNode{kind: yamlSeq, line: line}
-	body := strings.TrimSpace(text[1 : len(text)-1])
-	for body != "" {
-		var item string
-		if body[0] == '"' || body[0] == '\'' {
-			end := closingQuote(body)
-			if end < 0 {
-				return nil, fmt.Errorf("line %d: unterminated quoted string", line)
-			}
-			item, body = body[:end+1], strings.TrimSpace(body[end+1:])
-		} else {
-			end := strings.IndexByte(body, ',')
-			if end < 0 {
-				end = len(body)
-			}
-			item, body = strings.TrimSpace(body[:end]), body[end:]
-		}
-		if strings.ContainsAny(item[:1], "[{") {
-			return nil, fmt.Errorf("line %d: nested flow collections are not read by --check", line)
-		}
-		s, err := yamlScalarText(item, line)
-		if err != nil {
-			return nil, err
-		}
-		n.items = append(n.items, &yamlNode{kind: yamlScalar, value: s, line: line})
-		if body != "" {
-			if body[0] != ',' {
-				return nil, fmt.Errorf("line %d: expected \",\" in flow sequence", line)
-			}
-			body = strings.TrimSpace(body[1:])
-		}
-	}
-	return n, nil
-}
-
-// blockScalar reads "|" or ">" (with an optional "-" or "+" chomping
-// indicator) and the more-indented lines after it.
-func (p *yamlParser) blockScalar(indicator string, l yamlLine) (*yamlNode, error) {
-	style, chomp := indicator[0], ""
-	if len(indicator) > 1 {
-		chomp = indicator[1:]
-	}
-	if chomp != "" && chomp != "-" && chomp != "+" {
-		return nil, fmt.Errorf("line %d: block scalar indicator %q is not read by --check", l.num, indicator)
-	}
-	var lines []string
-	contentIndent := -1
-	for p.pos < len(p.lines) {
-		next := p.lines[p.pos]
-		if strings.TrimSpace(next.raw) == "" {
-			lines = append(lines, "")
-			p.pos++
+// mapping adds n's pairs to out. Pairs of a merge key (<<) come in
+// underneath: a key the mapping sets itself wins, as YAML says.
+func (c *yamlConverter) mapping(out *yamlNode, n *yaml.Node, depth int, merged bool) error {
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			merges = append(merges, v)
 			continue
 		}
-		if next.indent <= l.indent || (contentIndent >= 0 && next.indent < contentIndent) {
-			break
+		if k.Kind != yaml.ScalarNode {
+			return fmt.Errorf("line %d: a mapping key that is not a plain value", k.Line)
 		}
-		if contentIndent < 0 {
-			contentIndent = next.indent
+		if _, dup := out.vals[k.Value]; dup {
+			if merged {
+				continue
+			}
+			return fmt.Errorf("line %d: key %q appears twice", k.Line, k.Value)
 		}
-		lines = append(lines, next.raw[contentIndent:])
-		p.pos++
+		val, err := c.convert(v, depth+1)
+		if err != nil {
+			return err
+		}
+		out.keys = append(out.keys, k.Value)
+		out.vals[k.Value] = val
 	}
-	for len(lines) > 0 && lines[len(lines)-1] == "" && chomp != "+" {
-		lines = lines[:len(lines)-1]
+	for _, m := range merges {
+		if err := c.merge(out, m, depth+1); err != nil {
+			return err
+		}
 	}
-	sep := "\n"
-	if style == '>' {
-		sep = " "
-	}
-	value := strings.Join(lines, sep)
-	if chomp != "-" && value != "" {
-		value += "\n"
-	}
-	return &yamlNode{kind: yamlScalar, value: value, line: l.num}, nil
+	return nil
 }
 
-// yamlScalarText unquotes a single-line scalar.
-func yamlScalarText(s string, line int) (string, error) {
-	if s == "" {
-		return "", nil
+// merge brings in a merge key's value: a mapping, or a list of them.
+func (c *yamlConverter) merge(out *yamlNode, m *yaml.Node, depth int) error {
+	if depth > maxYAMLDepth {
+		return fmt.Errorf("line %d: nested deeper than %d levels", m.Line, maxYAMLDepth)
 	}
-	switch s[0] {
-	case '"':
-		if closingQuote(s) != len(s)-1 {
-			return "", fmt.Errorf("line %d: unterminated or trailing text after quoted string %s", line, s)
+	switch {
+	case m.Kind == yaml.AliasNode:
+		return c.merge(out, m.Alias, depth+1)
+	case m.Kind == yaml.MappingNode:
+		return c.mapping(out, m, depth, true)
+	case m.Kind == yaml.SequenceNode:
+		for _, it := range m.Content {
+			if err := c.merge(out, it, depth+1); err != nil {
+				return err
+			}
 		}
-		v, err := strconv.Unquote(s)
-		if err != nil {
-			return "", fmt.Errorf("line %d: cannot read quoted string %s: %v", line, s, err)
-		}
-		return v, nil
-	case '\'':
-		if closingQuote(s) != len(s)-1 {
-			return "", fmt.Errorf("line %d: unterminated or trailing text after quoted string %s", line, s)
-		}
-		return strings.ReplaceAll(s[1:len(s)-1], "''", "'"), nil
+		return nil
 	}
-	return s, nil
+	return fmt.Errorf("line %d: a merge key (<<) takes a mapping or a list of them", m.Line)
 }
