@@ -38,10 +38,7 @@ func (p *pipeline) run() {
 		failed, up, off := p.err != nil, p.up, p.uploaded
 		p.mu.Unlock()
 		if failed {
-			f.putChunk(chunk)
-			p.mu.Lock()
-			p.held--
-			p.mu.Unlock()
+			p.giveBack(chunk)
 			continue
 		}
 		var err error
@@ -51,9 +48,8 @@ func (p *pipeline) run() {
 		} else {
 			err = f.be.Modify(ctx, up.id, off, bytes.NewReader(chunk), size)
 		}
-		f.putChunk(chunk)
+		p.giveBack(chunk)
 		p.mu.Lock()
-		p.held--
 		if err != nil {
 			p.err = err
 			fileID := ""
@@ -84,6 +80,15 @@ func (p *pipeline) send(chunk []byte) error {
 	}
 	p.ch <- chunk
 	return nil
+}
+
+// giveBack returns a chunk sent: counted out of held first, so that a
+// writer that saw holding() true is sure to see the budget's give after.
+func (p *pipeline) giveBack(chunk []byte) {
+	p.mu.Lock()
+	p.held--
+	p.mu.Unlock()
+	p.n.fs.putChunk(chunk)
 }
 
 // holding reports whether chunks sent are still queued or uploading: their
