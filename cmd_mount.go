@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,6 +34,7 @@ type mountFlags struct {
 	cacheDir     string
 	cacheSize    int64
 	writeBuffer  int64
+	bufferSize   int64
 	options      []string
 	debugFuse    bool
 	localData    string
@@ -43,6 +45,7 @@ type mountFlags struct {
 	readAhead    int64
 	metrics      string
 	storeReuse   time.Duration
+	storageList  time.Duration
 	directIO     bool
 	background   bool
 	// adoptInterval re-adopts every group's files this often (0: never).
@@ -59,6 +62,7 @@ func (mf *mountFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&mf.cacheDir, "cache", "", "block cache and staging directory (default: CACHE/CLUSTER)")
 	fl.Var(sizeFlag(&mf.cacheSize, 4<<30), "cache-size", "block cache size limit in bytes (K, M, G suffixes)")
 	fl.Var(sizeFlag(&mf.writeBuffer, 32<<20), "write-buffer", "memory per file being written, in bytes (4 chunks of a quarter each)")
+	fl.Var(sizeFlag(&mf.bufferSize, 64<<20), "buffer-size", "memory for write buffers across all files, in bytes; a file that finds it spent waits for its own uploads or is staged on disk; with another 128 MiB it is also the Go runtime's soft memory limit unless GOMEMLIMIT is set (0: neither)")
 	fl.StringArrayVarP(&mf.options, "options", "o", nil, "mount options, comma-separated, repeatable: allow_other, ro, nonempty, fsname=NAME, and every flag here as name=value (a boolean as its bare name)")
 	fl.BoolVar(&mf.debugFuse, "debug-fuse", false, "log every FUSE request")
 	fl.StringVar(&mf.localData, "local-data", "", "data directory of the built-in local cluster, used when no tracker is configured (default: DATA/local)")
@@ -69,10 +73,16 @@ func (mf *mountFlags) register(fl *pflag.FlagSet) {
 	fl.Var(sizeFlag(&mf.readAhead, 4<<20), "read-ahead", "kernel readahead for the mount in bytes, set through /sys/class/bdi when fdfsfs may write there (0: the kernel's default)")
 	fl.StringVar(&mf.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567)")
 	fl.DurationVar(&mf.storeReuse, "store-reuse", time.Second, "how long the tracker's choice of storage for new files of a group serves further uploads (0: ask for every file, as the C client does)")
+	fl.DurationVar(&mf.storageList, "storage-list-ttl", 10*time.Second, "how long a group's storage list from the tracker lets reads and changes go straight to the storage a file ID names (0: ask the tracker for every file, as the C client does)")
 	fl.BoolVar(&mf.directIO, "direct-io", false, "read files without the kernel page cache: faster for large files read once in large blocks, much slower for small reads, and no second read from memory")
 	fl.DurationVar(&mf.adoptInterval, "adopt-interval", 0, "re-adopt every group's files into the by-ID tree this often, as index adopt does (0: off)")
 	fl.BoolVar(&mf.background, "background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
 }
+
+// memoryBeyondBuffers is the mount's memory besides its write buffers,
+// for the soft memory limit: the block cache's buffers (its memory tier,
+// fetches, the store queue) and the index's tables, about 128 MiB.
+const memoryBeyondBuffers = 128 << 20
 
 func runMount(ctx context.Context, args []string) error {
 	fl := flagSet("mount")
@@ -151,6 +161,12 @@ func (mf *mountFlags) validate() error {
 	if mf.storeReuse < 0 {
 		return fmt.Errorf("--store-reuse %v: negative", mf.storeReuse)
 	}
+	if mf.storageList < 0 {
+		return fmt.Errorf("--storage-list-ttl %v: negative", mf.storageList)
+	}
+	if mf.bufferSize < 0 {
+		return fmt.Errorf("--buffer-size %d: negative", mf.bufferSize)
+	}
 	if mf.sessionTTL < time.Second {
 		return fmt.Errorf("--session-ttl %v: want at least 1s", mf.sessionTTL)
 	}
@@ -196,6 +212,15 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 		return err
 	}
 	cfg.StoreReuse = mf.storeReuse
+	cfg.StorageListTTL = mf.storageList
+	if mf.bufferSize > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// The write buffers are bounded; what lets the heap grow past
+		// them is the collector's headroom (GOGC doubles the live heap
+		// before it runs). A soft limit of the buffers plus what the
+		// block cache and the index keep makes it collect sooner under
+		// load instead.
+		debug.SetMemoryLimit(mf.bufferSize + memoryBeyondBuffers)
+	}
 	key := "local"
 	if ok {
 		key = clusterKey(cfg.Trackers)
@@ -269,6 +294,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 		Cache:         blocks,
 		WriteChunk:    chunk,
 		WriteInflight: 3,
+		WriteBudget:   mf.bufferSize,
 		ReadOnly:      readOnly,
 		DirectIO:      mf.directIO,
 		Shared:        index.Shared(metaURL),

@@ -37,6 +37,8 @@ type Reader struct {
 	block   int64 // mu; block holding the end of the last sequential read
 	window  int64 // mu; blocks to keep fetched past block
 	ahead   int64 // mu; first block not yet handed to readahead
+
+	preload *flight // mu; the fetch Preload started, one waiter of it ours
 }
 
 // NewReader returns a Reader of obj through c.
@@ -271,6 +273,7 @@ func (r *Reader) Close() error {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
+	r.dropPreload()
 	r.cancel()
 	r.wg.Wait()
 	return nil

@@ -38,6 +38,13 @@ type Client struct {
 	// Config.StoreReuse.
 	storesMu sync.Mutex
 	stores   map[string]storeEntry
+
+	// views holds each group's storage list for Config.StorageListTTL,
+	// and down the storages that could not be reached lately (direct.go).
+	viewsMu  sync.Mutex
+	views    map[string]*groupView
+	down     map[string]time.Time
+	readTurn atomic.Uint64
 }
 
 type storeEntry struct {
@@ -497,10 +504,16 @@ func (c *Client) ListStorages(ctx context.Context, group, storageID string) ([]S
 	if err := checkGroup(group); err != nil {
 		return nil, err
 	}
+	ss, _, err := c.listStorages(ctx, group, storageID)
+	return ss, err
+}
+
+// listStorages is ListStorages that also says which layout the records had.
+func (c *Client) listStorages(ctx context.Context, group, storageID string) ([]StorageStat, StatLayout, error) {
 	var ss []StorageStat
+	var l StatLayout
 	req := request{cmd: TrackerProtoCmdServerListStorage, body: ListStoragesRequest{Group: group, StorageID: storageID}.Append(nil),
 		handle: readBody(func(b []byte) error {
-			var l StatLayout
 			var err error
 			if ss, l, err = DecodeStorageStats(b, c.statHint()); err == nil {
 				c.noteLayout(l)
@@ -508,9 +521,9 @@ func (c *Client) ListStorages(ctx context.Context, group, storageID string) ([]S
 			return err
 		})}
 	if err := c.tracker(ctx, req); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return ss, nil
+	return ss, l, nil
 }
 
 // groupsDecoder holds a group-records body and how it was read.
@@ -780,6 +793,9 @@ func (c *Client) updateTarget(ctx context.Context, fileID string) (FileID, strin
 	if err != nil {
 		return FileID{}, "", err
 	}
+	if a, ok := c.directUpdate(ctx, id); ok {
+		return id, a.String(), nil
+	}
 	s, err := c.QueryUpdate(ctx, fileID)
 	if err != nil {
 		return FileID{}, "", err
@@ -793,6 +809,7 @@ func (c *Client) updateExchange(ctx context.Context, id FileID, addr string, req
 	err := c.exchange(ctx, addr, req)
 	if retryable(err) {
 		c.forget(id.String())
+		c.markDown(addr)
 	}
 	return err
 }
@@ -890,14 +907,31 @@ func (c *Client) SetMetadataEntries(ctx context.Context, fileID string, meta []M
 	return c.updateExchange(ctx, id, addr, request{cmd: StorageProtoCmdSetMetadata, body: body})
 }
 
-// fetchServers runs op on the storage the tracker names for reading fileID
-// and, when that storage cannot be reached, on the others that hold it.
-func (c *Client) fetchServers(ctx context.Context, fileID string, op func(addr string) error) error {
+// fetchServers runs op on a storage the group's list names for reading
+// id (direct.go) or else the one the tracker names and, when that storage
+// cannot be reached, on the others that hold it. A storage tried already
+// is not tried again.
+func (c *Client) fetchServers(ctx context.Context, id FileID, op func(addr string) error) error {
+	fileID := id.String()
+	var tried ServerAddr
+	var triedErr error
+	if a, ok := c.directRead(ctx, id); ok {
+		err := op(a.String())
+		if !c.directFailed(a.String(), err) {
+			return err
+		}
+		c.cfg.Logger.Debug("fdfs: asking the tracker after a direct read failed", "file", fileID, "storage", a.String(), "err", err)
+		tried, triedErr = a, err
+	}
 	first, err := c.QueryFetch(ctx, fileID)
 	if err != nil {
 		return err
 	}
-	err = op(first.String())
+	if first == tried {
+		err = triedErr
+	} else {
+		err = op(first.String())
+	}
 	if !retryable(err) {
 		return err
 	}
@@ -907,7 +941,7 @@ func (c *Client) fetchServers(ctx context.Context, fileID string, op func(addr s
 		return err
 	}
 	for _, s := range all {
-		if s == first {
+		if s == first || s == tried {
 			continue
 		}
 		c.cfg.Logger.Warn("fdfs: reading from another storage", "file", fileID, "storage", s.String(), "after", err)
@@ -927,7 +961,7 @@ func (c *Client) GetMetadata(ctx context.Context, fileID string) (map[string]str
 		return nil, err
 	}
 	var entries []MetaEntry
-	err = c.fetchServers(ctx, fileID, func(addr string) error {
+	err = c.fetchServers(ctx, id, func(addr string) error {
 		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdGetMetadata, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil),
 			handle: readBody(decodeInto(&entries, DecodeMetadata))})
 	})
@@ -945,7 +979,7 @@ func (c *Client) QueryFileInfo(ctx context.Context, fileID string) (QueryFileInf
 		return QueryFileInfoResponse{}, err
 	}
 	var m QueryFileInfoResponse
-	err = c.fetchServers(ctx, fileID, func(addr string) error {
+	err = c.fetchServers(ctx, id, func(addr string) error {
 		return c.exchange(ctx, addr, request{cmd: StorageProtoCmdQueryFileInfo, body: FileRequest{Group: id.Group, Filename: id.Remote}.Append(nil),
 			handle: readBody(decodeInto(&m, DecodeQueryFileInfoResponse))})
 	})
@@ -968,7 +1002,7 @@ func (c *Client) Download(ctx context.Context, fileID string, off, length int64,
 		return 0, err
 	}
 	var total int64
-	err = c.fetchServers(ctx, fileID, func(addr string) error {
+	err = c.fetchServers(ctx, id, func(addr string) error {
 		if length > 0 && total == length {
 			return nil
 		}

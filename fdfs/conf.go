@@ -47,6 +47,12 @@ type Config struct {
 	// trip per file. An upload that fails on a reused answer drops it, and
 	// one whose reader can seek back is sent again where the tracker says.
 	StoreReuse time.Duration
+	// StorageListTTL is how long a group's storage list (LIST_STORAGE)
+	// serves reads and changes that go straight to a storage the file ID
+	// names, without the tracker's QUERY_FETCH_ONE or QUERY_UPDATE (see
+	// direct.go for the rule, the tracker's own). Zero asks the tracker
+	// for every file, as the C client does.
+	StorageListTTL time.Duration
 	// Observe, when set, is called after every exchange with a server:
 	// the command, the server's address, how long it took, the bytes sent
 	// and received (headers included) and the error (nil on success). It

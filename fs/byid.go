@@ -254,9 +254,9 @@ func (n *byIDFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	// No FOPEN_KEEP_CACHE: an appender file can change under its ID, and
 	// a by-ID node does not know whether it is one.
 	obj := n.fs.object(index.Attr{FileID: n.fileID, Size: d.size, Gen: d.gen})
-	var fuseFlags uint32
+	fuseFlags := uint32(fuse.FOPEN_NOFLUSH) // read-only: nothing to save at close
 	if n.fs.opts.DirectIO {
-		fuseFlags = fuse.FOPEN_DIRECT_IO
+		fuseFlags |= fuse.FOPEN_DIRECT_IO
 	}
 	return &byIDHandle{n: n, size: d.size, rd: n.fs.cache.NewReader(obj)}, fuseFlags, 0
 }

@@ -40,6 +40,11 @@ type fileNode struct {
 	// from (guarded by mu); an open that sees the same one keeps the cache.
 	keepGen   uint64
 	keepValid bool
+	// commits counts the content commits made through this node. On an
+	// index no other host writes, a handle's attributes read at open
+	// describe the committed content for as long as it is unchanged, and
+	// its reads skip the index (see fileHandle.committed).
+	commits atomic.Uint64
 	// userXattrs is set once a user.* attribute is changed through this
 	// node, so that a commit of new content mirrors them (a file that had
 	// content before always does).
@@ -173,11 +178,18 @@ func (f *FS) uploadErrno(op string, err error) syscall.Errno {
 var _ = (fusefs.NodeOpener)((*fileNode)(nil))
 
 func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	seq := n.commits.Load() // before the read, so a commit after it shows
 	a, err := n.fs.idx.GetAttr(ctx, n.ino)
 	if err != nil {
 		return nil, 0, n.fs.toErrno("open", err)
 	}
-	return n.open(ctx, flags, a)
+	fh, fuseFlags, errno := n.open(ctx, flags, a)
+	if h, ok := fh.(*fileHandle); ok && !n.fs.opts.Shared {
+		h.mu.Lock()
+		h.attr, h.attrSeq, h.attrOK = a, seq, true
+		h.mu.Unlock()
+	}
+	return fh, fuseFlags, errno
 }
 
 func (n *fileNode) open(ctx context.Context, flags uint32, a index.Attr) (fusefs.FileHandle, uint32, syscall.Errno) {
@@ -189,10 +201,18 @@ func (n *fileNode) open(ctx context.Context, flags uint32, a index.Attr) (fusefs
 	n.fs.mu.Unlock()
 
 	var fuseFlags uint32
-	if n.fs.opts.DirectIO && flags&syscall.O_ACCMODE == syscall.O_RDONLY {
+	readOnly := flags&syscall.O_ACCMODE == syscall.O_RDONLY
+	if readOnly {
+		// Nothing written through this handle needs saving at its
+		// close (writes by other handles are saved at theirs), and the
+		// kernel keeps file locks itself: one FUSE request less per
+		// close. fsync(2) still commits.
+		fuseFlags |= fuse.FOPEN_NOFLUSH
+	}
+	if n.fs.opts.DirectIO && readOnly {
 		// The kernel's pages of this file are neither used nor filled,
 		// so what it may hold of them (keepGen) stays as it was.
-		return &fileHandle{n: n}, fuse.FOPEN_DIRECT_IO, 0
+		return &fileHandle{n: n}, fuseFlags | fuse.FOPEN_DIRECT_IO, 0
 	}
 	n.mu.Lock()
 	dirty := n.dirtyLocked()
@@ -201,7 +221,27 @@ func (n *fileNode) open(ctx context.Context, flags uint32, a index.Attr) (fusefs
 	}
 	n.keepGen, n.keepValid = a.Gen, !dirty
 	n.mu.Unlock()
-	return &fileHandle{n: n}, fuseFlags, 0
+	h := &fileHandle{n: n}
+	if !dirty && fuseFlags&fuse.FOPEN_KEEP_CACHE == 0 && readOnly {
+		h.preload(a)
+	}
+	return h, fuseFlags, 0
+}
+
+// preload starts downloading a small file's whole content as it is opened
+// for reading (see cache.Reader.Preload), so that the first read finds it
+// in memory or on its way. A file the kernel still has pages of
+// (FOPEN_KEEP_CACHE) may never be read through the mount, and is left.
+func (h *fileHandle) preload(a index.Attr) {
+	if a.FileID == "" || a.Size <= 0 || a.Size > int64(h.n.fs.cache.BlockSize()) {
+		return
+	}
+	obj := h.n.fs.object(a)
+	rd := h.n.fs.cache.NewReader(obj)
+	rd.Preload()
+	h.mu.Lock()
+	h.rd, h.rdKey = rd, obj.Key
+	h.mu.Unlock()
 }
 
 // fileHandle is one open file description.
@@ -213,6 +253,24 @@ type fileHandle struct {
 	// was made for (guarded by mu).
 	rd    *cache.Reader
 	rdKey string
+	// attr is the file's attributes as open read them, while the node's
+	// commits count is still attrSeq (guarded by mu; attrOK says it is set).
+	attr    index.Attr
+	attrSeq uint64
+	attrOK  bool
+}
+
+// committed returns the committed content's attributes: those read at
+// open if no commit went through the node since (an index no other host
+// changes), else the index's.
+func (h *fileHandle) committed(ctx context.Context) (index.Attr, error) {
+	h.mu.Lock()
+	a, ok := h.attr, h.attrOK && h.attrSeq == h.n.commits.Load()
+	h.mu.Unlock()
+	if ok {
+		return a, nil
+	}
+	return h.n.fs.idx.GetAttr(ctx, h.n.ino)
 }
 
 var _ = (fusefs.FileReader)((*fileHandle)(nil))
@@ -224,7 +282,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	} else if dirty {
 		return readResult(dest[:got]), 0
 	}
-	a, err := n.fs.idx.GetAttr(ctx, n.ino)
+	a, err := h.committed(ctx)
 	if err != nil {
 		return nil, n.fs.toErrno("read", err)
 	}

@@ -98,6 +98,10 @@ type Options struct {
 	// SessionTTL is how long the session outlives its last heartbeat
 	// (default 30 s); the heartbeat comes every third of it.
 	SessionTTL time.Duration
+	// WriteBudget bounds the memory of write buffers across all files
+	// (--buffer-size); 0 or less: no bound. A file that finds it spent
+	// waits for its own chunks in flight, or is staged on disk instead.
+	WriteBudget int64
 }
 
 // FS is one mounted tree.
@@ -132,6 +136,8 @@ type FS struct {
 	uploads *uploads
 	// chunks are WriteChunk-sized buffers for streamed writes.
 	chunks sync.Pool
+	// budget bounds the chunks handed out (Options.WriteBudget).
+	budget *writeBudget
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -169,6 +175,7 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 		groups:  make(map[string]GroupInfo),
 		stop:    make(chan struct{}),
 		uploads: newUploads(opts.Backend, opts.Index, opts.Logger),
+		budget:  newWriteBudget(opts.WriteBudget),
 	}
 	if err := f.refreshGroups(ctx); err != nil {
 		// The index still serves names and attributes; content waits for

@@ -18,6 +18,7 @@ type pipeline struct {
 	up       *upload // the appender file, once uploaded (guarded by mu)
 	uploaded int64   // guarded by mu
 	err      error   // guarded by mu
+	held     int     // chunks sent and not yet given back (guarded by mu)
 }
 
 func (n *fileNode) startPipeline() *pipeline {
@@ -37,7 +38,7 @@ func (p *pipeline) run() {
 		failed, up, off := p.err != nil, p.up, p.uploaded
 		p.mu.Unlock()
 		if failed {
-			f.putChunk(chunk)
+			p.giveBack(chunk)
 			continue
 		}
 		var err error
@@ -47,7 +48,7 @@ func (p *pipeline) run() {
 		} else {
 			err = f.be.Modify(ctx, up.id, off, bytes.NewReader(chunk), size)
 		}
-		f.putChunk(chunk)
+		p.giveBack(chunk)
 		p.mu.Lock()
 		if err != nil {
 			p.err = err
@@ -69,6 +70,9 @@ func (p *pipeline) run() {
 func (p *pipeline) send(chunk []byte) error {
 	p.mu.Lock()
 	err := p.err
+	if err == nil {
+		p.held++
+	}
 	p.mu.Unlock()
 	if err != nil {
 		p.n.fs.putChunk(chunk)
@@ -76,6 +80,23 @@ func (p *pipeline) send(chunk []byte) error {
 	}
 	p.ch <- chunk
 	return nil
+}
+
+// giveBack returns a chunk sent: counted out of held first, so that a
+// writer that saw holding() true is sure to see the budget's give after.
+func (p *pipeline) giveBack(chunk []byte) {
+	p.mu.Lock()
+	p.held--
+	p.mu.Unlock()
+	p.n.fs.putChunk(chunk)
+}
+
+// holding reports whether chunks sent are still queued or uploading: their
+// memory comes back when they are done.
+func (p *pipeline) holding() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held > 0
 }
 
 // finish waits for the queued chunks and hands over the appender file (nil
@@ -92,19 +113,25 @@ func (p *pipeline) finish() (up *upload, uploaded int64, err error) {
 	return p.up, p.uploaded, p.err
 }
 
-// getChunk returns an empty buffer of WriteChunk capacity.
+// getChunk returns an empty buffer of WriteChunk capacity, or nil when
+// the write budget has no room for one.
 func (f *FS) getChunk() []byte {
+	if !f.budget.take(int64(f.opts.WriteChunk)) {
+		return nil
+	}
 	if b, ok := f.chunks.Get().(*[]byte); ok {
 		return (*b)[:0]
 	}
 	return make([]byte, 0, f.opts.WriteChunk)
 }
 
-// putChunk gives a buffer from getChunk back for reuse.
+// putChunk gives a buffer from getChunk back for reuse, and its memory to
+// the budget.
 func (f *FS) putChunk(b []byte) {
 	if cap(b) != f.opts.WriteChunk {
 		return
 	}
 	b = b[:0]
 	f.chunks.Put(&b)
+	f.budget.give(int64(f.opts.WriteChunk))
 }

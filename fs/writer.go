@@ -214,6 +214,11 @@ func (w *writer) writeAt(ctx context.Context, p []byte, off int64) error {
 	default:
 		return w.wrong("write")
 	}
+	return w.stageWrite(p, off)
+}
+
+// stageWrite writes p at off into the stage (staged only).
+func (w *writer) stageWrite(p []byte, off int64) error {
 	if w.stage == nil {
 		st, err := w.n.fs.cache.NewStage()
 		if err != nil {
@@ -230,11 +235,17 @@ func (w *writer) writeAt(ctx context.Context, p []byte, off int64) error {
 }
 
 // stream appends p to the buffer; each full chunk goes to the pipeline.
+// Without memory for a buffer (the write budget) the rest goes to the
+// stage instead.
 func (w *writer) stream(p []byte) error {
-	f := w.n.fs
 	for len(p) > 0 {
 		if w.buf == nil {
-			w.buf = f.getChunk()
+			if w.buf = w.chunk(); w.buf == nil {
+				if err := w.toStaged(); err != nil {
+					return err
+				}
+				return w.stageWrite(p, w.size)
+			}
 		}
 		k := copy(w.buf[len(w.buf):cap(w.buf)], p)
 		w.buf = w.buf[:len(w.buf)+k]
@@ -256,6 +267,25 @@ func (w *writer) stream(p []byte) error {
 		}
 	}
 	return nil
+}
+
+// chunk returns a buffer within the write budget: at once if there is
+// room, else once a chunk of this file's pipeline has been uploaded and
+// its memory is back. It returns nil when the budget is spent and none of
+// this file's chunks is in flight: waiting could then last as long as
+// other files stay open.
+func (w *writer) chunk() []byte {
+	f := w.n.fs
+	for {
+		freed := f.budget.freed()
+		if b := f.getChunk(); b != nil {
+			return b
+		}
+		if w.pipe == nil || !w.pipe.holding() {
+			return nil
+		}
+		<-freed
+	}
 }
 
 // toStaged leaves buffered or streaming for staged.
@@ -535,7 +565,11 @@ func (w *writer) save(ctx context.Context, from writeState) error {
 	// A new upload must still be journalled when it is claimed: on a
 	// shared index another host may have taken it as abandoned.
 	c.Claim = c.FileID != "" && c.FileID != old.FileID && (fresh == nil || fresh.journalled)
-	if _, err := f.idx.SetContent(ctx, w.n.ino, c); err != nil {
+	_, err = f.idx.SetContent(ctx, w.n.ino, c)
+	// Counted whatever the outcome: a failed transaction may still have
+	// committed, and a handle's attributes from open are then re-read.
+	w.n.commits.Add(1)
+	if err != nil {
 		if fresh != nil {
 			f.uploads.claimFailed(ctx, fresh, w.n.ino)
 		}

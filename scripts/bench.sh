@@ -5,8 +5,10 @@
 #   scripts/bench.sh --tracker host:port  # a real cluster
 #
 # Sizes (environment): BENCH_MB=1024 (cases 1-3, 6), BENCH_FILES=10000
-# (case 4), BENCH_LIST=100000 (case 5), BENCH_RUNS=3 (runs per case; the
-# table shows medians), BENCH_GROUP=group1.
+# (case 4), BENCH_LIST=100000 (case 5), BENCH_SMALL=2000 (cases 8 and 9),
+# BENCH_RUNS=3 (runs per case; the table shows medians), BENCH_GROUP=group1.
+# BENCH_LOAD=30 (seconds of case 10). BENCH_ONLY=small runs cases 8 to 10
+# alone.
 #
 # Each case prints a median time and a ratio against its baseline
 # (baseline time / mount time: 1.0 means as fast, above 1 faster). Where a
@@ -22,6 +24,9 @@ MB=${BENCH_MB:-1024}
 FILES=${BENCH_FILES:-10000}
 LIST=${BENCH_LIST:-100000}
 RUNS=${BENCH_RUNS:-3}
+SMALL=${BENCH_SMALL:-2000}
+LOAD=${BENCH_LOAD:-30}
+ONLY=${BENCH_ONLY:-}
 GROUP=${BENCH_GROUP:-group1}
 TRACKER=""
 if [[ ${1:-} == --tracker ]]; then TRACKER=$2; fi
@@ -31,11 +36,17 @@ mnt=$work/mnt
 mkdir -p "$mnt" "$work/src"
 go build -o "$work/fdfsfs" .
 go build -o "$work/randread" ./scripts/randread
+go build -o "$work/fdfsloop" ./scripts/fdfsloop
+go build -o "$work/loadmix" ./scripts/loadmix
+# The go-fuse loopback example from the module cache, as a ceiling for
+# FUSE creates (built here, never kept).
+go build -o "$work/loopback" github.com/hanwen/go-fuse/v2/example/loopback
 bin=$work/fdfsfs
 
 pids=()
 cleanup() {
   fusermount3 -u "$mnt" 2>/dev/null || true
+  fusermount3 -u "$work/lbmnt" 2>/dev/null || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -78,12 +89,14 @@ cp_small() {
   mcpu+=("$((t1 - t0))")
 }
 
-big=$work/src/big.bin
-head -c $((MB << 20)) /dev/urandom >"$big"
 rows=()
 row() { rows+=("$(printf '| %-34s | %10s | %10s | %6s | %s |' "$@")"); }
+rss1=- rss4=-
 
 mount_fs
+if [[ $ONLY != small ]]; then
+big=$work/src/big.bin
+head -c $((MB << 20)) /dev/urandom >"$big"
 # 1. write: cp into a group dir vs fdfsfs put
 w=(); b=()
 sync
@@ -185,6 +198,71 @@ for i in $(seq "$RUNS"); do
 done
 lt=$(printf '%s\n' "${l[@]}" | median)
 row "5 ls -l of ${LIST} entries" "$lt" "-" "-" "$(echo "$LIST / $lt" | bc) entries/s, target < 1 s"
+fi # BENCH_ONLY
+
+# 8, 9. small files as FastDFS serves them: SMALL files of 4 KiB, each side
+# in one process, against scripts/fdfsloop (a loop over our fdfs client that
+# asks the tracker for every file, as a loop over the C client does), same
+# run, alternating which goes first.
+small=$work/small2
+mkdir -p "$small" "$work/lbdata" "$work/lbmnt"
+for i in $(seq "$SMALL"); do head -c 4096 /dev/urandom >"$small/f$i.dat"; done
+# Each side reads files of its own, written once beforehand: the mount's
+# through cp, the loop's through itself (their IDs in loop.ids).
+mkdir -p "$mnt/$GROUP/cold"
+cp -r "$small/." "$mnt/$GROUP/cold/"
+"$work/fdfsloop" -tracker "$TRACKER" -group "$GROUP" -upload "$small" -ids "$work/loop.ids" >/dev/null
+sync
+# 8. cold reads: cat of every file (one process) through a fresh mount with
+# an empty block cache vs the loop's downloads. The storage's page cache
+# holds both sets of files (both were written just now).
+r=(); b=()
+for i in $(seq "$RUNS"); do
+  umount_fs; rm -rf "$work/cache"; mount_fs
+  if ((i % 2)); then
+    r+=("$(timeit bash -c 'cat "$1"/*' _ "$mnt/$GROUP/cold")")
+    b+=("$("$work/fdfsloop" -tracker "$TRACKER" -download "$work/loop.ids")")
+  else
+    b+=("$("$work/fdfsloop" -tracker "$TRACKER" -download "$work/loop.ids")")
+    r+=("$(timeit bash -c 'cat "$1"/*' _ "$mnt/$GROUP/cold")")
+  fi
+done
+rm_=$(printf '%s\n' "${r[@]}" | median); bm=$(printf '%s\n' "${b[@]}" | median)
+row "8 cold cat of ${SMALL} x 4 KiB vs loop" "$rm_" "$bm" "$(ratio "$bm" "$rm_")" "target >= 0.6; $(echo "$SMALL / $rm_" | bc) vs $(echo "$SMALL / $bm" | bc) files/s"
+# 9. creates: cp -r into a group vs the loop's uploads; beside them cp -r
+# into the go-fuse loopback example over a local directory (FUSE's own
+# cost with a file system that does nothing), in the same rotation.
+"$work/loopback" -q "$work/lbmnt" "$work/lbdata" >"$work/loopback.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do mountpoint -q "$work/lbmnt" && break; sleep 0.05; done
+mountpoint -q "$work/lbmnt" || { echo "loopback mount failed:"; cat "$work/loopback.log"; exit 1; }
+w=(); b=(); l=()
+for i in $(seq "$RUNS"); do
+  mkdir -p "$mnt/$GROUP/create$i" "$work/lbmnt/create$i"
+  sync
+  if ((i % 2)); then
+    w+=("$(timeit cp -r "$small/." "$mnt/$GROUP/create$i/")")
+    l+=("$(timeit cp -r "$small/." "$work/lbmnt/create$i/")")
+    b+=("$("$work/fdfsloop" -tracker "$TRACKER" -group "$GROUP" -upload "$small")")
+  else
+    b+=("$("$work/fdfsloop" -tracker "$TRACKER" -group "$GROUP" -upload "$small")")
+    l+=("$(timeit cp -r "$small/." "$work/lbmnt/create$i/")")
+    w+=("$(timeit cp -r "$small/." "$mnt/$GROUP/create$i/")")
+  fi
+done
+fusermount3 -u "$work/lbmnt"
+wm=$(printf '%s\n' "${w[@]}" | median); bm=$(printf '%s\n' "${b[@]}" | median); lm=$(printf '%s\n' "${l[@]}" | median)
+row "9 cp -r of ${SMALL} x 4 KiB vs loop" "$wm" "$bm" "$(ratio "$bm" "$wm")" "target >= 0.45 (or 0.9 of loopback); $(echo "$SMALL / $wm" | bc) vs $(echo "$SMALL / $bm" | bc) files/s"
+row "9b go-fuse loopback cp -r, ceiling" "$lm" "$bm" "$(ratio "$bm" "$lm")" "mount / loopback: $(ratio "$lm" "$wm"); $(echo "$SMALL / $lm" | bc) files/s"
+rss9=$(peak_rss_mb "$mount_pid")
+
+# 10. load: 16 writers and 16 readers at once for LOAD seconds, files of
+# 1 KiB to 4 MiB, every read checked (scripts/loadmix), on a fresh mount:
+# the mount's peak RSS, whose bound is --buffer-size for the writes.
+umount_fs; mount_fs
+lo=$("$work/loadmix" -dir "$mnt/$GROUP/load" -duration "${LOAD}s")
+rss10=$(peak_rss_mb "$mount_pid")
+row "10 load 16+16, 1 KiB-4 MiB, ${LOAD} s" "-" "-" "-" "$lo; peak RSS ${rss10} MB, target < 200 MB"
 umount_fs
 
 echo
@@ -192,4 +270,4 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 echo "| case | fdfsfs (s) | baseline (s) | ratio | note |"
 echo "|---|---:|---:|---:|---|"
 printf '%s\n' "${rows[@]}"
-echo "| 7 peak RSS of the mount | case 1: ${rss1} MB | case 4: ${rss4} MB | | target < 200 MB |"
+echo "| 7 peak RSS of the mount | case 1: ${rss1} MB | case 4: ${rss4} MB | cases 8-9: ${rss9} MB | target < 200 MB |"

@@ -29,6 +29,15 @@ type Options struct {
 	TrackerPort     int // 0 = a free port; further trackers use TrackerPort+1, ... when set
 	StorageBasePort int // 0 = free ports; else BasePort, BasePort+1, ... in group order
 
+	// StorageIDs gives the storages server ids, as upstream's
+	// use_storage_id = true with id_type_in_filename = id does: the n-th
+	// storage (from 0, in group order) is 100001+n, new file names carry
+	// that id instead of the IP address, and LIST_STORAGE reports it as
+	// the storage's id. Without it every storage's id is its address,
+	// 127.0.0.1, which names carry too, so a client cannot tell the storages
+	// of a group apart by a name.
+	StorageIDs bool
+
 	// Layout picks the record layouts of list groups and list storages, and
 	// with them the width of address fields (IPv6 layouts use 46 bytes).
 	Layout fdfs.StatLayout
@@ -142,6 +151,9 @@ func (c *Cluster) build() error {
 			}
 			if port != 0 {
 				port++
+			}
+			if c.opts.StorageIDs {
+				st.serverID = firstServerID + uint32(len(c.storages))
 			}
 			g.storages = append(g.storages, st)
 			c.storages = append(c.storages, st)

@@ -27,6 +27,9 @@ func decodeName(remote string) (nameInfo, error) {
 	info := nameInfo{crc32: f.CRC32, appender: f.Appender, slave: f.Slave}
 	if f.SourceIP != nil {
 		info.sourceIP = f.SourceIP.String()
+	} else {
+		// A server id: upstream reports the address the id maps to.
+		info.sourceIP = storageIP
 	}
 	return info, nil
 }
@@ -39,11 +42,13 @@ const formattedExtLen = fdfs.FdfsFileExtNameMaxLen + 1
 // then puts in the round-robin sub-directories a V6 storage uses by default
 // (file_distribute_path_mode = 0; GenerateRemoteName hashes instead) and,
 // when formattedExt is not empty, the digits-and-extension tail of an old
-// name (regenerate keeps it). size < 0 marks an appender file.
-func newRemoteName(high, low int, t time.Time, size int64, crc uint32, ext, formattedExt string) (string, error) {
+// name (regenerate keeps it). size < 0 marks an appender file. A non-zero
+// serverID goes into the name instead of the storage's address.
+func newRemoteName(serverID uint32, high, low int, t time.Time, size int64, crc uint32, ext, formattedExt string) (string, error) {
 	name, err := fdfs.GenerateRemoteName(fdfs.NameParams{
 		StorePathIndex: 0,
 		SourceIP:       net.ParseIP(storageIP),
+		SourceID:       serverID,
 		CreateTime:     t,
 		Size:           max(size, 0),
 		Appender:       size < 0,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,8 @@ type Storage struct {
 	srv   *server
 	store *store
 	stats storageStats
+
+	serverID uint32 // with Options.StorageIDs, else 0
 
 	binMu    sync.Mutex    // guards binlog writes, binWake and sources
 	binlog   *os.File      // nil when the storage is alone in its group
@@ -56,6 +59,19 @@ func (c *counter) add(n int64, err error) {
 
 // storageIP is the address every storage listens on and puts in file names.
 const storageIP = "127.0.0.1"
+
+// firstServerID is the first storage's server id with Options.StorageIDs
+// (upstream's storage_ids.conf numbers them from 100001 in its example).
+const firstServerID = 100001
+
+// id is the storage's id in LIST_STORAGE records: its server id, or
+// without those its address.
+func (st *Storage) id() string {
+	if st.serverID != 0 {
+		return strconv.FormatUint(uint64(st.serverID), 10)
+	}
+	return storageIP
+}
 
 func newStorage(c *Cluster, g *group, index, port int) (*Storage, error) {
 	st := &Storage{c: c, g: g, index: index, dir: storageDir(c.dir, g.name, index), binWake: make(chan struct{})}
@@ -222,7 +238,7 @@ func (st *Storage) upload(req *request, appender bool) (response, error) {
 		sizeField = -1
 	}
 	name, err := st.commitNew(tmp, func() (string, error) {
-		return newRemoteName(high, low, fi.ModTime(), sizeField, crc, m.Ext, "")
+		return newRemoteName(st.serverID, high, low, fi.ModTime(), sizeField, crc, m.Ext, "")
 	})
 	if err != nil {
 		return fail(err), nil
@@ -680,7 +696,7 @@ func (st *Storage) regenerateAppenderFilename(req *request) (response, error) {
 	now := time.Now()
 	var name string
 	for range 10 {
-		name, err = newRemoteName(high, low, now, fi.Size(), crc, "", formattedExt)
+		name, err = newRemoteName(st.serverID, high, low, now, fi.Size(), crc, "", formattedExt)
 		if err != nil {
 			return fail(err), nil
 		}

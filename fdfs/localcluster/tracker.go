@@ -188,7 +188,7 @@ func (t *tracker) listStorages(body []byte) response {
 	}
 	var out []byte
 	for _, st := range g.storages {
-		if m.StorageID != "" && m.StorageID != storageIP {
+		if m.StorageID != "" && m.StorageID != st.id() {
 			continue
 		}
 		out = t.c.storageStat(st).Append(out, t.layout())
@@ -210,7 +210,7 @@ func (c *Cluster) storageStat(st *Storage) fdfs.StorageStat {
 	return fdfs.StorageStat{
 		Status:             st.status(),
 		RWMode:             rwModeBoth,
-		ID:                 storageIP,
+		ID:                 st.id(),
 		IPAddr:             storageIP,
 		Version:            serverVersion,
 		JoinTime:           c.created.Unix(),
@@ -504,7 +504,7 @@ func (t *tracker) storageClusterStat(body []byte) response {
 				heartbeat = st.srv.startTime().Unix()
 			}
 			r.Storages = append(r.Storages, fdfs.StorageInfo{
-				ID:                storageIP,
+				ID:                st.id(),
 				Host:              st.srv.addr(),
 				Status:            status,
 				Connections:       st.srv.connectionStat(),
