@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -118,10 +119,10 @@ const completeWorkers = 4
 
 // Complete writes every block of obj that is neither on disk nor being
 // written, so that the object can back a passthrough open (OpenBacking).
-// Blocks in memory or being fetched are taken from there; the rest are
-// fetched. Complete writes them itself rather than through the store
-// queue, which skips blocks when it is full. It returns once every block
-// is on disk or being written, or at the first error; Close stops it.
+// Blocks being fetched are taken from their fetch; the rest are fetched.
+// Complete writes them itself rather than through the store queue, which
+// skips blocks when it is full, and returns once every block is on disk
+// (or at the first error); Close stops it.
 func (c *Cache) Complete(ctx context.Context, obj Object) error {
 	if err := obj.validate(); err != nil {
 		return err
@@ -177,7 +178,23 @@ feed:
 	case err := <-errs:
 		return err
 	default:
-		return ctx.Err()
+	}
+	// Blocks whose fetch queued its own store may still be on their way
+	// to disk; they are soon.
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c.index.mu.Lock()
+		writing := c.index.writes[id]
+		c.index.mu.Unlock()
+		if writing == 0 {
+			return nil
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
