@@ -25,6 +25,9 @@ type Backing struct {
 	blocks int64
 	file   *os.File
 	once   sync.Once
+	// stat is the file's as opened, for Changed.
+	size         int64
+	mtime, ctime unix.Timespec
 }
 
 // OpenBacking opens obj's file when the object is complete on disk: every
@@ -39,6 +42,10 @@ func (c *Cache) OpenBacking(obj Object) (b *Backing, ok bool, err error) {
 	blocks := (obj.Size + c.blockSize - 1) / c.blockSize
 	x := &c.index
 	x.mu.Lock()
+	if x.bad[id] {
+		x.mu.Unlock()
+		return nil, false, nil
+	}
 	for idx := range blocks {
 		bid := blockID{obj: id, idx: idx}
 		if e := x.blocks[bid]; e == nil || e.size != c.blockLen(obj.Size, idx) || x.writing[bid] > 0 {
@@ -56,6 +63,7 @@ func (c *Cache) OpenBacking(obj Object) (b *Backing, ok bool, err error) {
 		if err = unix.Fstat(int(b.file.Fd()), &st); err == nil && st.Size != obj.Size {
 			err = fmt.Errorf("cache: %s holds %d bytes, want %d", c.objectPath(id), st.Size, obj.Size)
 		}
+		b.size, b.mtime, b.ctime = st.Size, st.Mtim, st.Ctim
 	}
 	if err != nil {
 		b.Close()
@@ -66,6 +74,39 @@ func (c *Cache) OpenBacking(obj Object) (b *Backing, ok bool, err error) {
 
 // Fd is the open file's descriptor, valid until Close.
 func (b *Backing) Fd() int { return int(b.file.Fd()) }
+
+// Changed reports whether the file was written since OpenBacking: the
+// cache itself never writes a pinned object's file, but the kernel opens
+// it for writing for a passthrough open made for writing, and a shared
+// writable map of such an open writes it.
+func (b *Backing) Changed() bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(b.Fd(), &st); err != nil {
+		return true
+	}
+	return st.Size != b.size || st.Mtim != b.mtime || st.Ctim != b.ctime
+}
+
+// Discard drops the object from the cache for good (until the process
+// ends): its blocks leave the index, its file is unlinked (open
+// descriptors keep reading it), and no block of it is entered again, so
+// nothing written into the file behind the cache's back is ever served.
+func (b *Backing) Discard() {
+	c := b.c
+	lock := c.fileLock(b.obj)
+	lock.Lock()
+	defer lock.Unlock()
+	x := &c.index
+	x.mu.Lock()
+	x.bad[b.obj] = true
+	for idx := range b.blocks {
+		if e := x.blocks[blockID{obj: b.obj, idx: idx}]; e != nil {
+			x.removeLocked(e)
+		}
+	}
+	x.mu.Unlock()
+	c.removeObjectFile(b.obj)
+}
 
 // Close closes the file and lets the object's blocks be evicted again, as
 // the most recently used ones. It may be called more than once.

@@ -601,7 +601,8 @@ func (c *Cache) readCached(bid blockID, length int64, dst []byte, offset int64) 
 	}
 	x.lru.MoveToFront(e.elem)
 	now := time.Now()
-	touch := now.Sub(e.touched) > touchInterval
+	// A pinned object's file is left as it is (Backing.Changed).
+	touch := now.Sub(e.touched) > touchInterval && x.pins[bid.obj] == 0
 	if touch {
 		e.touched = now
 	}

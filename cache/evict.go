@@ -34,6 +34,9 @@ type diskIndex struct {
 	// list, which makes MoveToFront and Remove no-ops), so no eviction
 	// picks them; they still count in bytes.
 	pins map[string]int // mu; by objectID
+	// bad are objects whose file was written behind the cache's back
+	// (Backing.Discard): their blocks are never entered again.
+	bad map[string]bool // mu; by objectID
 }
 
 func (x *diskIndex) init(maxBytes int64) {
@@ -43,6 +46,7 @@ func (x *diskIndex) init(maxBytes int64) {
 	x.writes = make(map[string]int)
 	x.writing = make(map[blockID]int)
 	x.pins = make(map[string]int)
+	x.bad = make(map[string]bool)
 }
 
 // has reports whether bid is on disk.
@@ -54,6 +58,9 @@ func (x *diskIndex) has(bid blockID) bool {
 
 // insertLocked records a block on disk as most recently used.
 func (x *diskIndex) insertLocked(bid blockID, size int64, touched time.Time) {
+	if x.bad[bid.obj] {
+		return
+	}
 	if e := x.blocks[bid]; e != nil {
 		x.bytes += size - e.size
 		e.size, e.touched = size, touched

@@ -35,6 +35,13 @@ import (
 //     the mount as usual;
 //   - other handles open: no passthrough.
 //
+// A passthrough open for writing has one hazard the kernel leaves: it maps
+// such an open from the backing file, which it reopens for writing, so a
+// shared writable map of it writes the block cache's copy instead of the
+// file. Such writes cannot be refused; the handle finds them at flush
+// (the backing file changed), close(2) fails with EIO, and the copy is
+// dropped from the cache for good, so it is never read as the file.
+//
 // go-fuse registers the backing file with the kernel at the first
 // passthrough open of an inode and unregisters it after the release of the
 // last one, in its own code around ours; PassthroughGuard keeps an open and
@@ -91,7 +98,15 @@ func (f *FS) EnablePassthrough(server *fuse.Server) {
 
 // ptHandle is an open of an inode in passthrough mode: the kernel reads
 // the backing file itself, unless the open also has FOPEN_DIRECT_IO.
-type ptHandle struct{ fileHandle }
+type ptHandle struct {
+	fileHandle
+	// writable is set for an open for writing. The kernel sends its
+	// reads and writes to the mount (FOPEN_DIRECT_IO), but maps it from
+	// the backing file, which it opens for writing for it: a shared
+	// writable map of it writes the block cache's file, not the file.
+	writable bool
+	reported bool // guarded by fileHandle.mu; mapWritten said so once
+}
 
 var _ = (fusefs.FilePassthroughFder)((*ptHandle)(nil))
 
@@ -110,7 +125,55 @@ func (h *ptHandle) PassthroughFd() (int, bool) {
 var _ = (fusefs.FileReleaser)((*ptHandle)(nil))
 
 func (h *ptHandle) Release(ctx context.Context) syscall.Errno {
+	if h.mapWritten() {
+		h.n.fs.log.Error("a shared writable map of a file open for writing while it was also open through passthrough wrote the local cached copy, not the file: those writes are lost", "ino", h.n.ino)
+	}
 	return h.release(ctx, true)
+}
+
+var _ = (fusefs.FileFlusher)((*ptHandle)(nil))
+
+// Flush commits as for any handle, and fails with EIO where writes through
+// a shared map of this open went to the backing file instead (see
+// writable): close(2) is where an application learns that its writes
+// were not saved.
+func (h *ptHandle) Flush(ctx context.Context) syscall.Errno {
+	errno := h.fileHandle.Flush(ctx)
+	if h.mapWritten() {
+		h.n.fs.log.Error("a shared writable map of a file open for writing while it was also open through passthrough wrote the local cached copy, not the file: those writes are lost", "ino", h.n.ino)
+		return syscall.EIO
+	}
+	return errno
+}
+
+var _ = (fusefs.FileFsyncer)((*ptHandle)(nil))
+
+func (h *ptHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { return h.Flush(ctx) }
+
+// mapWritten reports whether the inode's backing file was written since it
+// was opened, for an open for writing; it then drops that copy from the
+// block cache, so that it is never read as the file's content.
+func (h *ptHandle) mapWritten() bool {
+	if !h.writable {
+		return false
+	}
+	n := h.n
+	n.mu.Lock()
+	b := n.pt
+	n.mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.reported || b == nil || !b.Changed() {
+		return false
+	}
+	h.reported = true
+	b.Discard()
+	n.mu.Lock()
+	if n.pt == b {
+		n.ptBad = true
+	}
+	n.mu.Unlock()
+	return true
 }
 
 // openPassthrough answers an open of n in passthrough mode when it must
@@ -122,7 +185,8 @@ func (n *fileNode) openPassthrough(flags uint32, a index.Attr) (h *ptHandle, fus
 	if a.FileID != "" {
 		key = n.fs.object(a).Key
 	}
-	if h, fuseFlags, ok := n.joinPassthrough(readOnly, key); ok {
+	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	if h, fuseFlags, ok := n.joinPassthrough(readOnly, writable, key); ok {
 		return h, fuseFlags, true
 	}
 	n.mu.Lock()
@@ -147,29 +211,29 @@ func (n *fileNode) openPassthrough(flags uint32, a index.Attr) (h *ptHandle, fus
 		// keeps opens apart in a mount; not so in every caller).
 		n.mu.Unlock()
 		b.Close()
-		if h, fuseFlags, ok := n.joinPassthrough(readOnly, key); ok {
+		if h, fuseFlags, ok := n.joinPassthrough(readOnly, writable, key); ok {
 			return h, fuseFlags, true
 		}
 		return nil, 0, false
 	}
 	n.pt, n.ptKey, n.ptOpens = b, key, 1
 	n.mu.Unlock()
-	return &ptHandle{fileHandle{n: n}}, 0, true
+	return &ptHandle{fileHandle: fileHandle{n: n}}, 0, true
 }
 
 // joinPassthrough opens n in passthrough mode if it has a backing file:
 // reading it where the open is read-only and the content is the backing
 // file's, else with FOPEN_DIRECT_IO, so the mount serves its reads and
 // writes. ok is false when n has no backing file.
-func (n *fileNode) joinPassthrough(readOnly bool, key string) (*ptHandle, uint32, bool) {
+func (n *fileNode) joinPassthrough(readOnly, writable bool, key string) (*ptHandle, uint32, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.pt == nil {
 		return nil, 0, false
 	}
 	n.ptOpens++
-	h := &ptHandle{fileHandle{n: n}}
-	if readOnly && key == n.ptKey && !n.dirtyLocked() {
+	h := &ptHandle{fileHandle: fileHandle{n: n}, writable: writable}
+	if readOnly && key == n.ptKey && !n.ptBad && !n.dirtyLocked() {
 		return h, 0, true
 	}
 	return h, fuse.FOPEN_DIRECT_IO, true
@@ -182,7 +246,7 @@ func (n *fileNode) releaseMode(pt bool) {
 	n.mu.Lock()
 	if pt {
 		if n.ptOpens--; n.ptOpens == 0 {
-			done, n.pt, n.ptKey = n.pt, nil, ""
+			done, n.pt, n.ptKey, n.ptBad = n.pt, nil, "", false
 		}
 	} else {
 		n.plainOpens--

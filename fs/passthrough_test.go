@@ -3,6 +3,8 @@ package fs
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"syscall"
 	"testing"
 
@@ -243,4 +245,60 @@ func TestReleaseCompletesAFileReadThrough(t *testing.T) {
 		t.Fatalf("open after the file was completed: %T, want a passthrough open", fh)
 	}
 	release(fh)
+}
+
+// A shared writable map of an open for writing made while the file is open
+// through passthrough writes the backing file (the kernel maps such opens
+// from it). The handle's flush finds the file changed and fails with EIO,
+// the copy leaves the cache, and later opens read the file from the mount.
+func TestWritesToTheBackingFileFailTheClose(t *testing.T) {
+	tf := newTestFS(t, func(o *Options) { o.Passthrough = true })
+	enablePassthrough(tf.FS)
+	data := pattern(3*ptTestBlock, 6)
+	n := fresh(tf.committed(t, "f", data))
+	tf.completeInCache(t, n)
+	reader, _ := openAny(t, n, syscall.O_RDONLY)
+	p, ok := reader.(*ptHandle)
+	if !ok {
+		t.Fatalf("open of complete content: %T", reader)
+	}
+	writer, _ := openAny(t, n, syscall.O_RDWR)
+	// What the kernel does for a write through the writer's shared map.
+	fd, _ := p.PassthroughFd()
+	path, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backing, err := syscall.Open(path, syscall.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Pwrite(backing, []byte("MAPPED"), 0)
+	syscall.Close(backing)
+	if errno := writer.(fusefs.FileFlusher).Flush(context.Background()); errno != syscall.EIO {
+		t.Fatalf("flush of the writer whose map wrote the backing file: %v, want EIO", errno)
+	}
+	// A reader opened now reads through the mount, the file's own bytes.
+	r2, flags := openAny(t, n, syscall.O_RDONLY)
+	if flags&fuse.FOPEN_DIRECT_IO == 0 {
+		t.Fatalf("open after the backing file was written: flags %#x, want direct I/O", flags)
+	}
+	if got := read(t, handleOf(r2), len(data)+1, 0); !bytes.Equal(got, data) {
+		t.Fatal("a reader got the bytes written into the backing file")
+	}
+	for _, fh := range []fusefs.FileHandle{r2, writer, reader} {
+		release(fh)
+	}
+	if b, ok, _ := tf.cache.OpenBacking(tf.object(tf.attr(t, n))); ok {
+		b.Close()
+		t.Fatal("the written copy can still back an open")
+	}
+	r3, _ := openAny(t, n, syscall.O_RDONLY)
+	defer release(r3)
+	if _, ok := r3.(*ptHandle); ok {
+		t.Fatal("a passthrough open after the copy was dropped")
+	}
+	if got := read(t, handleOf(r3), len(data)+1, 0); !bytes.Equal(got, data) {
+		t.Fatal("after the last close, a read returned the bytes written into the backing file")
+	}
 }

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strings"
 	"syscall"
@@ -158,4 +159,52 @@ func TestMmapLargeFile(t *testing.T) {
 	waitPassthrough(t, addr, path, want)
 	check("shared, passthrough", syscall.MAP_SHARED)
 	check("private, passthrough", syscall.MAP_PRIVATE)
+}
+
+// TestSharedMapWriteDuringPassthrough: the kernel maps an open for writing
+// made while the file is open through passthrough from the block cache's
+// copy, so a shared writable map of it writes that copy, not the file. The
+// mount cannot refuse the map; it finds the write at close, which fails
+// with EIO, and nobody reads the copy's changed bytes as the file
+// afterwards.
+func TestSharedMapWriteDuringPassthrough(t *testing.T) {
+	c := cluster(t, localcluster.Options{})
+	addr := freePort(t)
+	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M")
+	passthroughOn(t, m)
+	path := m.path("group1", "mapped.bin")
+	want := pattern(6<<20+99, 4)
+	if err := writeFile(path, want); err != nil {
+		t.Fatal(err)
+	}
+	os.ReadFile(path)
+	waitPassthrough(t, addr, path, want)
+	reader, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	w, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("opening for writing a file open through passthrough: %v", err)
+	}
+	b, err := syscall.Mmap(int(w.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b, "MAPPED")
+	syscall.Munmap(b)
+	if err := w.Close(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("close after writes through the map went to the cached copy: %v, want EIO", err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+		t.Fatal("an open made after that close read the cached copy's changed bytes")
+	}
+	reader.Close()
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+		t.Fatal("after the last close, a read returned the cached copy's changed bytes")
+	}
+	if !strings.Contains(m.log.String(), "those writes are lost") {
+		t.Fatalf("the mount did not log the lost writes:\n%s", m.log)
+	}
 }
