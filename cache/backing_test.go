@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"context"
+	"os"
 	"sync"
 	"testing"
 
@@ -195,5 +196,44 @@ func TestCompleteErrors(t *testing.T) {
 	c.Close()
 	if err := c.Complete(context.Background(), ok.object("closed")); err != ErrClosed {
 		t.Fatalf("Complete on a closed cache: %v, want ErrClosed", err)
+	}
+}
+
+// A Backing whose file was written behind the cache's back says so, and
+// Discard drops the object for good: no block of it is served from disk or
+// entered again, while reads still return the object's bytes.
+func TestDiscardDropsAChangedObject(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
+	f := newFakeFetcher(t, 3*testBlock)
+	obj := f.object("changed")
+	mustRead(t, c, obj, 0, obj.Size)
+	settle(t, c)
+	b, ok, _ := c.OpenBacking(obj)
+	if !ok {
+		t.Fatal("not complete")
+	}
+	defer b.Close()
+	if b.Changed() {
+		t.Fatal("Changed before any write")
+	}
+	w, err := os.OpenFile(c.objectPath(objectID(obj.Key)), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteAt([]byte("written"), 0)
+	w.Close()
+	if !b.Changed() {
+		t.Fatal("Changed missed a write into the file")
+	}
+	b.Discard()
+	if _, ok, _ := c.OpenBacking(obj); ok {
+		t.Fatal("a discarded object backs an open")
+	}
+	before := f.Count()
+	mustRead(t, c, obj, 0, obj.Size)
+	settle(t, c)
+	mustRead(t, c, obj, 0, obj.Size)
+	if got := f.Count() - before; got != 6 {
+		t.Fatalf("%d fetches for two reads of a discarded 3-block object, want 6: its blocks were cached again", got)
 	}
 }
