@@ -139,38 +139,36 @@ rss1=$(peak_rss_mb "$mount_pid")
 # state: an untimed get first. Otherwise cat, going first, would also pay
 # the storage's disk reads that the get after it is spared.
 id=$(getfattr --only-values -n user.fdfs.file_id "$mnt/$GROUP/big1.bin")
-# cold_reads times RUNS pairs of a cold cat and a get, each on a new mount
-# (with mount_extra) over an emptied block cache, odd runs the cat first;
-# it fills r and b, and f with how long the mount went on completing the
-# file in the block cache after the cat (for passthrough), which no timed
-# command overlaps.
-cold_reads() {
-  r=(); b=(); f=()
-  for i in $(seq "$RUNS"); do
-    umount_fs; rm -rf "$work/cache"; drop_caches; mount_fs
-    "$bin" get --tracker "$TRACKER" "$id" - >/dev/null
-    if ((i % 2)); then
-      r+=("$(timeit cat "$mnt/$GROUP/big1.bin")")
-      f+=("$(settle_cache)")
-      b+=("$(timeit "$bin" get --tracker "$TRACKER" "$id" -)")
-    else
-      b+=("$(timeit "$bin" get --tracker "$TRACKER" "$id" -)")
-      r+=("$(timeit cat "$mnt/$GROUP/big1.bin")")
-      f+=("$(settle_cache)")
-    fi
-  done
-  rm_=$(printf '%s\n' "${r[@]}" | median); bm=$(printf '%s\n' "${b[@]}" | median)
-  fm=$(printf '%s\n' "${f[@]}" | median)
+# 2, 2b. cold read: cat vs fdfsfs get, each cat on a new mount over an
+# emptied block cache, with default flags (2) and through the page cache
+# (2b: --direct-io-size 0, the default before direct I/O was chosen by
+# size). The three take turns in a rotating order. After a default cat
+# the mount completes the file in the block cache in the background (for
+# passthrough); no timed command overlaps that: f records how long it took.
+# cold_cat [FLAGS] leaves the cat's time in $t and the wait after it in $st.
+cold_cat() {
+  mount_extra=("$@")
+  umount_fs; rm -rf "$work/cache"; drop_caches; mount_fs
+  "$bin" get --tracker "$TRACKER" "$id" - >/dev/null
+  t=$(timeit cat "$mnt/$GROUP/big1.bin")
+  st=$(settle_cache)
+  mount_extra=()
 }
-cold_reads
+r=(); p=(); b=(); f=()
+for i in $(seq "$RUNS"); do
+  for k in $(seq 0 2); do
+    case $(((i + k) % 3)) in
+      0) cold_cat; r+=("$t"); f+=("$st") ;;
+      1) cold_cat --direct-io-size 0; p+=("$t") ;;
+      2) "$bin" get --tracker "$TRACKER" "$id" - >/dev/null
+         b+=("$(timeit "$bin" get --tracker "$TRACKER" "$id" -)") ;;
+    esac
+  done
+done
+rm_=$(printf '%s\n' "${r[@]}" | median); pm=$(printf '%s\n' "${p[@]}" | median)
+bm=$(printf '%s\n' "${b[@]}" | median); fm=$(printf '%s\n' "${f[@]}" | median)
 row "2 cold read ${MB} MiB: cat vs get" "$rm_" "$bm" "$(ratio "$bm" "$rm_")" "target >= 0.8; then ${fm} s completing the cache"
-
-# 2b. the same cold read through the page cache (--direct-io-size 0, the
-# default before direct I/O was chosen by size).
-mount_extra=(--direct-io-size 0)
-cold_reads
-row "2b cold read, --direct-io-size 0" "$rm_" "$bm" "$(ratio "$bm" "$rm_")" "the page cache, as before"
-mount_extra=()
+row "2b cold read, --direct-io-size 0" "$pm" "$bm" "$(ratio "$bm" "$pm")" "the page cache, as before"
 
 # 2c, 2d. what direct I/O costs: small sequential reads (dd bs=4k of the
 # first 64 MiB) and a read through a shared map (a byte per page), cold,
