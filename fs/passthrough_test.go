@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -300,5 +301,47 @@ func TestWritesToTheBackingFileFailTheClose(t *testing.T) {
 	}
 	if got := read(t, handleOf(r3), len(data)+1, 0); !bytes.Equal(got, data) {
 		t.Fatal("after the last close, a read returned the bytes written into the backing file")
+	}
+}
+
+// blockingRaw is a raw file system whose Release waits for a signal.
+type blockingRaw struct {
+	fuse.RawFileSystem
+	inRelease chan struct{}
+	finish    chan struct{}
+	opened    chan uint64
+}
+
+func (b *blockingRaw) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
+	b.inRelease <- struct{}{}
+	<-b.finish
+}
+
+func (b *blockingRaw) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	b.opened <- in.NodeId
+	return fuse.OK
+}
+
+// PassthroughGuard holds an open of an inode while a release of it runs
+// (go-fuse unregisters the backing file at the end of a release), and
+// lets opens of other inodes through.
+func TestPassthroughGuardOrdersOpenAndRelease(t *testing.T) {
+	raw := &blockingRaw{RawFileSystem: fuse.NewDefaultRawFileSystem(), inRelease: make(chan struct{}), finish: make(chan struct{}), opened: make(chan uint64, 2)}
+	g := PassthroughGuard(raw)
+	go g.Release(nil, &fuse.ReleaseIn{InHeader: fuse.InHeader{NodeId: 7}})
+	<-raw.inRelease
+	go g.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: 7}}, &fuse.OpenOut{})
+	go g.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: 8}}, &fuse.OpenOut{})
+	if got := <-raw.opened; got != 8 {
+		t.Fatalf("node %d opened while its release ran", got)
+	}
+	select {
+	case got := <-raw.opened:
+		t.Fatalf("node %d opened while its release ran", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(raw.finish)
+	if got := <-raw.opened; got != 7 {
+		t.Fatalf("opened node %d, want 7 after its release", got)
 	}
 }
