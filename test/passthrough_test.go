@@ -94,6 +94,11 @@ func TestPassthroughWarmRead(t *testing.T) {
 	if got, _ := readOps(t, addr, path); !bytes.Equal(got, fresh) {
 		t.Fatalf("an open made after the rewrite, while the old content's passthrough open is open, read %d bytes of old content", len(got))
 	}
+	opens := scrape(t, addr)
+	if opens[`fdfsfs_fuse_opens_total{mode="passthrough"}`] < 2 || opens[`fdfsfs_fuse_opens_total{mode="passthrough_direct_io"}`] < 2 {
+		t.Fatalf("opens by mode: %v passthrough (want the reads and the held open), %v passthrough with direct I/O (want the writer and the reader of new content)",
+			opens[`fdfsfs_fuse_opens_total{mode="passthrough"}`], opens[`fdfsfs_fuse_opens_total{mode="passthrough_direct_io"}`])
+	}
 	// In place, at an offset, through a second open for writing.
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
