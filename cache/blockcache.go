@@ -20,6 +20,10 @@
 //   - singleflight.go: fetches under way. Every reader of a block waits on
 //     one fetch, which gives the block to the memory tier and queues it for
 //     the disk tier.
+//   - backing.go: complete objects for FUSE passthrough. OpenBacking opens
+//     an object's file once every block is on disk and pins its blocks out
+//     of the LRU while it is open; Complete writes the blocks a read left
+//     out.
 //
 // Only the file locks are held across a syscall, so an eviction punching
 // holes never makes a memory hit, or a disk hit, wait. readahead.go watches

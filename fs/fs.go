@@ -10,8 +10,11 @@
 // This package never talks the wire protocol itself (that is fdfs/) and never
 // lays out keys (that is index/).
 //
-// Lock order, where more than one is taken: fileNode.wmu, then fileNode.mu,
-// then FS.mu; pipeline.mu and uploads.mu are leaves. No lock but wmu is
+// Lock order, where more than one is taken: PassthroughGuard's lock of an
+// inode (around a whole open or release), then fileNode.wmu, then
+// fileNode.mu, then FS.mu; pipeline.mu and uploads.mu are leaves. go-fuse
+// asks a passthrough handle for its backing file with its own lock held,
+// and that takes fileNode.mu. No lock but wmu is
 // ever held across network I/O; wmu only orders one file's own uploads.
 package fs
 
