@@ -120,10 +120,13 @@ func checkLostUploads(ctx context.Context, out io.Writer, idx index.Index, c *fd
 		fmt.Fprintf(out, "lost upload: %s\n", id)
 	}
 	if !repair {
-		if len(lost) > 0 {
-			return errors.New("uploads that no name points at (run with --repair to delete them)")
+		if len(lost) == 0 {
+			return nil
 		}
-		return nil
+		if live, err := idx.LiveSessions(ctx); err == nil && len(live) > 0 {
+			fmt.Fprintf(out, "note: %d mount(s) use this index (%s); files they are writing now are listed too\n", len(live), strings.Join(live, ", "))
+		}
+		return errors.New("uploads that no name points at (run with --repair to delete them)")
 	}
 	if len(lost) == 0 {
 		return nil
