@@ -37,7 +37,7 @@ func runIndexCheck(ctx context.Context, args []string) error {
 	var ixf indexFlags
 	ixf.register(fl)
 	repair := fl.Bool("repair", false, "fix what can be fixed (dangling names, link counts, orphaned uploads)")
-	lostSince := fl.String("lost-since", "", "also list the groups' files created since TIME (RFC 3339, or a duration before now) that no name points at, such as uploads whose naming a Redis failover lost; --repair deletes them (no other FastDFS client may have written since)")
+	lostSince := fl.String("lost-since", "", "also list the groups' files created since TIME (RFC 3339, or a duration before now) that no name points at, such as uploads whose naming a Redis failover lost; --repair deletes them, and refuses while a mount uses the index (no other FastDFS client may have written since)")
 	if err := parseNoArgs(fl, args); err != nil {
 		return err
 	}
