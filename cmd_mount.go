@@ -47,6 +47,8 @@ type mountFlags struct {
 	storeReuse   time.Duration
 	storageList  time.Duration
 	directIO     bool
+	directIOSize int64
+	noPassthru   bool
 	background   bool
 	// adoptInterval re-adopts every group's files this often (0: never).
 	adoptInterval time.Duration
@@ -75,6 +77,8 @@ func (mf *mountFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&mf.storeReuse, "store-reuse", time.Second, "how long the tracker's choice of storage for new files of a group serves further uploads (0: ask for every file, as the C client does)")
 	fl.DurationVar(&mf.storageList, "storage-list-ttl", 10*time.Second, "how long a group's storage list from the tracker lets reads and changes go straight to the storage a file ID names (0: ask the tracker for every file, as the C client does)")
 	fl.BoolVar(&mf.directIO, "direct-io", false, "read files without the kernel page cache: faster for large files read once in large blocks, much slower for small reads, and no second read from memory")
+	fl.Var(sizeFlag(&mf.directIOSize, 64<<20), "direct-io-size", "files at least this large opened read-only are read without the kernel page cache (unless it holds their pages, or passthrough serves them): faster for one large sequential read, a round trip per small read (0: never)")
+	fl.BoolVar(&mf.noPassthru, "no-passthrough", false, "read every file through the mount, never with FUSE passthrough from the block cache (passthrough needs root and Linux 6.9 or later, and is otherwise off by itself)")
 	fl.DurationVar(&mf.adoptInterval, "adopt-interval", 0, "re-adopt every group's files into the by-ID tree this often, as index adopt does (0: off)")
 	fl.BoolVar(&mf.background, "background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
 }
@@ -297,6 +301,8 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 		WriteBudget:   mf.bufferSize,
 		ReadOnly:      readOnly,
 		DirectIO:      mf.directIO,
+		DirectIOSize:  mf.directIOSize,
+		Passthrough:   !mf.noPassthru,
 		Shared:        index.Shared(metaURL),
 		Session:       session,
 		SessionTTL:    mf.sessionTTL,
@@ -323,10 +329,13 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 	raw = fs.IgnoreInterrupts(raw)
 	raw = fs.KillPrivileges(raw)
 	mo.ExtraCapabilities |= fs.KillPrivilegesCapability
-	if mf.directIO {
+	if mf.directIO || mf.directIOSize > 0 {
 		// Shared maps of files opened with FOPEN_DIRECT_IO (otherwise
 		// ENODEV); the kernel then keeps them coherent itself.
 		mo.ExtraCapabilities |= fuse.CAP_DIRECT_IO_ALLOW_MMAP
+	}
+	if !mf.noPassthru {
+		raw = fs.PassthroughGuard(raw)
 	}
 	if fsMetrics != nil {
 		raw = fsMetrics.Instrument(raw)
@@ -340,6 +349,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 		server.Unmount()
 		return fmt.Errorf("mounting %s: %w", mountpoint, err)
 	}
+	fsys.EnablePassthrough(server)
 	if mf.readAhead > 0 {
 		if err := setReadAhead(mountpoint, mf.readAhead); err != nil {
 			log.Info("kernel readahead left at its default", "err", err)

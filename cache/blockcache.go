@@ -20,6 +20,10 @@
 //   - singleflight.go: fetches under way. Every reader of a block waits on
 //     one fetch, which gives the block to the memory tier and queues it for
 //     the disk tier.
+//   - backing.go: complete objects for FUSE passthrough. OpenBacking opens
+//     an object's file once every block is on disk and pins its blocks out
+//     of the LRU while it is open; Complete writes the blocks a read left
+//     out.
 //
 // Only the file locks are held across a syscall, so an eviction punching
 // holes never makes a memory hit, or a disk hit, wait. readahead.go watches
@@ -601,7 +605,8 @@ func (c *Cache) readCached(bid blockID, length int64, dst []byte, offset int64) 
 	}
 	x.lru.MoveToFront(e.elem)
 	now := time.Now()
-	touch := now.Sub(e.touched) > touchInterval
+	// A pinned object's file is left as it is (Backing.Changed).
+	touch := now.Sub(e.touched) > touchInterval && x.pins[bid.obj] == 0
 	if touch {
 		e.touched = now
 	}

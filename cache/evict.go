@@ -29,6 +29,14 @@ type diskIndex struct {
 	writes    map[string]int     // mu; block writes under way, by objectID
 	writing   map[blockID]int    // mu; the same, by block
 	bytes     int64              // mu; sum of entry sizes
+	// pins counts the Backings open on each object (backing.go). A
+	// pinned object's blocks are out of lru (their elem belongs to no
+	// list, which makes MoveToFront and Remove no-ops), so no eviction
+	// picks them; they still count in bytes.
+	pins map[string]int // mu; by objectID
+	// bad are objects whose file was written behind the cache's back
+	// (Backing.Discard): their blocks are never entered again.
+	bad map[string]bool // mu; by objectID
 }
 
 func (x *diskIndex) init(maxBytes int64) {
@@ -37,6 +45,8 @@ func (x *diskIndex) init(maxBytes int64) {
 	x.perObject = make(map[string]int)
 	x.writes = make(map[string]int)
 	x.writing = make(map[blockID]int)
+	x.pins = make(map[string]int)
+	x.bad = make(map[string]bool)
 }
 
 // has reports whether bid is on disk.
@@ -48,6 +58,9 @@ func (x *diskIndex) has(bid blockID) bool {
 
 // insertLocked records a block on disk as most recently used.
 func (x *diskIndex) insertLocked(bid blockID, size int64, touched time.Time) {
+	if x.bad[bid.obj] {
+		return
+	}
 	if e := x.blocks[bid]; e != nil {
 		x.bytes += size - e.size
 		e.size, e.touched = size, touched
@@ -55,7 +68,11 @@ func (x *diskIndex) insertLocked(bid blockID, size int64, touched time.Time) {
 		return
 	}
 	e := &entry{id: bid, size: size, touched: touched}
-	e.elem = x.lru.PushFront(e)
+	if x.pins[bid.obj] == 0 {
+		e.elem = x.lru.PushFront(e)
+	} else {
+		e.elem = &list.Element{Value: e} // out of lru until unpinned
+	}
 	x.blocks[bid] = e
 	x.perObject[bid.obj]++
 	x.bytes += size
@@ -130,7 +147,10 @@ func (c *Cache) freeBlock(bid blockID, size int64) {
 	defer lock.Unlock()
 	x := &c.index
 	x.mu.Lock()
-	keep := x.blocks[bid] != nil || x.writing[bid] > 0
+	// A pinned object's file is being read by the kernel itself
+	// (passthrough): its bytes stay until the last Backing closes, even
+	// when the index lets go of a block (found unreadable, say).
+	keep := x.blocks[bid] != nil || x.writing[bid] > 0 || x.pins[bid.obj] > 0
 	wholeFile := x.perObject[bid.obj] == 0 && x.writes[bid.obj] == 0
 	x.mu.Unlock()
 	if c.beforeFree != nil && !keep {

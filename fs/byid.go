@@ -255,7 +255,7 @@ func (n *byIDFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	// a by-ID node does not know whether it is one.
 	obj := n.fs.object(index.Attr{FileID: n.fileID, Size: d.size, Gen: d.gen})
 	fuseFlags := uint32(fuse.FOPEN_NOFLUSH) // read-only: nothing to save at close
-	if n.fs.opts.DirectIO {
+	if n.fs.opts.DirectIO || n.fs.directIOFor(d.size) {
 		fuseFlags |= fuse.FOPEN_DIRECT_IO
 	}
 	return &byIDHandle{n: n, size: d.size, rd: n.fs.cache.NewReader(obj)}, fuseFlags, 0

@@ -40,6 +40,19 @@ type fileNode struct {
 	// from (guarded by mu); an open that sees the same one keeps the cache.
 	keepGen   uint64
 	keepValid bool
+	// Open modes, for FUSE passthrough (passthrough.go), guarded by mu:
+	// pt is the cached copy the kernel reads for this inode's passthrough
+	// opens (the kernel takes one per inode), ptKey its content's cache
+	// key, ptOpens the handles opened while it is set (every one of them
+	// a passthrough open, as the kernel wants); plainOpens counts the other
+	// handles, whose page-cache or direct I/O mode forbids a passthrough
+	// open while any is open. ptBad is set once pt was found written
+	// through a map (passthrough.go): later opens no longer read it.
+	pt         *cache.Backing
+	ptKey      string
+	ptBad      bool
+	ptOpens    int
+	plainOpens int
 	// commits counts the content commits made through this node. On an
 	// index no other host writes, a handle's attributes read at open
 	// describe the committed content for as long as it is unchanged, and
@@ -184,7 +197,14 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 		return nil, 0, n.fs.toErrno("open", err)
 	}
 	fh, fuseFlags, errno := n.open(ctx, flags, a)
-	if h, ok := fh.(*fileHandle); ok && !n.fs.opts.Shared {
+	var h *fileHandle
+	switch fh := fh.(type) {
+	case *fileHandle:
+		h = fh
+	case *ptHandle:
+		h = &fh.fileHandle
+	}
+	if h != nil && !n.fs.opts.Shared {
 		h.mu.Lock()
 		h.attr, h.attrSeq, h.attrOK = a, seq, true
 		h.mu.Unlock()
@@ -209,14 +229,20 @@ func (n *fileNode) open(ctx context.Context, flags uint32, a index.Attr) (fusefs
 		// close. fsync(2) still commits.
 		fuseFlags |= fuse.FOPEN_NOFLUSH
 	}
-	if n.fs.opts.DirectIO && readOnly {
-		// The kernel's pages of this file are neither used nor filled,
-		// so what it may hold of them (keepGen) stays as it was.
-		return &fileHandle{n: n}, fuseFlags | fuse.FOPEN_DIRECT_IO, 0
+	if h, ptFlags, ok := n.openPassthrough(flags, a); ok {
+		return h, fuseFlags | ptFlags, 0
 	}
 	n.mu.Lock()
+	n.plainOpens++
 	dirty := n.dirtyLocked()
-	if !dirty && n.keepValid && n.keepGen == a.Gen {
+	keep := !dirty && n.keepValid && n.keepGen == a.Gen
+	if readOnly && (n.fs.opts.DirectIO || !dirty && !keep && n.fs.directIOFor(a.Size)) {
+		// The kernel's pages of this file are neither used nor filled,
+		// so what it may hold of them (keepGen) stays as it was.
+		n.mu.Unlock()
+		return &fileHandle{n: n}, fuseFlags | fuse.FOPEN_DIRECT_IO, 0
+	}
+	if keep {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
 	n.keepGen, n.keepValid = a.Gen, !dirty
@@ -258,6 +284,13 @@ type fileHandle struct {
 	attr    index.Attr
 	attrSeq uint64
 	attrOK  bool
+	// readObj is the content rd reads and readBytes the bytes read from
+	// it; sawEnd is set once a read reached its end (guarded by mu). A
+	// handle that read most of a file to its end has the cache complete
+	// it at release, for passthrough opens later.
+	readObj   cache.Object
+	readBytes int64
+	sawEnd    bool
 }
 
 // committed returns the committed content's attributes: those read at
@@ -302,7 +335,17 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	}
 	rd := h.rd
 	h.mu.Unlock()
-	return n.fs.readShared(ctx, "read", rd, dest, off)
+	res, errno := n.fs.readShared(ctx, "read", rd, dest, off)
+	if errno == 0 {
+		h.mu.Lock()
+		if h.readObj.Key != obj.Key {
+			h.readObj, h.readBytes, h.sawEnd = obj, 0, false
+		}
+		h.readBytes += int64(res.Size())
+		h.sawEnd = h.sawEnd || off+int64(res.Size()) >= obj.Size
+		h.mu.Unlock()
+	}
+	return res, errno
 }
 
 // readUncommitted reads from the writer when the file has uncommitted
@@ -411,13 +454,24 @@ func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 var _ = (fusefs.FileReleaser)((*fileHandle)(nil))
 
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	return h.release(ctx, false)
+}
+
+// release closes a handle; pt says it was opened in passthrough mode.
+func (h *fileHandle) release(ctx context.Context, pt bool) syscall.Errno {
 	n := h.n
 	h.mu.Lock()
 	if h.rd != nil {
 		h.rd.Close()
 		h.rd = nil
 	}
+	readMost := h.sawEnd && h.readBytes >= h.readObj.Size/2 && h.readObj.Size > int64(n.fs.cache.BlockSize())
+	obj := h.readObj
 	h.mu.Unlock()
+	n.releaseMode(pt)
+	if readMost {
+		n.fs.completeLater(obj)
+	}
 
 	n.fs.mu.Lock()
 	n.fs.open[n.ino]--

@@ -10,8 +10,11 @@
 // This package never talks the wire protocol itself (that is fdfs/) and never
 // lays out keys (that is index/).
 //
-// Lock order, where more than one is taken: fileNode.wmu, then fileNode.mu,
-// then FS.mu; pipeline.mu and uploads.mu are leaves. No lock but wmu is
+// Lock order, where more than one is taken: PassthroughGuard's lock of an
+// inode (around a whole open or release), then fileNode.wmu, then
+// fileNode.mu, then FS.mu; pipeline.mu and uploads.mu are leaves. go-fuse
+// asks a passthrough handle for its backing file with its own lock held,
+// and that takes fileNode.mu. No lock but wmu is
 // ever held across network I/O; wmu only orders one file's own uploads.
 package fs
 
@@ -80,6 +83,17 @@ type Options struct {
 	// The mount should then offer fuse.CAP_DIRECT_IO_ALLOW_MMAP, so that
 	// such files can still be mapped shared.
 	DirectIO bool
+	// DirectIOSize, when positive, opens files of at least this many bytes
+	// for reading with FOPEN_DIRECT_IO, unless the kernel holds pages of
+	// their content or the open is a passthrough one: a large file read
+	// once streams faster without the page cache, small files keep it.
+	// CAP_DIRECT_IO_ALLOW_MMAP as for DirectIO.
+	DirectIOSize int64
+	// Passthrough lets a read-only open of a file whose content is
+	// complete in the block cache be answered with FUSE passthrough (see
+	// passthrough.go), once EnablePassthrough found the kernel willing.
+	// The mount wraps its file system in PassthroughGuard.
+	Passthrough bool
 	// GroupRefresh is how often the root re-reads the tracker's group list.
 	GroupRefresh time.Duration
 	// HTTPBase maps a group to the nginx base URL serving it, for the
@@ -146,6 +160,8 @@ type FS struct {
 	chunks sync.Pool
 	// budget bounds the chunks handed out (Options.WriteBudget).
 	budget *writeBudget
+	// passthrough is FUSE passthrough's state (passthrough.go).
+	passthrough passthrough
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -185,6 +201,7 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 		uploads: newUploads(opts.Backend, opts.Index, opts.Logger),
 		budget:  newWriteBudget(opts.WriteBudget),
 	}
+	f.passthrough.filling = make(chan struct{}, 1)
 	if err := f.refreshGroups(ctx); err != nil {
 		// The index still serves names and attributes; content waits for
 		// the tracker to come back.

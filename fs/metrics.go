@@ -23,6 +23,7 @@ type Metrics struct {
 	uploading prometheus.Gauge
 	uploaded  prometheus.Counter
 	fetched   prometheus.Counter
+	opens     *prometheus.CounterVec
 }
 
 // NewMetrics registers the mount's metrics with reg.
@@ -47,8 +48,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		fetched: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fdfsfs_downloaded_bytes_total", Help: "File content bytes downloaded from FastDFS.",
 		}),
+		opens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fdfsfs_fuse_opens_total", Help: "Files opened, by how the kernel reads them: page_cache, direct_io, passthrough (the block cache's file), passthrough_direct_io (a passthrough open whose reads and writes the mount serves).",
+		}, []string{"mode"}),
 	}
-	reg.MustRegister(m.ops, m.latency, m.errors, m.uploading, m.uploaded, m.fetched)
+	reg.MustRegister(m.ops, m.latency, m.errors, m.uploading, m.uploaded, m.fetched, m.opens)
 	return m
 }
 
@@ -162,7 +166,25 @@ func (r meteredFS) Create(c cancel, in *fuse.CreateIn, name string, out *fuse.Cr
 }
 
 func (r meteredFS) Open(c cancel, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
-	return r.m.done("open", time.Now(), r.RawFileSystem.Open(c, in, out))
+	st := r.m.done("open", time.Now(), r.RawFileSystem.Open(c, in, out))
+	if st == fuse.OK {
+		r.m.opens.WithLabelValues(openMode(out.OpenFlags)).Inc()
+	}
+	return st
+}
+
+// openMode names how the kernel reads a file opened with flags.
+func openMode(flags uint32) string {
+	switch pt, direct := flags&fuse.FOPEN_PASSTHROUGH != 0, flags&fuse.FOPEN_DIRECT_IO != 0; {
+	case pt && direct:
+		return "passthrough_direct_io"
+	case pt:
+		return "passthrough"
+	case direct:
+		return "direct_io"
+	default:
+		return "page_cache"
+	}
 }
 
 func (r meteredFS) Read(c cancel, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {

@@ -8,7 +8,7 @@
 # (case 4), BENCH_LIST=100000 (case 5), BENCH_SMALL=2000 (cases 8 and 9),
 # BENCH_RUNS=3 (runs per case; the table shows medians), BENCH_GROUP=group1.
 # BENCH_LOAD=30 (seconds of case 10). BENCH_ONLY=small runs cases 8 to 10
-# alone.
+# alone, BENCH_ONLY=large the reads of a large file (2 to 3, and 6).
 #
 # Each case prints a median time and a ratio against its baseline
 # (baseline time / mount time: 1.0 means as fast, above 1 faster). Where a
@@ -36,6 +36,7 @@ mnt=$work/mnt
 mkdir -p "$mnt" "$work/src"
 go build -o "$work/fdfsfs" .
 go build -o "$work/randread" ./scripts/randread
+go build -o "$work/mapread" ./scripts/mapread
 go build -o "$work/fdfsloop" ./scripts/fdfsloop
 go build -o "$work/loadmix" ./scripts/loadmix
 # The go-fuse loopback example from the module cache, as a ceiling for
@@ -91,16 +92,33 @@ cp_small() {
 
 rows=()
 row() { rows+=("$(printf '| %-34s | %10s | %10s | %6s | %s |' "$@")"); }
-rss1=- rss4=-
+rss1=- rss4=- rss9=-
+
+# settle_cache waits until the block cache on disk stops growing: after a
+# cold read the mount completes the file in the background (for
+# passthrough), and a baseline timed meanwhile would share the machine with
+# it. It prints how long it waited.
+settle_cache() {
+  local s e prev=-1 cur
+  s=$(now)
+  for _ in $(seq 300); do
+    cur=$(du -sB1 "$work/cache" 2>/dev/null | cut -f1)
+    [[ $cur == "$prev" ]] && break
+    prev=$cur; sleep 0.2
+  done
+  e=$(now); echo "$e - $s - 0.2" | bc -l
+}
 
 mount_fs
 if [[ $ONLY != small ]]; then
 big=$work/src/big.bin
 head -c $((MB << 20)) /dev/urandom >"$big"
+if [[ $ONLY == large ]]; then cp "$big" "$mnt/$GROUP/big1.bin"; fi
 # 1. write: cp into a group dir vs fdfsfs put
 w=(); b=()
 sync
 for i in $(seq "$RUNS"); do
+  [[ $ONLY == large ]] && break
   if ((i % 2)); then
     w+=("$(timeit cp "$big" "$mnt/$GROUP/big$i.bin")")
     b+=("$(timeit "$bin" put --tracker "$TRACKER" --group "$GROUP" "$big")")
@@ -110,8 +128,10 @@ for i in $(seq "$RUNS"); do
   fi
   sync
 done
+if [[ $ONLY != large ]]; then
 wm=$(printf '%s\n' "${w[@]}" | median); bm=$(printf '%s\n' "${b[@]}" | median)
 row "1 write ${MB} MiB: cp vs put" "$wm" "$bm" "$(ratio "$bm" "$wm")" "target >= 0.8"
+fi
 rss1=$(peak_rss_mb "$mount_pid")
 
 # 2. cold read: cat vs fdfsfs get (block cache emptied by a remount on a fresh
@@ -119,35 +139,72 @@ rss1=$(peak_rss_mb "$mount_pid")
 # state: an untimed get first. Otherwise cat, going first, would also pay
 # the storage's disk reads that the get after it is spared.
 id=$(getfattr --only-values -n user.fdfs.file_id "$mnt/$GROUP/big1.bin")
-# cold_reads times RUNS pairs of a cold cat and a get, each on a new mount
-# (with mount_extra) over an emptied block cache; it fills r and b.
-cold_reads() {
-  r=(); b=()
-  for i in $(seq "$RUNS"); do
-    umount_fs; rm -rf "$work/cache"; drop_caches; mount_fs
-    "$bin" get --tracker "$TRACKER" "$id" - >/dev/null
-    r+=("$(timeit cat "$mnt/$GROUP/big1.bin")")
-    b+=("$(timeit "$bin" get --tracker "$TRACKER" "$id" -)")
-  done
-  rm_=$(printf '%s\n' "${r[@]}" | median); bm=$(printf '%s\n' "${b[@]}" | median)
+# 2, 2b. cold read: cat vs fdfsfs get, each cat on a new mount over an
+# emptied block cache, with default flags (2) and through the page cache
+# (2b: --direct-io-size 0, the default before direct I/O was chosen by
+# size). The three take turns in a rotating order. After a default cat
+# the mount completes the file in the block cache in the background (for
+# passthrough); no timed command overlaps that: f records how long it took.
+# cold_cat [FLAGS] leaves the cat's time in $t and the wait after it in $st.
+cold_cat() {
+  mount_extra=("$@")
+  umount_fs; rm -rf "$work/cache"; drop_caches; mount_fs
+  "$bin" get --tracker "$TRACKER" "$id" - >/dev/null
+  t=$(timeit cat "$mnt/$GROUP/big1.bin")
+  st=$(settle_cache)
+  mount_extra=()
 }
-cold_reads
-row "2 cold read ${MB} MiB: cat vs get" "$rm_" "$bm" "$(ratio "$bm" "$rm_")" "target >= 0.8"
+r=(); p=(); b=(); f=()
+for i in $(seq "$RUNS"); do
+  for k in $(seq 0 2); do
+    case $(((i + k) % 3)) in
+      0) cold_cat; r+=("$t"); f+=("$st") ;;
+      1) cold_cat --direct-io-size 0; p+=("$t") ;;
+      2) "$bin" get --tracker "$TRACKER" "$id" - >/dev/null
+         b+=("$(timeit "$bin" get --tracker "$TRACKER" "$id" -)") ;;
+    esac
+  done
+done
+rm_=$(printf '%s\n' "${r[@]}" | median); pm=$(printf '%s\n' "${p[@]}" | median)
+bm=$(printf '%s\n' "${b[@]}" | median); fm=$(printf '%s\n' "${f[@]}" | median)
+row "2 cold read ${MB} MiB: cat vs get" "$rm_" "$bm" "$(ratio "$bm" "$rm_")" "target >= 0.8; then ${fm} s completing the cache"
+row "2b cold read, --direct-io-size 0" "$pm" "$bm" "$(ratio "$bm" "$pm")" "the page cache, as before"
 
-# 2b. the same cold read on a mount with --direct-io (no page cache for files
-# opened to read: one copy less, but small reads each pay a round trip).
-# Case 3 then starts, as it did after case 2, on a default mount that has
-# read the file once.
-mount_extra=(--direct-io)
-cold_reads
-row "2b cold read, --direct-io" "$rm_" "$bm" "$(ratio "$bm" "$rm_")" "not the default"
-mount_extra=()
+# 2c, 2d. what direct I/O costs: small sequential reads (dd bs=4k of the
+# first 64 MiB) and a read through a shared map (a byte per page), cold,
+# on the default mount against one with --direct-io-size 0, alternating.
+# The ratio is the page cache's time / the default's (below 1: slower).
+small_reads() {
+  local tool=$1 d=() p=()
+  for i in $(seq "$RUNS"); do
+    for side in $((i % 2)) $(((i + 1) % 2)); do
+      if ((side)); then mount_extra=(); else mount_extra=(--direct-io-size 0); fi
+      umount_fs; rm -rf "$work/cache"; drop_caches; mount_fs
+      "$bin" get --tracker "$TRACKER" "$id" - >/dev/null
+      if [[ $tool == dd ]]; then
+        t=$(timeit dd if="$mnt/$GROUP/big1.bin" of=/dev/null bs=4k count=16384 status=none)
+      else
+        t=$("$work/mapread" -file "$mnt/$GROUP/big1.bin")
+      fi
+      if ((side)); then d+=("$t"); else p+=("$t"); fi
+    done
+  done
+  mount_extra=()
+  dm=$(printf '%s\n' "${d[@]}" | median); pm=$(printf '%s\n' "${p[@]}" | median)
+}
+small_reads dd
+row "2c dd bs=4k of 64 MiB, cold" "$dm" "$pm" "$(ratio "$pm" "$dm")" "baseline: --direct-io-size 0"
+small_reads map
+row "2d shared map read ${MB} MiB, cold" "$dm" "$pm" "$(ratio "$pm" "$dm")" "baseline: --direct-io-size 0"
+
+# 3. warm read: a second cat vs a local file of the same size, on a
+# default mount that has read the file once and completed it in the block
+# cache (passthrough reads it from there). Each run is a tenth of a second,
+# so take at least 7 of them, alternating.
 umount_fs; rm -rf "$work/cache"; drop_caches; mount_fs
 "$bin" get --tracker "$TRACKER" "$id" - >/dev/null
 cat "$mnt/$GROUP/big1.bin" >/dev/null
-
-# 3. warm read: a second cat vs a local file of the same size. Each run is a
-# tenth of a second, so take at least 7 of them, alternating.
+settle_cache >/dev/null
 r=(); b=()
 cat "$mnt/$GROUP/big1.bin" >/dev/null
 cat "$big" >/dev/null
@@ -164,6 +221,7 @@ rr=$("$work/randread" -file "$mnt/$GROUP/big1.bin" -n 2000 -size 4096)
 lr=$("$work/randread" -file "$big" -n 2000 -size 4096)
 row "6 random 4 KiB reads (2000)" "$rr" "$lr" "$(ratio "$lr" "$rr")" "IOPS: $(echo "2000 / $rr" | bc)"
 
+if [[ $ONLY != large ]]; then
 # 4. small files: 10,000 x 4 KiB create/write/close vs 10,000 puts in one process
 umount_fs; mount_fs
 mkdir -p "$work/small"
@@ -198,8 +256,10 @@ for i in $(seq "$RUNS"); do
 done
 lt=$(printf '%s\n' "${l[@]}" | median)
 row "5 ls -l of ${LIST} entries" "$lt" "-" "-" "$(echo "$LIST / $lt" | bc) entries/s, target < 1 s"
-fi # BENCH_ONLY
+fi # not large
+fi # not small
 
+if [[ $ONLY != large ]]; then
 # 8, 9. small files as FastDFS serves them: SMALL files of 4 KiB, each side
 # in one process, against scripts/fdfsloop (a loop over our fdfs client that
 # asks the tracker for every file, as a loop over the C client does), same
@@ -263,6 +323,7 @@ umount_fs; mount_fs
 lo=$("$work/loadmix" -dir "$mnt/$GROUP/load" -duration "${LOAD}s")
 rss10=$(peak_rss_mb "$mount_pid")
 row "10 load 16+16, 1 KiB-4 MiB, ${LOAD} s" "-" "-" "-" "$lo; peak RSS ${rss10} MB, target < 200 MB"
+fi # not large
 umount_fs
 
 echo

@@ -289,11 +289,13 @@ func TestSetIDBitsCleared(t *testing.T) {
 // TestDirectIO: with --direct-io, files opened for reading bypass the
 // kernel's page cache (every read reaches the mount, a second one too),
 // and still read right whole, at random offsets and through a shared map;
-// writing is unchanged.
+// writing is unchanged. Passthrough is off here: it would serve the second
+// read from the block cache's copy, without the mount
+// (TestPassthroughWarmRead).
 func TestDirectIO(t *testing.T) {
 	c := cluster(t, localcluster.Options{})
 	addr := freePort(t)
-	m := startMount(t, c, "--metrics", addr, "-o", "direct_io")
+	m := startMount(t, c, "--metrics", addr, "-o", "direct_io,no_passthrough")
 	p := m.path("group1", "direct.bin")
 	data := pattern(3<<20+123, 17)
 	if err := os.WriteFile(p, data, 0o644); err != nil {

@@ -1,0 +1,280 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Backing is the disk tier's file of a complete object, open read-only and
+// pinned: while it is open none of the object's blocks is evicted, punched
+// or unlinked, so the file holds exactly the object's bytes. A FUSE server
+// hands its descriptor to the kernel (passthrough), which then reads the
+// file itself, never asking the server.
+//
+// Pinned blocks stay counted in the cache's size but are out of its LRU;
+// the cache may so exceed MaxBytes by what open Backings hold, and evicts
+// down to it again as they close.
+type Backing struct {
+	c      *Cache
+	obj    string // objectID
+	blocks int64
+	file   *os.File
+	once   sync.Once
+	// stat is the file's as opened, for Changed.
+	size         int64
+	mtime, ctime unix.Timespec
+}
+
+// OpenBacking opens obj's file when the object is complete on disk: every
+// block in the index at its full length, none being written, and the file
+// exactly obj.Size bytes long. ok is false (and err nil) for an object that
+// is not, or is empty; err reports a failure to open or check the file.
+func (c *Cache) OpenBacking(obj Object) (b *Backing, ok bool, err error) {
+	if err := obj.validate(); err != nil || obj.Size == 0 || c.closed.Load() {
+		return nil, false, err
+	}
+	id := objectID(obj.Key)
+	blocks := (obj.Size + c.blockSize - 1) / c.blockSize
+	x := &c.index
+	x.mu.Lock()
+	if x.bad[id] {
+		x.mu.Unlock()
+		return nil, false, nil
+	}
+	for idx := range blocks {
+		bid := blockID{obj: id, idx: idx}
+		if e := x.blocks[bid]; e == nil || e.size != c.blockLen(obj.Size, idx) || x.writing[bid] > 0 {
+			x.mu.Unlock()
+			return nil, false, nil
+		}
+	}
+	x.pinLocked(id, blocks)
+	x.mu.Unlock()
+
+	b = &Backing{c: c, obj: id, blocks: blocks}
+	b.file, err = os.Open(c.objectPath(id))
+	if err == nil {
+		var st unix.Stat_t
+		if err = unix.Fstat(int(b.file.Fd()), &st); err == nil && st.Size != obj.Size {
+			err = fmt.Errorf("cache: %s holds %d bytes, want %d", c.objectPath(id), st.Size, obj.Size)
+		}
+		b.size, b.mtime, b.ctime = st.Size, st.Mtim, st.Ctim
+	}
+	if err != nil {
+		b.Close()
+		return nil, false, err
+	}
+	return b, true, nil
+}
+
+// Fd is the open file's descriptor, valid until Close.
+func (b *Backing) Fd() int { return int(b.file.Fd()) }
+
+// Changed reports whether the file was written since OpenBacking: the
+// cache itself never writes a pinned object's file, but the kernel opens
+// it for writing for a passthrough open made for writing, and a shared
+// writable map of such an open writes it.
+func (b *Backing) Changed() bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(b.Fd(), &st); err != nil {
+		return true
+	}
+	return st.Size != b.size || st.Mtim != b.mtime || st.Ctim != b.ctime
+}
+
+// Discard drops the object from the cache for good (until the process
+// ends): its blocks leave the index, its file is unlinked (open
+// descriptors keep reading it), and no block of it is entered again, so
+// nothing written into the file behind the cache's back is ever served.
+func (b *Backing) Discard() {
+	c := b.c
+	lock := c.fileLock(b.obj)
+	lock.Lock()
+	defer lock.Unlock()
+	x := &c.index
+	x.mu.Lock()
+	x.bad[b.obj] = true
+	for idx := range b.blocks {
+		if e := x.blocks[blockID{obj: b.obj, idx: idx}]; e != nil {
+			x.removeLocked(e)
+		}
+	}
+	x.mu.Unlock()
+	c.removeObjectFile(b.obj)
+}
+
+// Close closes the file and lets the object's blocks be evicted again, as
+// the most recently used ones. It may be called more than once.
+func (b *Backing) Close() error {
+	var err error
+	b.once.Do(func() {
+		if b.file != nil {
+			err = b.file.Close()
+		}
+		x := &b.c.index
+		x.mu.Lock()
+		x.unpinLocked(b.obj, b.blocks)
+		victims := x.evictLocked()
+		x.mu.Unlock()
+		b.c.evict(victims)
+	})
+	return err
+}
+
+// pinLocked takes a pin on obj (blocks long); the first takes its blocks out
+// of the LRU.
+func (x *diskIndex) pinLocked(obj string, blocks int64) {
+	x.pins[obj]++
+	if x.pins[obj] > 1 {
+		return
+	}
+	for idx := range blocks {
+		if e := x.blocks[blockID{obj: obj, idx: idx}]; e != nil {
+			x.lru.Remove(e.elem)
+		}
+	}
+}
+
+// unpinLocked drops a pin; the last puts the object's blocks back at the
+// LRU's front.
+func (x *diskIndex) unpinLocked(obj string, blocks int64) {
+	if x.pins[obj]--; x.pins[obj] > 0 {
+		return
+	}
+	delete(x.pins, obj)
+	for idx := blocks - 1; idx >= 0; idx-- {
+		if e := x.blocks[blockID{obj: obj, idx: idx}]; e != nil {
+			x.lru.Remove(e.elem) // a no-op: it is in no list
+			e.elem = x.lru.PushFront(e)
+		}
+	}
+}
+
+// completeWorkers is how many blocks Complete fetches at once.
+const completeWorkers = 4
+
+// Complete writes every block of obj that is neither on disk nor being
+// written, so that the object can back a passthrough open (OpenBacking).
+// Blocks being fetched are taken from their fetch; the rest are fetched.
+// Complete writes them itself rather than through the store queue, which
+// skips blocks when it is full, and returns once every block is on disk
+// (or at the first error); Close stops it.
+func (c *Cache) Complete(ctx context.Context, obj Object) error {
+	if err := obj.validate(); err != nil {
+		return err
+	}
+	c.flights.mu.Lock()
+	if c.closed.Load() {
+		c.flights.mu.Unlock()
+		return ErrClosed
+	}
+	c.wg.Add(1)
+	c.flights.mu.Unlock()
+	defer c.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
+
+	id := objectID(obj.Key)
+	blocks := (obj.Size + c.blockSize - 1) / c.blockSize
+	next := make(chan int64)
+	errs := make(chan error, completeWorkers)
+	var wg sync.WaitGroup
+	for range completeWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for idx := range next {
+				if err := c.completeBlock(ctx, obj, blockID{obj: id, idx: idx}); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for idx := range blocks {
+		bid := blockID{obj: id, idx: idx}
+		c.index.mu.Lock()
+		there := c.index.blocks[bid] != nil || c.index.writing[bid] > 0
+		c.index.mu.Unlock()
+		if there {
+			continue
+		}
+		select {
+		case next <- idx:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	// Blocks whose fetch queued its own store may still be on their way
+	// to disk; they are soon.
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c.index.mu.Lock()
+		writing := c.index.writes[id]
+		c.index.mu.Unlock()
+		if writing == 0 {
+			return nil
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// completeBlock brings one block of obj onto disk unless it is there or on
+// its way there.
+func (c *Cache) completeBlock(ctx context.Context, obj Object, bid blockID) error {
+	length := c.blockLen(obj.Size, bid.idx)
+	f, err := c.join(obj, bid, length, true)
+	if err != nil || f == nil {
+		return err
+	}
+	defer c.leave(f)
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if f.err != nil {
+		return f.err
+	}
+	// The fetch queues its own store (or skips it) under flightGroup.mu
+	// as it finishes; taking that lock here orders this check after it.
+	c.flights.mu.Lock()
+	c.index.mu.Lock()
+	stored := c.index.blocks[bid] != nil || c.index.writing[bid] > 0
+	if !stored {
+		c.index.startWriteLocked(bid)
+	}
+	c.index.mu.Unlock()
+	c.flights.mu.Unlock()
+	if stored {
+		return nil
+	}
+	// As a waiter we hold the flight, and with it its buffer.
+	return c.storeBlock(bid, f.data)
+}
+
+// Dir is the directory the cache lives in.
+func (c *Cache) Dir() string { return c.dir }
+
+// MaxBytes is the bound on the bytes of cached blocks (Options.MaxBytes).
+func (c *Cache) MaxBytes() int64 { return c.index.maxBytes }

@@ -1,0 +1,239 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// readBacking reads the whole file behind b as the kernel would, through
+// its descriptor.
+func readBacking(t *testing.T, b *Backing, size int64) []byte {
+	t.Helper()
+	got := make([]byte, size+1)
+	var n int
+	for n < len(got) {
+		k, err := unix.Pread(b.Fd(), got[n:], int64(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 0 {
+			break
+		}
+		n += k
+	}
+	return got[:n]
+}
+
+// Only an object whose every block is on disk, at its length and not being
+// written, can back an open; an empty one never does.
+func TestOpenBackingOnlyWhenComplete(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
+	const size = 3*testBlock + 100 // a short last block
+	f := newFakeFetcher(t, size)
+	obj := f.object("complete")
+	check := func(want bool, what string) {
+		t.Helper()
+		b, ok, err := c.OpenBacking(obj)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok != want {
+			t.Fatalf("%s: OpenBacking ok = %v, want %v", what, ok, want)
+		}
+		if ok {
+			if got := readBacking(t, b, size); !bytes.Equal(got, content(0, size)) {
+				t.Fatalf("%s: the backing file holds %d bytes, not the object's %d", what, len(got), size)
+			}
+			b.Close()
+		}
+	}
+	check(false, "nothing cached")
+	mustRead(t, c, obj, 0, 2*testBlock)
+	settle(t, c)
+	check(false, "two blocks of four")
+	mustRead(t, c, obj, 3*testBlock, 100)
+	settle(t, c)
+	check(false, "the last block but not the third")
+	mustRead(t, c, obj, 2*testBlock, testBlock)
+	settle(t, c)
+	check(true, "every block")
+
+	// A block being written again does not count as there.
+	bid := blockID{obj: objectID(obj.Key), idx: 1}
+	c.index.mu.Lock()
+	c.index.startWriteLocked(bid)
+	c.index.mu.Unlock()
+	check(false, "a block being written")
+	c.index.mu.Lock()
+	c.index.endWriteLocked(bid)
+	c.index.mu.Unlock()
+	check(true, "the write over")
+
+	// Another generation of the content is another key.
+	check2 := Object{Key: "complete#2", Size: size, Fetch: f}
+	if _, ok, _ := c.OpenBacking(check2); ok {
+		t.Fatal("another key is backed by this object's file")
+	}
+	empty := Object{Key: "empty", Size: 0}
+	if _, ok, err := c.OpenBacking(empty); ok || err != nil {
+		t.Fatalf("an empty object: ok %v, err %v", ok, err)
+	}
+}
+
+// While a Backing is open no block of its object is evicted or punched,
+// however far the cache goes past its size; once it closes, the cache
+// evicts down to its size again, the pinned blocks last.
+func TestBackingPinsAgainstEviction(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MaxBytes: 4 * testBlock, MemBytes: -1, ReadaheadBlocks: -1})
+	const size = 3 * testBlock
+	f := newFakeFetcher(t, size)
+	obj := f.object("pinned")
+	mustRead(t, c, obj, 0, size)
+	settle(t, c)
+	b, ok, err := c.OpenBacking(obj)
+	if !ok || err != nil {
+		t.Fatalf("OpenBacking: %v, %v", ok, err)
+	}
+	// Twice the cache's size of other blocks goes through.
+	other := newFakeFetcher(t, 8*testBlock)
+	for idx := range int64(8) {
+		mustRead(t, c, other.object("other"), idx*testBlock, testBlock)
+		settle(t, c)
+	}
+	if got := readBacking(t, b, size); !bytes.Equal(got, content(0, size)) {
+		t.Fatal("a pinned object's file changed under its Backing")
+	}
+	if n, err := dataBytes(c.objectPath(objectID(obj.Key))); err != nil || n != size {
+		t.Fatalf("%d bytes of data in the pinned file, %v, want %d", n, err, size)
+	}
+	if st := c.Stats(); st.Bytes > 4*testBlock+size {
+		t.Fatalf("%d bytes cached: more than the size and the pinned object", st.Bytes)
+	}
+	// A second Backing of the same object is a second pin: closing the
+	// first keeps it.
+	b2, ok, _ := c.OpenBacking(obj)
+	if !ok {
+		t.Fatal("a second OpenBacking of a pinned complete object failed")
+	}
+	b.Close()
+	b.Close() // again: a no-op
+	mustRead(t, c, other.object("other2"), 0, 4*testBlock)
+	settle(t, c)
+	if got := readBacking(t, b2, size); !bytes.Equal(got, content(0, size)) {
+		t.Fatal("the object's file changed while a second Backing was open")
+	}
+	b2.Close()
+	if st := c.Stats(); st.Bytes > 4*testBlock {
+		t.Fatalf("%d bytes cached after the last Backing closed, want at most %d", st.Bytes, 4*testBlock)
+	}
+	// The object's blocks are back in the LRU: more reads evict them.
+	mustRead(t, c, other.object("other3"), 0, 8*testBlock)
+	settle(t, c)
+	if _, ok, _ := c.OpenBacking(obj); ok {
+		t.Fatal("the object is still complete after its Backings closed and the cache turned over")
+	}
+}
+
+// Complete writes the blocks a read left out (here: all but one, skipped
+// while the disk was stuck), fetching only those, and the object can then
+// back an open.
+func TestCompleteFillsSkippedBlocks(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
+	const blocks = 3 * storeQueue
+	f := newFakeFetcher(t, blocks*testBlock-1)
+	obj := f.object("skipped")
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	c.beforeStore = func() { <-release }
+	mustRead(t, c, obj, 0, obj.Size)
+	unblock()
+	settle(t, c)
+	st := c.Stats()
+	if st.StoreSkips == 0 {
+		t.Fatal("no block was skipped; the test needs some")
+	}
+	if _, ok, _ := c.OpenBacking(obj); ok {
+		t.Fatal("complete although blocks were skipped")
+	}
+	before := f.Count()
+	if err := c.Complete(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+	if got := int64(f.Count() - before); got != st.StoreSkips {
+		t.Fatalf("Complete fetched %d blocks, want the %d skipped", got, st.StoreSkips)
+	}
+	b, ok, err := c.OpenBacking(obj)
+	if !ok || err != nil {
+		t.Fatalf("not complete after Complete: %v, %v", ok, err)
+	}
+	defer b.Close()
+	if got := readBacking(t, b, obj.Size); !bytes.Equal(got, content(0, obj.Size)) {
+		t.Fatal("the completed file is not the object")
+	}
+	// Nothing left to do: no fetch.
+	before = f.Count()
+	if err := c.Complete(context.Background(), obj); err != nil || f.Count() != before {
+		t.Fatalf("Complete of a complete object: %v, %d fetches", err, f.Count()-before)
+	}
+}
+
+// A fetch failing stops Complete with its error, and Close stops it.
+func TestCompleteErrors(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
+	f := newFakeFetcher(t, 4*testBlock)
+	f.err = errInvalid
+	if err := c.Complete(context.Background(), f.object("failing")); err == nil {
+		t.Fatal("Complete of an object whose fetches fail returned nil")
+	}
+	ok := newFakeFetcher(t, 4*testBlock)
+	c.Close()
+	if err := c.Complete(context.Background(), ok.object("closed")); err != ErrClosed {
+		t.Fatalf("Complete on a closed cache: %v, want ErrClosed", err)
+	}
+}
+
+// A Backing whose file was written behind the cache's back says so, and
+// Discard drops the object for good: no block of it is served from disk or
+// entered again, while reads still return the object's bytes.
+func TestDiscardDropsAChangedObject(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
+	f := newFakeFetcher(t, 3*testBlock)
+	obj := f.object("changed")
+	mustRead(t, c, obj, 0, obj.Size)
+	settle(t, c)
+	b, ok, _ := c.OpenBacking(obj)
+	if !ok {
+		t.Fatal("not complete")
+	}
+	defer b.Close()
+	if b.Changed() {
+		t.Fatal("Changed before any write")
+	}
+	w, err := os.OpenFile(c.objectPath(objectID(obj.Key)), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteAt([]byte("written"), 0)
+	w.Close()
+	if !b.Changed() {
+		t.Fatal("Changed missed a write into the file")
+	}
+	b.Discard()
+	if _, ok, _ := c.OpenBacking(obj); ok {
+		t.Fatal("a discarded object backs an open")
+	}
+	before := f.Count()
+	mustRead(t, c, obj, 0, obj.Size)
+	settle(t, c)
+	mustRead(t, c, obj, 0, obj.Size)
+	if got := f.Count() - before; got != 6 {
+		t.Fatalf("%d fetches for two reads of a discarded 3-block object, want 6: its blocks were cached again", got)
+	}
+}

@@ -1,0 +1,215 @@
+package test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"fdfsfs/fdfs/localcluster"
+)
+
+// readOps reads path whole and returns its bytes and the FUSE reads the
+// mount answered meanwhile (none for a passthrough open).
+func readOps(t *testing.T, addr, path string) ([]byte, float64) {
+	t.Helper()
+	before := scrape(t, addr)[`fdfsfs_fuse_ops_total{op="read"}`]
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, scrape(t, addr)[`fdfsfs_fuse_ops_total{op="read"}`] - before
+}
+
+// passthroughOn skips the test where the kernel refused passthrough (not
+// root, an old kernel); the mount says so once in its log.
+func passthroughOn(t *testing.T, m *mount) {
+	t.Helper()
+	if !strings.Contains(m.log.String(), "FUSE passthrough is on") {
+		t.Skipf("the kernel does not take FUSE passthrough here:\n%s", m.log)
+	}
+}
+
+// waitPassthrough reads path until a read of it reaches the mount no
+// more: its content is complete in the block cache (the first read's
+// release has the rest fetched in the background) and the open is a
+// passthrough one. Every read must return want.
+func waitPassthrough(t *testing.T, addr, path string, want []byte) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got, reads := readOps(t, addr, path)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("read %d bytes, not the %d written", len(got), len(want))
+		}
+		if reads == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reads of %s still reach the mount (%v FUSE reads)", path, reads)
+		}
+	}
+}
+
+// TestPassthroughWarmRead: once a file's content is complete in the block
+// cache, a read-only open is handed to the kernel (FUSE passthrough): a
+// second cat reads the right bytes without one FUSE read. A file changed
+// after it was cached is never read stale: not by opens made while the old
+// passthrough open is still open, not after, and the new content is
+// passed through in turn once cached.
+func TestPassthroughWarmRead(t *testing.T) {
+	c := cluster(t, localcluster.Options{})
+	addr := freePort(t)
+	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M")
+	passthroughOn(t, m)
+	path := m.path("group1", "big.bin")
+	old := pattern(12<<20+12345, 1)
+	if err := writeFile(path, old); err != nil {
+		t.Fatal(err)
+	}
+	// Cold (direct I/O, by its size): read through the mount.
+	if got, reads := readOps(t, addr, path); !bytes.Equal(got, old) || reads == 0 {
+		t.Fatalf("cold read: %d bytes right %v, %v FUSE reads", len(got), bytes.Equal(got, old), reads)
+	}
+	waitPassthrough(t, addr, path, old)
+	if got := sh(t, "cat "+path+" | sha256sum | cut -c1-64"); strings.TrimSpace(got) != sumBytes(old) {
+		t.Fatal("cat through passthrough read the wrong bytes")
+	}
+
+	// Overwrite it while a passthrough open of the old content is open.
+	held, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 4096)
+	if _, err := held.ReadAt(head, 0); err != nil || !bytes.Equal(head, old[:4096]) {
+		t.Fatalf("the held open reads %v, wrong bytes", err)
+	}
+	fresh := pattern(9<<20+77, 2)
+	if err := writeFile(path, fresh); err != nil {
+		t.Fatalf("writing over a file open through passthrough: %v", err)
+	}
+	if got, _ := readOps(t, addr, path); !bytes.Equal(got, fresh) {
+		t.Fatalf("an open made after the rewrite, while the old content's passthrough open is open, read %d bytes of old content", len(got))
+	}
+	opens := scrape(t, addr)
+	if opens[`fdfsfs_fuse_opens_total{mode="passthrough"}`] < 2 || opens[`fdfsfs_fuse_opens_total{mode="passthrough_direct_io"}`] < 2 {
+		t.Fatalf("opens by mode: %v passthrough (want the reads and the held open), %v passthrough with direct I/O (want the writer and the reader of new content)",
+			opens[`fdfsfs_fuse_opens_total{mode="passthrough"}`], opens[`fdfsfs_fuse_opens_total{mode="passthrough_direct_io"}`])
+	}
+	// In place, at an offset, through a second open for writing.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("PATCHED"), 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copy(fresh[5<<20:], "PATCHED")
+	held.Close()
+	if got, _ := readOps(t, addr, path); !bytes.Equal(got, fresh) {
+		t.Fatal("after the held open closed, a read returned other bytes than the last written")
+	}
+	waitPassthrough(t, addr, path, fresh)
+
+	// After a remount the cache's copy serves at once.
+	m.remount()
+	if got, reads := readOps(t, addr, path); !bytes.Equal(got, fresh) || reads != 0 {
+		t.Fatalf("after a remount: right bytes %v, %v FUSE reads, want a passthrough open", bytes.Equal(got, fresh), reads)
+	}
+	if strings.Contains(m.log.String(), "level=ERROR") {
+		t.Fatalf("errors in the mount's log:\n%s", m.log)
+	}
+}
+
+// TestMmapLargeFile maps a file large enough for direct I/O (read cold,
+// not cached) shared and private and reads it through the map, then again
+// once its opens are passthrough ones.
+func TestMmapLargeFile(t *testing.T) {
+	c := cluster(t, localcluster.Options{})
+	addr := freePort(t)
+	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M")
+	path := m.path("group1", "mapped.bin")
+	want := pattern(8<<20+4321, 3)
+	if err := writeFile(path, want); err != nil {
+		t.Fatal(err)
+	}
+	m.remount() // cold: nothing cached, no pages in the kernel
+	check := func(what string, flags int) {
+		t.Helper()
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b, err := syscall.Mmap(int(f.Fd()), 0, len(want), syscall.PROT_READ, flags)
+		if err != nil {
+			t.Fatalf("%s: mmap: %v", what, err)
+		}
+		defer syscall.Munmap(b)
+		if !bytes.Equal(b, want) {
+			t.Fatalf("%s: the map holds other bytes than the file", what)
+		}
+	}
+	check("shared, cold", syscall.MAP_SHARED)
+	check("private, cold", syscall.MAP_PRIVATE)
+	if !strings.Contains(m.log.String(), "FUSE passthrough is on") {
+		return
+	}
+	waitPassthrough(t, addr, path, want)
+	check("shared, passthrough", syscall.MAP_SHARED)
+	check("private, passthrough", syscall.MAP_PRIVATE)
+}
+
+// TestSharedMapWriteDuringPassthrough: the kernel maps an open for writing
+// made while the file is open through passthrough from the block cache's
+// copy, so a shared writable map of it writes that copy, not the file. The
+// mount cannot refuse the map; it finds the write at close, which fails
+// with EIO, and nobody reads the copy's changed bytes as the file
+// afterwards.
+func TestSharedMapWriteDuringPassthrough(t *testing.T) {
+	c := cluster(t, localcluster.Options{})
+	addr := freePort(t)
+	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M")
+	passthroughOn(t, m)
+	path := m.path("group1", "mapped.bin")
+	want := pattern(6<<20+99, 4)
+	if err := writeFile(path, want); err != nil {
+		t.Fatal(err)
+	}
+	os.ReadFile(path)
+	waitPassthrough(t, addr, path, want)
+	reader, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	w, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("opening for writing a file open through passthrough: %v", err)
+	}
+	b, err := syscall.Mmap(int(w.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b, "MAPPED")
+	syscall.Munmap(b)
+	if err := w.Close(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("close after writes through the map went to the cached copy: %v, want EIO", err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+		t.Fatal("an open made after that close read the cached copy's changed bytes")
+	}
+	reader.Close()
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+		t.Fatal("after the last close, a read returned the cached copy's changed bytes")
+	}
+	if !strings.Contains(m.log.String(), "those writes are lost") {
+		t.Fatalf("the mount did not log the lost writes:\n%s", m.log)
+	}
+}
