@@ -179,7 +179,8 @@ type Cache struct {
 	bufs    bufferPool  // memtier.go
 	index   diskIndex   // evict.go
 
-	// The disk tier (disktier.go).
+	// The disk tier (disktier.go), and its packs of small objects (pack.go).
+	packs     packStore
 	fileLocks [fileLockCount]sync.Mutex
 	direct    atomic.Bool // full blocks are written with O_DIRECT
 	stores    chan storeJob
@@ -231,6 +232,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.objDir = filepath.Join(dir, "objects-"+strconv.FormatInt(c.blockSize, 10))
+	c.packs.init(filepath.Join(dir, "packs-"+strconv.FormatInt(c.blockSize, 10)))
 	c.stageDir = filepath.Join(dir, "staging")
 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -295,6 +297,7 @@ func (c *Cache) prepareDirs() error {
 		// blocks-* and tmp are the layout of earlier versions, one file
 		// per block.
 		stale := strings.HasPrefix(d.Name(), "objects-") && path != c.objDir ||
+			strings.HasPrefix(d.Name(), "packs-") && path != c.packs.dir ||
 			strings.HasPrefix(d.Name(), "blocks-") || d.Name() == "tmp"
 		if stale {
 			c.log.Info("dropping blocks cached with another block size or layout", "dir", path)
@@ -312,6 +315,9 @@ func (c *Cache) prepareDirs() error {
 	// The 256 subdirectories appear as blocks land in them: making them all
 	// up front costs a noticeable part of a second on some file systems.
 	if err := os.MkdirAll(c.objDir, 0o700); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	if err := os.MkdirAll(c.packs.dir, 0o700); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
 	return nil
@@ -375,6 +381,11 @@ func (c *Cache) rebuild() error {
 			found = append(found, blocks...)
 		}
 	}
+	packed, err := c.packs.load(c.log.Warn)
+	if err != nil {
+		return err
+	}
+	found = append(found, packed...)
 	sort.Slice(found, func(i, j int) bool {
 		a, b := found[i], found[j]
 		if !a.touched.Equal(b.touched) {
@@ -383,11 +394,17 @@ func (c *Cache) rebuild() error {
 		return a.id.idx > b.id.idx
 	})
 	c.index.mu.Lock()
+	var replaced []*entry
 	for _, e := range found {
-		c.index.insertLocked(e.id, e.size, e.touched)
+		if old := c.index.insertEntryLocked(e); old != nil {
+			replaced = append(replaced, old)
+		}
 	}
 	victims := c.index.evictLocked()
 	c.index.mu.Unlock()
+	for _, e := range replaced {
+		c.freeEntry(e)
+	}
 	c.evict(victims)
 	return nil
 }
@@ -447,6 +464,7 @@ func (c *Cache) Close() error {
 	// No fetch is left to queue a block; write what is queued.
 	close(c.stores)
 	c.storeWG.Wait()
+	c.packs.close()
 	return c.lock.Close()
 }
 
@@ -596,18 +614,23 @@ func (c *Cache) readCached(bid blockID, length int64, dst []byte, offset int64) 
 		x.removeLocked(e)
 		x.mu.Unlock()
 		c.log.Warn("dropping cached block of unexpected size", "block", blockName(bid), "size", e.size, "want", length)
-		c.freeBlock(bid, e.size)
+		c.freeEntry(e)
 		return false
 	}
 	x.lru.MoveToFront(e.elem)
 	now := time.Now()
-	touch := now.Sub(e.touched) > touchInterval
+	touch := now.Sub(e.touched) > touchInterval && e.pack == nil
 	if touch {
 		e.touched = now
 	}
 	x.mu.Unlock()
 
-	err := c.readBlock(bid, dst, offset)
+	var err error
+	if e.pack != nil {
+		err = c.packs.read(e.pack, length, dst, offset)
+	} else {
+		err = c.readBlock(bid, dst, offset)
+	}
 	x.mu.Lock()
 	// Evicted while being read: the bytes may have come from the hole
 	// the eviction punched. Treat it as a miss.
@@ -619,9 +642,9 @@ func (c *Cache) readCached(bid blockID, length int64, dst []byte, offset int64) 
 	x.mu.Unlock()
 	if drop {
 		if !errors.Is(err, fs.ErrNotExist) {
-			c.log.Warn("dropping unreadable cached block", "path", c.objectPath(bid.obj), "block", bid.idx, "err", err)
+			c.log.Warn("dropping unreadable cached block", "block", blockName(bid), "err", err)
 		}
-		c.freeBlock(bid, e.size)
+		c.freeEntry(e)
 	}
 	if err != nil || !current {
 		return false
