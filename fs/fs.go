@@ -136,6 +136,9 @@ type FS struct {
 	uploads *uploads
 	// chunks are WriteChunk-sized buffers for streamed writes.
 	chunks sync.Pool
+	// listings are the directories whose listing is kept for reading
+	// their small files ahead (prefetch.go).
+	listings listings
 	// budget bounds the chunks handed out (Options.WriteBudget).
 	budget *writeBudget
 
