@@ -17,6 +17,8 @@
 //   - disktier.go: the disk tier itself, one sparse file per object (layout at
 //     Cache), and the workers that store fetched blocks. Every write, punch
 //     and unlink of a file holds that file's lock, one of fileLocks.
+//   - pack.go: small objects, kept as records in shared pack files instead
+//     of a file each; its lock covers bookkeeping only.
 //   - singleflight.go: fetches under way. Every reader of a block waits on
 //     one fetch, which gives the block to the memory tier and queues it for
 //     the disk tier.
@@ -116,6 +118,7 @@ type blockID struct {
 //
 //	LOCK                         flock held while open; one process per dir
 //	objects-<blocksize>/<hh>/<objectID>   one sparse file per object
+//	packs-<blocksize>/pack-<n>   records of small objects (pack.go)
 //	staging/                     unlinked staging files (see Stage)
 //
 // objectID is the first 128 bits of SHA-256 of the object key in hex; hh is
@@ -144,11 +147,13 @@ type blockID struct {
 //	flightGroup.mu   fetches under way; Cache.closed changes under it (singleflight.go)
 //	fileLocks[i]     the object files whose objectID hashes to i (disktier.go)
 //	diskIndex.mu     the disk tier's LRU and its writes under way (evict.go)
+//	packStore.mu     the pack files and their live records (pack.go)
 //	memTier.mu       the memory tier (memtier.go)
 //	bufferPool.mu    idle block buffers (memtier.go)
 //
 // Lock order: Reader.mu, then flightGroup.mu, then diskIndex.mu; a file
-// lock, then diskIndex.mu. memTier.mu is taken with no other lock held, and
+// lock, then diskIndex.mu. packStore.mu is taken with no other lock held.
+// memTier.mu is taken with no other lock held, and
 // bufferPool.mu last of all. Of these, only a file lock is ever held across
 // a syscall (the write, punch or unlink of that file), and it is held from the
 // decision to free a block to the punch or unlink, so a hole is never
