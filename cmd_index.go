@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
 
 	"fdfsfs/fdfs"
 	"fdfsfs/index"
@@ -36,7 +37,7 @@ func runIndexCheck(ctx context.Context, args []string) error {
 	var ixf indexFlags
 	ixf.register(fl)
 	repair := fl.Bool("repair", false, "fix what can be fixed (dangling names, link counts, orphaned uploads)")
-	lostSince := fl.String("lost-since", "", "also list the groups' files created since TIME (RFC 3339, or a duration before now) that no name points at, such as uploads whose naming a Redis failover lost; --repair deletes them (no other FastDFS client may have written since)")
+	lostSince := fl.String("lost-since", "", "also list the groups' files created since TIME (RFC 3339, or a duration before now) that no name points at, such as uploads whose naming a Redis failover lost; --repair deletes them, and refuses while a mount uses the index (no other FastDFS client may have written since)")
 	if err := parseNoArgs(fl, args); err != nil {
 		return err
 	}
@@ -51,7 +52,17 @@ func runIndexCheck(ctx context.Context, args []string) error {
 	}
 	printReport(rep)
 	if *lostSince != "" {
-		if err := checkLostUploads(ctx, idx, &ixf, *lostSince, *repair); err != nil {
+		since, err := parseSince(*lostSince, time.Now())
+		if err != nil {
+			return err
+		}
+		c, err := ixf.client()
+		if err != nil {
+			return fmt.Errorf("--lost-since needs the cluster: %w", err)
+		}
+		err = checkLostUploads(ctx, os.Stdout, idx, c, since, *repair)
+		c.Close()
+		if err != nil {
 			return err
 		}
 	}
@@ -178,8 +189,11 @@ func backupIndex(ctx context.Context, idx index.Index, c *fdfs.Client, group str
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
-	return c.UploadAppender(ctx, group, "fsidx", tmp, size)
+	return c.UploadAppender(ctx, group, indexBackupExt, tmp, size)
 }
+
+// indexBackupExt ends the file ID of every index backup.
+const indexBackupExt = "fsidx"
 
 func deletePending(ctx context.Context, idx index.Index, c *fdfs.Client) int {
 	ps, err := idx.ListPending(ctx)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,8 +25,10 @@ import (
 // names (just before the failover) that no inode and no journal entry of
 // the index names. Files other FastDFS clients wrote since then look the
 // same, so the time must exclude them; and while a mount runs, its uploads
-// not yet named look the same too, so it runs with no host mounted, as
-// --repair does.
+// not yet named look the same too (a naming that waits out a failover can
+// come long after its upload), so --repair refuses to delete while any
+// mount's session is alive. Index backups (index backup) name no file of
+// the index either; they are kept.
 
 // parseSince reads --lost-since: an RFC 3339 time, or a duration before now.
 func parseSince(s string, now time.Time) (time.Time, error) {
@@ -39,7 +43,8 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 // lostUploads lists, in ID order, the files of every group created at or
-// after since that the index does not name and has not journalled.
+// after since that the index does not name, has not journalled and does
+// not show in its by-ID view, index backups left out.
 func lostUploads(ctx context.Context, idx index.Index, c *fdfs.Client, since time.Time) ([]string, error) {
 	groups, err := c.ListGroups(ctx)
 	if err != nil {
@@ -50,7 +55,7 @@ func lostUploads(ctx context.Context, idx index.Index, c *fdfs.Client, since tim
 	candidates := map[string]bool{}
 	for _, g := range groups {
 		err := c.ListGroupFiles(ctx, g.Name, func(f fdfs.GroupFile) error {
-			if f.Target == "" && !f.Created.Before(since) {
+			if f.Target == "" && !f.Created.Before(since) && !strings.HasSuffix(f.FileID, "."+indexBackupExt) {
 				candidates[f.FileID] = true
 			}
 			return nil
@@ -80,44 +85,77 @@ func lostUploads(ctx context.Context, idx index.Index, c *fdfs.Client, since tim
 		lost = append(lost, id)
 	}
 	slices.Sort(lost)
+	if bi, ok := idx.(index.ByIDIndex); ok {
+		// A file of the by-ID view (index adopt) is one the mounts show.
+		var unknown []string
+		for batch := range slices.Chunk(lost, 512) {
+			missing, err := bi.MissingByID(ctx, batch)
+			if err != nil {
+				return nil, err
+			}
+			unknown = append(unknown, missing...)
+		}
+		lost = unknown
+	}
 	return lost, nil
 }
 
-// checkLostUploads prints the lost uploads since the time and, with
+// checkLostUploads prints the lost uploads since the time to out and, with
 // repair, deletes them from FastDFS. It fails when it finds some and does
-// not repair, as a damaged index does.
-func checkLostUploads(ctx context.Context, idx index.Index, ixf *indexFlags, sinceFlag string, repair bool) error {
-	since, err := parseSince(sinceFlag, time.Now())
-	if err != nil {
-		return err
+// not repair, as a damaged index does, and refuses to repair while a mount
+// uses the index: before the listing and again before the first delete, so
+// that a mount alive at any time between is seen.
+func checkLostUploads(ctx context.Context, out io.Writer, idx index.Index, c *fdfs.Client, since time.Time, repair bool) error {
+	if repair {
+		if err := refuseLiveMounts(ctx, idx); err != nil {
+			return err
+		}
 	}
-	c, err := ixf.client()
-	if err != nil {
-		return fmt.Errorf("--lost-since needs the cluster: %w", err)
-	}
-	defer c.Close()
 	lost, err := lostUploads(ctx, idx, c, since)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("files created since %s that no name points at: %d\n", since.Format(time.RFC3339), len(lost))
+	fmt.Fprintf(out, "files created since %s that no name points at: %d\n", since.Format(time.RFC3339), len(lost))
 	for _, id := range lost {
-		fmt.Printf("lost upload: %s\n", id)
+		fmt.Fprintf(out, "lost upload: %s\n", id)
 	}
 	if !repair {
-		if len(lost) > 0 {
-			return errors.New("uploads that no name points at (run with --repair to delete them)")
+		if len(lost) == 0 {
+			return nil
 		}
+		if live, err := idx.LiveSessions(ctx); err == nil && len(live) > 0 {
+			fmt.Fprintf(out, "note: %d mount(s) use this index (%s); files they are writing now are listed too\n", len(live), strings.Join(live, ", "))
+		}
+		return errors.New("uploads that no name points at (run with --repair to delete them)")
+	}
+	if len(lost) == 0 {
 		return nil
+	}
+	if err := refuseLiveMounts(ctx, idx); err != nil {
+		return err
 	}
 	deleted := 0
 	for _, id := range lost {
 		if err := c.Delete(ctx, id); err != nil && !errors.Is(err, syscall.ENOENT) {
-			fmt.Printf("deleting %s: %v\n", id, err)
+			fmt.Fprintf(out, "deleting %s: %v\n", id, err)
 			continue
 		}
 		deleted++
 	}
-	fmt.Printf("lost uploads deleted: %d\n", deleted)
+	fmt.Fprintf(out, "lost uploads deleted: %d\n", deleted)
+	return nil
+}
+
+// refuseLiveMounts fails while a mount's session is alive: the uploads it
+// has not named yet would look lost.
+func refuseLiveMounts(ctx context.Context, idx index.Index) error {
+	live, err := idx.LiveSessions(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the mounts of the index: %w", err)
+	}
+	if len(live) > 0 {
+		return fmt.Errorf("--lost-since --repair: %d mount(s) use this index (%s); the files they are writing now look lost: unmount them (after a crash, wait their --session-ttl) and run it again",
+			len(live), strings.Join(live, ", "))
+	}
 	return nil
 }

@@ -2,11 +2,8 @@ package fs
 
 import (
 	"bytes"
-	"runtime"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // withBudget sets Options.WriteBudget to chunks write chunks.
@@ -91,16 +88,5 @@ func TestWriteBudgetStreamingWaits(t *testing.T) {
 // waitForMemory waits until a writer waits in chunk for the budget.
 func waitForMemory(t *testing.T) {
 	t.Helper()
-	buf := make([]byte, 1<<20)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		n := runtime.Stack(buf, true)
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			if strings.Contains(g, "(*writer).chunk") && strings.Contains(g, "[chan receive") {
-				return
-			}
-		}
-		runtime.Gosched()
-	}
-	t.Fatal("no writer waits for memory")
+	waitForGoroutine(t, "(*writer).chunk", "[chan receive")
 }

@@ -27,17 +27,7 @@ func readByID(t *testing.T, tf *testFS, fileID string, size int, off int64) []by
 	}
 	h := fh.(*byIDHandle)
 	defer h.Release(ctx)
-	res, errno := h.Read(ctx, make([]byte, size), off)
-	if errno != 0 {
-		t.Fatalf("read by id: %v", errno)
-	}
-	got, st := res.Bytes(make([]byte, size))
-	if !st.Ok() {
-		t.Fatalf("read result: %v", st)
-	}
-	out := bytes.Clone(got)
-	res.Done()
-	return out
+	return read(t, h, size, off)
 }
 
 // A named appender file changed in place keeps its file ID; a read of it

@@ -17,6 +17,8 @@ import (
 
 	"fdfsfs/cache"
 	"fdfsfs/index"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
 )
 
 // memBackend is an in-memory FastDFS for the write path's unit tests. It
@@ -461,7 +463,7 @@ func write(t *testing.T, h *fileHandle, data []byte, off int64) {
 	}
 }
 
-func read(t *testing.T, h *fileHandle, size int, off int64) []byte {
+func read(t *testing.T, h fusefs.FileReader, size int, off int64) []byte {
 	t.Helper()
 	res, errno := h.Read(context.Background(), make([]byte, size), off)
 	if errno != 0 {
@@ -488,18 +490,25 @@ func flush(t *testing.T, h *fileHandle) {
 // race without sleeping.
 func waitBlockedIn(t *testing.T, fn string) {
 	t.Helper()
+	waitForGoroutine(t, fn, "sync.(*Mutex).Lock")
+}
+
+// waitForGoroutine waits until one goroutine's stack trace holds both fn
+// and wait (what it waits on, as the trace says it).
+func waitForGoroutine(t *testing.T, fn, wait string) {
+	t.Helper()
 	buf := make([]byte, 1<<20)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		n := runtime.Stack(buf, true)
 		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			if strings.Contains(g, fn) && strings.Contains(g, "sync.(*Mutex).Lock") {
+			if strings.Contains(g, fn) && strings.Contains(g, wait) {
 				return
 			}
 		}
 		runtime.Gosched()
 	}
-	t.Fatalf("no goroutine waits for a lock in %s", fn)
+	t.Fatalf("no goroutine in %s waits on %s", fn, wait)
 }
 
 // pattern is n bytes that differ from one offset to the next.

@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -391,6 +392,23 @@ func (b *Badger) Inodes(ctx context.Context, fn func(Attr) error) error {
 	return b.read(ctx, func(s badgerKV) error {
 		return s.scanInodes(ctx, func(a Attr, _ Ino) error { return fn(a) })
 	})
+}
+
+func (b *Badger) LiveSessions(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := b.read(ctx, func(s badgerKV) error {
+		now := time.Now().UnixNano()
+		return s.scan(ctx, []byte{tableSession}, true, func(k, v []byte) error {
+			if len(v) != 8 {
+				return corruptf("session %q: value of %d bytes", k[1:], len(v))
+			}
+			if now < int64(binary.BigEndian.Uint64(v)) {
+				ids = append(ids, string(k[1:]))
+			}
+			return nil
+		})
+	})
+	return ids, err
 }
 
 // badgerLogger sends Badger's messages to slog. Badger is chatty at info

@@ -3,8 +3,6 @@ package index
 import (
 	"bytes"
 	"context"
-	"slices"
-	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -17,57 +15,12 @@ func byIDKey(fileID string) []byte { return append([]byte{tableByID}, fileID...)
 
 var _ byIDKV = badgerKV{}
 
-// byIDs looks a few IDs up one by one, and walks one iterator over many in
-// key order (as attrs does): an adopt's batch comes a directory at a time,
-// so its keys sit together and a forward walk reads each block once.
 func (s badgerKV) byIDs(fileIDs []string) ([][]byte, error) {
-	vs := make([][]byte, len(fileIDs))
-	if len(fileIDs) >= attrsScanMin {
-		return vs, s.byIDsInOrder(fileIDs, vs)
-	}
+	keys := make([][]byte, len(fileIDs))
 	for i, id := range fileIDs {
-		v, err := s.get(byIDKey(id))
-		if err != nil {
-			return nil, err
-		}
-		vs[i] = v
+		keys[i] = byIDKey(id)
 	}
-	return vs, nil
-}
-
-func (s badgerKV) byIDsInOrder(fileIDs []string, vs [][]byte) error {
-	order := make([]int, len(fileIDs))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(fileIDs[a], fileIDs[b]) })
-	opts := badger.DefaultIteratorOptions
-	opts.PrefetchValues = false
-	opts.Prefix = []byte{tableByID}
-	it := s.t.NewIterator(opts)
-	defer it.Close()
-	key := []byte{tableByID}
-	for _, i := range order {
-		key = append(key[:1], fileIDs[i]...)
-		for steps := 0; it.Valid() && bytes.Compare(it.Item().Key(), key) < 0 && steps < 8; steps++ {
-			it.Next()
-		}
-		if !it.Valid() || bytes.Compare(it.Item().Key(), key) < 0 {
-			it.Seek(key)
-		}
-		if !it.Valid() || !bytes.Equal(it.Item().Key(), key) {
-			continue // missing: nil
-		}
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		if v == nil {
-			v = []byte{}
-		}
-		vs[i] = v
-	}
-	return nil
+	return s.getMany(keys)
 }
 
 func (s badgerKV) setByID(fileID string, v []byte) error { return s.t.Set(byIDKey(fileID), v) }

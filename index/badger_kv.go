@@ -2,7 +2,6 @@ package index
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -44,33 +43,41 @@ func (s badgerKV) attr(ino Ino) ([]byte, error) { return s.get(attrKey(ino)) }
 const attrsScanMin = 64
 
 func (s badgerKV) attrs(inos []Ino) ([][]byte, error) {
-	vs := make([][]byte, len(inos))
-	if len(inos) >= attrsScanMin {
-		return vs, s.attrsInOrder(inos, vs)
-	}
+	keys := make([][]byte, len(inos))
 	for i, ino := range inos {
-		v, err := s.get(attrKey(ino))
-		if err != nil {
-			return nil, err
-		}
-		vs[i] = v
+		keys[i] = attrKey(ino)
 	}
-	return vs, nil
+	return s.getMany(keys)
 }
 
-func (s badgerKV) attrsInOrder(inos []Ino, vs [][]byte) error {
-	order := make([]int, len(inos))
+// getMany reads many keys at once; a missing one is nil, as get says. A few
+// are read one by one; many with one iterator walked in key order, since
+// they mostly sit together (a directory's inodes, an adopt batch's IDs)
+// and a forward walk reads each block once.
+func (s badgerKV) getMany(keys [][]byte) ([][]byte, error) {
+	vs := make([][]byte, len(keys))
+	if len(keys) < attrsScanMin {
+		for i, k := range keys {
+			v, err := s.get(k)
+			if err != nil {
+				return nil, err
+			}
+			vs[i] = v
+		}
+		return vs, nil
+	}
+	order := make([]int, len(keys))
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(inos[a], inos[b]) })
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
-	opts.Prefix = attrKey(0)[:len(attrKey(0))-8]
+	opts.Prefix = keys[order[0]][:1] // the table
 	it := s.t.NewIterator(opts)
 	defer it.Close()
 	for _, i := range order {
-		key := attrKey(inos[i])
+		key := keys[i]
 		// Step forward while the wanted key is near; seek when it is not.
 		for steps := 0; it.Valid() && bytes.Compare(it.Item().Key(), key) < 0 && steps < 8; steps++ {
 			it.Next()
@@ -79,18 +86,18 @@ func (s badgerKV) attrsInOrder(inos []Ino, vs [][]byte) error {
 			it.Seek(key)
 		}
 		if !it.Valid() || !bytes.Equal(it.Item().Key(), key) {
-			continue // missing: nil, as get says
+			continue // missing: nil
 		}
 		v, err := it.Item().ValueCopy(nil)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if v == nil {
 			v = []byte{}
 		}
 		vs[i] = v
 	}
-	return nil
+	return vs, nil
 }
 
 func (s badgerKV) setAttr(ino Ino, v []byte) error { return s.t.Set(attrKey(ino), v) }

@@ -238,6 +238,11 @@ type Index interface {
 	EndSession(ctx context.Context, id string) error
 	// SessionAlive reports whether session id is registered and not expired.
 	SessionAlive(ctx context.Context, id string) (bool, error)
+	// LiveSessions lists, in order, the sessions registered and not
+	// expired: the mounts using the index now (or dead less than their
+	// TTL ago). It reads the whole session table, for the commands that
+	// must not run beside a mount.
+	LiveSessions(ctx context.Context) ([]string, error)
 	// Hold records that session holds ino open, so that Purge leaves the
 	// inode alone while that session is alive (ErrNotFound for a missing
 	// inode). Unhold drops the record; dropping one that is not there is

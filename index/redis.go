@@ -485,6 +485,26 @@ func (r *Redis) Inodes(ctx context.Context, fn func(Attr) error) error {
 	})
 }
 
+// LiveSessions lists the session keys, which Redis drops when they expire:
+// a SCAN of the whole key space, as Inodes does.
+func (r *Redis) LiveSessions(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := r.scan(ctx, func() error {
+		head := r.prefix + redisSession
+		iter := r.client.Scan(ctx, 0, globEscape(head)+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			ids = append(ids, iter.Val()[len(head):])
+		}
+		return iter.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	// SCAN may return a key twice.
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
 func (r *Redis) scanInodes(ctx context.Context, fn func(a Attr, parent Ino) error) error {
 	inos, err := r.scanInos(ctx, redisAttr)
 	if err != nil {

@@ -83,31 +83,7 @@ func (s *redisKV) deleteByID(fileID string) error {
 }
 
 func (s *redisKV) byIDDir(ctx context.Context, dir string, fn func(fileID string, v []byte) error) error {
-	k := s.r.byIDLeafKey(dir)
-	var cmd *redis.MapStringStringCmd
-	if err := s.pipe([]string{k}, func(p redis.Pipeliner) { cmd = p.HGetAll(s.ctx, k) }); err != nil {
-		return err
-	}
-	m, err := cmd.Result()
-	if err != nil {
-		return err
-	}
-	names := make([]string, 0, len(m))
-	for name := range m {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for i, name := range names {
-		if i%1024 == 1023 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if err := fn(dir+"/"+name, []byte(m[name])); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.hashSorted(ctx, s.r.byIDLeafKey(dir), func(name string, v []byte) error { return fn(dir+"/"+name, v) })
 }
 
 // byIDChildren reads the group's set of leaves, keeps those below dir that

@@ -118,7 +118,8 @@ func retriable(err error) bool {
 	}
 	var re redis.Error
 	if errors.As(err, &re) {
-		msg := re.Error()
+		// An EXEC refused outright names why.
+		msg, _ := strings.CutPrefix(re.Error(), "EXECABORT Transaction discarded because of: ")
 		for _, p := range []string{"READONLY ", "LOADING ", "MASTERDOWN ", "TRYAGAIN "} {
 			if strings.HasPrefix(msg, p) {
 				return true
@@ -137,7 +138,7 @@ func retriable(err error) bool {
 // an EXEC of reads only changes nothing, and a failure there is an ordinary
 // one.
 func (r *Redis) exec(ctx context.Context, rtx *redis.Tx, wrote bool, fill func(p redis.Pipeliner) error) error {
-	_, err := rtx.TxPipelined(ctx, fill)
+	cmds, err := rtx.TxPipelined(ctx, fill)
 	if err == nil && wrote && r.wait > 0 {
 		return r.confirm(ctx, rtx)
 	}
@@ -148,7 +149,15 @@ func (r *Redis) exec(ctx context.Context, rtx *redis.Tx, wrote bool, fill func(p
 	if errors.As(err, &re) {
 		// The server answered: EXECABORT (a command refused while
 		// queued, READONLY on a demoted master) applied nothing, and
-		// may be run again on the master.
+		// may be run again on the master. Its text does not say why;
+		// the refused command's answer does.
+		if strings.HasPrefix(re.Error(), "EXECABORT ") {
+			for _, c := range cmds {
+				if cerr := c.Err(); cerr != nil && retriable(cerr) {
+					return fmt.Errorf("index: a transaction refused: %w", cerr)
+				}
+			}
+		}
 		return err
 	}
 	return &uncertainError{fmt.Sprintf("index: a change was sent to Redis without an answer (it may or may not be saved): %v", err)}

@@ -149,10 +149,14 @@ func (s *redisKV) dirEmpty(dir Ino) (bool, error) {
 	return n == 0, err
 }
 
-// dentries reads the whole directory with one HGETALL; Redis keeps no
-// order in a hash, so the names are sorted here.
+// dentries reads the whole directory with one HGETALL.
 func (s *redisKV) dentries(ctx context.Context, dir Ino, fn func(name string, v []byte) error) error {
-	k := s.r.dirKey(dir)
+	return s.hashSorted(ctx, s.r.dirKey(dir), fn)
+}
+
+// hashSorted reads a hash with one HGETALL and hands its fields to fn in
+// name order: Redis keeps none in a hash.
+func (s *redisKV) hashSorted(ctx context.Context, k string, fn func(name string, v []byte) error) error {
 	var cmd *redis.MapStringStringCmd
 	if err := s.pipe([]string{k}, func(p redis.Pipeliner) { cmd = p.HGetAll(s.ctx, k) }); err != nil {
 		return err

@@ -291,3 +291,48 @@ func TestRedisCounterRegressed(t *testing.T) {
 	}
 	checkSound(t, r)
 }
+
+// TestRedisDemotedMasterWaited: a master turned into a replica (a Sentinel
+// failover demotes a master it can still reach) answers the writes of a
+// transaction with READONLY, and its EXEC with EXECABORT, having applied
+// nothing. Like a lost master, that is waited out within the timeout, not
+// failed at once.
+func TestRedisDemotedMasterWaited(t *testing.T) {
+	ctx := t.Context()
+	srv := redisserver.New(t)
+	r, err := index.OpenRedis(ctx, srv.URL, index.RedisOptions{Session: "test", Timeout: 10 * time.Second, Prefix: newPrefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Create(ctx, index.RootIno, "before", index.Attr{Kind: index.KindFile, Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	// A replica of a master that is not there: it keeps its data,
+	// serves reads and refuses writes.
+	if err := admin.Do(ctx, "replicaof", "127.0.0.1", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	promoted := make(chan error, 1)
+	go func() {
+		time.Sleep(time.Second)
+		promoted <- admin.Do(ctx, "replicaof", "no", "one").Err()
+	}()
+	start := time.Now()
+	// A rename is one transaction (a create first takes a number with
+	// INCR, which READONLY refuses outside any transaction).
+	_, err = r.Rename(ctx, index.RootIno, "before", index.RootIno, "during", 0)
+	el := time.Since(start)
+	if perr := <-promoted; perr != nil {
+		t.Fatal(perr)
+	}
+	if err != nil {
+		t.Fatalf("Rename on a demoted master promoted again after 1s: %v after %v, want it to wait and succeed", err, el)
+	}
+	if _, err := r.Lookup(ctx, index.RootIno, "during"); err != nil {
+		t.Fatalf("the rename waited out is not there: %v", err)
+	}
+	checkSound(t, r)
+}

@@ -83,15 +83,36 @@ func splitRedisURL(raw string) (redisURL, error) {
 	if strings.Contains(u.query, "#") || strings.Contains(rest, "#") {
 		return u, fmt.Errorf("%w: a metadata URL has no fragment (#)", ErrInvalid)
 	}
-	authority := rest
+	if at := userinfoEnd(rest); at >= 0 {
+		u.userinfo, u.hasUser, rest = rest[:at], true, rest[at+1:]
+	}
+	u.hosts = rest
 	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		authority, u.path, u.hasPath = rest[:i], rest[i+1:], true
+		u.hosts, u.path, u.hasPath = rest[:i], rest[i+1:], true
 	}
-	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
-		u.userinfo, u.hasUser, authority = authority[:i], true, authority[i+1:]
+	for k := range strings.SplitSeq(u.query, "&") {
+		if k, _, _ = strings.Cut(k, "="); strings.Contains(k, "@") {
+			// The rest of a password with '?' in it.
+			return u, fmt.Errorf("%w: a query parameter's name has '@' in it: a password with '?' must be URL-encoded (%%3F)", ErrInvalid)
+		}
 	}
-	u.hosts = authority
 	return u, nil
+}
+
+// userinfoEnd finds the '@' that ends the user information of the part of
+// a URL between "://" and its query, or -1: the last '@' before the first
+// '/', else (a password with '/' in it, as base64 has, not URL-encoded)
+// the last '@' at all, unless the part starts with '/' (a Unix socket's
+// path, which may hold an '@').
+func userinfoEnd(s string) int {
+	auth := s
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		auth = s[:i]
+	}
+	if at := strings.LastIndexByte(auth, '@'); at >= 0 || strings.HasPrefix(s, "/") {
+		return at
+	}
+	return strings.LastIndexByte(s, '@')
 }
 
 // credentials decodes the URL's user and password.
@@ -303,23 +324,38 @@ func readSecret(path string) (string, error) {
 }
 
 // RedactURL hides the password of a metadata URL, for logs and errors. It
-// works on the text alone, so a URL that does not parse is redacted too.
+// works on the text alone, so a URL that does not parse is redacted too:
+// a password written with '/', '?', '#' or '@' unencoded, and the values of
+// ?password= and ?sentinel_password= (which parseRedisURL refuses). An '@'
+// in the query can make it hide more than the password.
 func RedactURL(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return raw
 	}
 	end := len(rest)
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
 		end = i
 	}
-	at := strings.LastIndexByte(rest[:end], '@')
+	at := userinfoEnd(rest[:end])
 	if at < 0 {
-		return raw
+		// '?' or '#' in the password, or an '@' in the query.
+		at = strings.LastIndexByte(rest, '@')
 	}
-	user, _, hasPassword := strings.Cut(rest[:at], ":")
-	if !hasPassword {
-		return raw
+	if at >= 0 {
+		if user, _, hasPassword := strings.Cut(rest[:at], ":"); hasPassword {
+			rest = user + ":xxxxx" + rest[at:]
+		}
 	}
-	return scheme + "://" + user + ":xxxxx" + rest[at:]
+	head, query, hasQuery := strings.Cut(rest, "?")
+	if !hasQuery {
+		return scheme + "://" + rest
+	}
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		if k, _, _ := strings.Cut(p, "="); k == "password" || k == "sentinel_password" {
+			params[i] = k + "=xxxxx"
+		}
+	}
+	return scheme + "://" + head + "?" + strings.Join(params, "&")
 }

@@ -52,6 +52,11 @@ func TestParseRedisURL(t *testing.T) {
 		{"rediss+sentinel://h1/mymaster?sentinel_user=s&sentinel_password_file=" + spwFile, env, want{
 			master: "mymaster", sentinels: []string{"h1:26379"}, password: "env-redis",
 			sentinelUser: "s", sentinelPassword: "sentinel-from-file", tls: true}},
+		// A password with '/' (base64 has it) written without %2F.
+		{"redis://:Sec/ret+pw@127.0.0.1:6379/0", noEnv, want{addr: "127.0.0.1:6379", password: "Sec/ret+pw"}},
+		{"redis://u:a/b@c@m,h1:26379/0", noEnv, want{master: "m", sentinels: []string{"h1:26379"}, user: "u", password: "a/b@c"}},
+		{"unix:///run/a@b/redis.sock?db=1", noEnv, want{addr: "/run/a@b/redis.sock", db: 1}},
+		{"unix://:pw@/run/a@b/redis.sock", noEnv, want{addr: "/run/a@b/redis.sock", password: "pw"}},
 		// go-redis's spelling, for -o options (no commas).
 		{"redis://h1:26379/1?master_name=m&addr=h2:26380&prefix=p", noEnv, want{
 			master: "m", sentinels: []string{"h1:26379", "h2:26380"}, db: 1, prefix: "p"}},
@@ -108,11 +113,19 @@ func TestParseRedisURLRefuses(t *testing.T) {
 		"redis://127.0.0.1:6379/0?password_file=" + empty,
 		"redis://127.0.0.1:6379/0?no_such_option=1",
 		"redis://127.0.0.1:6379/0#frag",
+		// A password with '?' or '#' must be URL-encoded; the error
+		// must not show any of it.
+		"redis://:se?cret@127.0.0.1:6379/0",
+		"redis://:se#cret@127.0.0.1:6379/0",
+		"redis://:se/cret@127.0.0.1:6379/x",
+		"redis://:se/cret@m,h1:x/0",
 	} {
 		if _, err := parseRedisURL(u, func(string) string { return "" }); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", u, err)
-		} else if strings.Contains(err.Error(), "secret") {
+		} else if strings.Contains(err.Error(), "cret") {
 			t.Errorf("%s: the error shows the password: %v", u, err)
+		} else if r := RedactURL(u); strings.Contains(r, "cret") {
+			t.Errorf("RedactURL(%s) = %s: shows the password", u, r)
 		}
 	}
 }
@@ -128,6 +141,12 @@ func TestRedactURL(t *testing.T) {
 		"redis://h:6379/0":                        "redis://h:6379/0",
 		"/var/lib/fdfsfs/index":                   "/var/lib/fdfsfs/index",
 		"redis://h/0?password_file=/etc/redis.pw": "redis://h/0?password_file=/etc/redis.pw",
+		"redis://:Sec/ret@h:6379/0":               "redis://:xxxxx@h:6379/0",
+		"redis://u:a/b@c@m,h1:26379/0":            "redis://u:xxxxx@m,h1:26379/0",
+		"redis://:se?cret@h:6379/0":               "redis://:xxxxx@h:6379/0",
+		"redis://:se#cret@h:6379/0":               "redis://:xxxxx@h:6379/0",
+		"unix:///run/a@b/redis.sock?db=1":         "unix:///run/a@b/redis.sock?db=1",
+		"unix://:pw@/run/a@b/redis.sock":          "unix://:xxxxx@/run/a@b/redis.sock",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

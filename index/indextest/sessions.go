@@ -91,6 +91,36 @@ func testSessions(t *testing.T, fresh func(*testing.T) index.Index) {
 		wantErr(t, "RegisterSession(no TTL)", err, index.ErrInvalid)
 	})
 
+	t.Run("LiveSessions", func(t *testing.T) {
+		ctx := t.Context()
+		idx := fresh(t)
+		before, err := idx.LiveSessions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const ttl = 300 * time.Millisecond
+		for _, id := range []string{"host-b:2:/mnt", "host-a:1:/mnt", "ends", "short"} {
+			d := time.Hour
+			if id == "short" {
+				d = ttl
+			}
+			if _, err := idx.RegisterSession(ctx, id, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustOK(t, "EndSession", func() error { return idx.EndSession(ctx, "ends") })
+		time.Sleep(ttl)
+		untilExpired(t, idx, "short")
+		got, err := idx.LiveSessions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := slices.Sorted(slices.Values(append(slices.Clone(before), "host-a:1:/mnt", "host-b:2:/mnt")))
+		if !slices.Equal(got, want) {
+			t.Errorf("LiveSessions = %q, want %q (an ended and an expired session left out)", got, want)
+		}
+	})
+
 	t.Run("Expiry", func(t *testing.T) {
 		ctx := t.Context()
 		idx := fresh(t)
