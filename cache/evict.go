@@ -146,7 +146,7 @@ func (c *Cache) freeEntry(e *entry) {
 // freeBlock frees the bytes of a block that the index has forgotten: the
 // whole file goes once nothing else of the object is cached or being
 // written, otherwise the block's range becomes a hole. The range stays when
-// the same block is in the index again or being written again (a fetch
+// the same block is in the file again or being written again (a fetch
 // cancelled as it finished can race the one that replaced it): its bytes
 // are that copy's.
 //
@@ -159,7 +159,9 @@ func (c *Cache) freeBlock(bid blockID, size int64) {
 	defer lock.Unlock()
 	x := &c.index
 	x.mu.Lock()
-	keep := x.blocks[bid] != nil || x.writing[bid] > 0
+	// A packed copy of the block does not keep its range in the file.
+	cur := x.blocks[bid]
+	keep := cur != nil && cur.pack == nil || x.writing[bid] > 0
 	wholeFile := x.perObject[bid.obj] == 0 && x.writes[bid.obj] == 0
 	x.mu.Unlock()
 	if c.beforeFree != nil && !keep {

@@ -152,3 +152,30 @@ func TestDamagedPackRecordIsRefetched(t *testing.T) {
 		t.Fatalf("%d fetches, want the object fetched again", f.Count())
 	}
 }
+
+// TestSmallObjectFileOfEarlierVersionServed: a small object cached by an
+// earlier version, in a file of its own, is found at Open and served from
+// there without a fetch.
+func TestSmallObjectFileOfEarlierVersionServed(t *testing.T) {
+	const size = 3000
+	dir := t.TempDir()
+	c := openTest(t, dir, Options{BlockSize: packBlock, MemBytes: -1})
+	f := newFakeFetcher(t, size)
+	obj := f.object("old")
+	path := c.objectPath(objectID(obj.Key))
+	c.Close()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, content(0, size), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c2 := openTest(t, dir, Options{BlockSize: packBlock, MemBytes: -1})
+	if st := c2.Stats(); st.Blocks != 1 {
+		t.Fatalf("reopened with %d blocks, want the object's file found", st.Blocks)
+	}
+	mustRead(t, c2, obj, 0, size)
+	if f.Count() != 0 {
+		t.Fatalf("%d fetches, want the object read from its file", f.Count())
+	}
+}
