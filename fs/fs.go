@@ -11,8 +11,9 @@
 // lays out keys (that is index/).
 //
 // Lock order, where more than one is taken: fileNode.wmu, then fileNode.mu,
-// then FS.mu; pipeline.mu and uploads.mu are leaves. No lock but wmu is
-// ever held across network I/O; wmu only orders one file's own uploads.
+// then FS.mu; pipeline.mu, uploads.mu, listings.mu and dirListing.mu are
+// leaves. No lock but wmu is ever held across network I/O; wmu only orders
+// one file's own uploads.
 package fs
 
 import (
