@@ -31,9 +31,11 @@ type Backing struct {
 }
 
 // OpenBacking opens obj's file when the object is complete on disk: every
-// block in the index at its full length, none being written, and the file
-// exactly obj.Size bytes long. ok is false (and err nil) for an object that
-// is not, or is empty; err reports a failure to open or check the file.
+// block in the index at its full length and in the object's own file (a
+// small object's record in a pack backs nothing), none being written, and
+// the file exactly obj.Size bytes long. ok is false (and err nil) for an
+// object that is not, or is empty; err reports a failure to open or check
+// the file.
 func (c *Cache) OpenBacking(obj Object) (b *Backing, ok bool, err error) {
 	if err := obj.validate(); err != nil || obj.Size == 0 || c.closed.Load() {
 		return nil, false, err
@@ -48,7 +50,7 @@ func (c *Cache) OpenBacking(obj Object) (b *Backing, ok bool, err error) {
 	}
 	for idx := range blocks {
 		bid := blockID{obj: id, idx: idx}
-		if e := x.blocks[bid]; e == nil || e.size != c.blockLen(obj.Size, idx) || x.writing[bid] > 0 {
+		if e := x.blocks[bid]; e == nil || e.pack != nil || e.size != c.blockLen(obj.Size, idx) || x.writing[bid] > 0 {
 			x.mu.Unlock()
 			return nil, false, nil
 		}

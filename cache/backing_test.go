@@ -237,3 +237,29 @@ func TestDiscardDropsAChangedObject(t *testing.T) {
 		t.Fatalf("%d fetches for two reads of a discarded 3-block object, want 6: its blocks were cached again", got)
 	}
 }
+
+// A small object lives as a record in a pack (pack.go): there is no file
+// of its own for the kernel to read, so it backs no open, however complete.
+func TestOpenBackingRefusesPackedObject(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{BlockSize: packBlock, MemBytes: -1, ReadaheadBlocks: -1})
+	const size = 5000
+	f := newFakeFetcher(t, size)
+	obj := f.object("small")
+	mustRead(t, c, obj, 0, size)
+	settle(t, c)
+	if len(packFiles(t, c)) != 1 {
+		t.Fatal("the small object is not in a pack")
+	}
+	b, ok, err := c.OpenBacking(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok {
+		b.Close()
+		t.Fatal("a packed object backs an open")
+	}
+	mustRead(t, c, obj, 0, size)
+	if f.Count() != 1 {
+		t.Fatalf("fetched %d times, want the pack's copy read", f.Count())
+	}
+}

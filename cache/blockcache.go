@@ -17,6 +17,8 @@
 //   - disktier.go: the disk tier itself, one sparse file per object (layout at
 //     Cache), and the workers that store fetched blocks. Every write, punch
 //     and unlink of a file holds that file's lock, one of fileLocks.
+//   - pack.go: small objects, kept as records in shared pack files instead
+//     of a file each; its lock covers bookkeeping only.
 //   - singleflight.go: fetches under way. Every reader of a block waits on
 //     one fetch, which gives the block to the memory tier and queues it for
 //     the disk tier.
@@ -120,6 +122,7 @@ type blockID struct {
 //
 //	LOCK                         flock held while open; one process per dir
 //	objects-<blocksize>/<hh>/<objectID>   one sparse file per object
+//	packs-<blocksize>/pack-<n>   records of small objects (pack.go)
 //	staging/                     unlinked staging files (see Stage)
 //
 // objectID is the first 128 bits of SHA-256 of the object key in hex; hh is
@@ -148,11 +151,13 @@ type blockID struct {
 //	flightGroup.mu   fetches under way; Cache.closed changes under it (singleflight.go)
 //	fileLocks[i]     the object files whose objectID hashes to i (disktier.go)
 //	diskIndex.mu     the disk tier's LRU and its writes under way (evict.go)
+//	packStore.mu     the pack files and their live records (pack.go)
 //	memTier.mu       the memory tier (memtier.go)
 //	bufferPool.mu    idle block buffers (memtier.go)
 //
 // Lock order: Reader.mu, then flightGroup.mu, then diskIndex.mu; a file
-// lock, then diskIndex.mu. memTier.mu is taken with no other lock held, and
+// lock, then diskIndex.mu. packStore.mu is taken with no other lock held.
+// memTier.mu is taken with no other lock held, and
 // bufferPool.mu last of all. Of these, only a file lock is ever held across
 // a syscall (the write, punch or unlink of that file), and it is held from the
 // decision to free a block to the punch or unlink, so a hole is never
@@ -183,7 +188,8 @@ type Cache struct {
 	bufs    bufferPool  // memtier.go
 	index   diskIndex   // evict.go
 
-	// The disk tier (disktier.go).
+	// The disk tier (disktier.go), and its packs of small objects (pack.go).
+	packs     packStore
 	fileLocks [fileLockCount]sync.Mutex
 	direct    atomic.Bool // full blocks are written with O_DIRECT
 	stores    chan storeJob
@@ -235,6 +241,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.objDir = filepath.Join(dir, "objects-"+strconv.FormatInt(c.blockSize, 10))
+	c.packs.init(filepath.Join(dir, "packs-"+strconv.FormatInt(c.blockSize, 10)))
 	c.stageDir = filepath.Join(dir, "staging")
 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -299,6 +306,7 @@ func (c *Cache) prepareDirs() error {
 		// blocks-* and tmp are the layout of earlier versions, one file
 		// per block.
 		stale := strings.HasPrefix(d.Name(), "objects-") && path != c.objDir ||
+			strings.HasPrefix(d.Name(), "packs-") && path != c.packs.dir ||
 			strings.HasPrefix(d.Name(), "blocks-") || d.Name() == "tmp"
 		if stale {
 			c.log.Info("dropping blocks cached with another block size or layout", "dir", path)
@@ -316,6 +324,9 @@ func (c *Cache) prepareDirs() error {
 	// The 256 subdirectories appear as blocks land in them: making them all
 	// up front costs a noticeable part of a second on some file systems.
 	if err := os.MkdirAll(c.objDir, 0o700); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	if err := os.MkdirAll(c.packs.dir, 0o700); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
 	return nil
@@ -379,6 +390,11 @@ func (c *Cache) rebuild() error {
 			found = append(found, blocks...)
 		}
 	}
+	packed, err := c.packs.load(c.log.Warn)
+	if err != nil {
+		return err
+	}
+	found = append(found, packed...)
 	sort.Slice(found, func(i, j int) bool {
 		a, b := found[i], found[j]
 		if !a.touched.Equal(b.touched) {
@@ -387,11 +403,17 @@ func (c *Cache) rebuild() error {
 		return a.id.idx > b.id.idx
 	})
 	c.index.mu.Lock()
+	var replaced []*entry
 	for _, e := range found {
-		c.index.insertLocked(e.id, e.size, e.touched)
+		if old := c.index.insertEntryLocked(e); old != nil {
+			replaced = append(replaced, old)
+		}
 	}
 	victims := c.index.evictLocked()
 	c.index.mu.Unlock()
+	for _, e := range replaced {
+		c.freeEntry(e)
+	}
 	c.evict(victims)
 	return nil
 }
@@ -451,6 +473,7 @@ func (c *Cache) Close() error {
 	// No fetch is left to queue a block; write what is queued.
 	close(c.stores)
 	c.storeWG.Wait()
+	c.packs.close()
 	return c.lock.Close()
 }
 
@@ -600,19 +623,25 @@ func (c *Cache) readCached(bid blockID, length int64, dst []byte, offset int64) 
 		x.removeLocked(e)
 		x.mu.Unlock()
 		c.log.Warn("dropping cached block of unexpected size", "block", blockName(bid), "size", e.size, "want", length)
-		c.freeBlock(bid, e.size)
+		c.freeEntry(e)
 		return false
 	}
 	x.lru.MoveToFront(e.elem)
 	now := time.Now()
-	// A pinned object's file is left as it is (Backing.Changed).
-	touch := now.Sub(e.touched) > touchInterval && x.pins[bid.obj] == 0
+	// A pinned object's file is left as it is (Backing.Changed); a packed
+	// record's time is kept in memory only.
+	touch := now.Sub(e.touched) > touchInterval && e.pack == nil && x.pins[bid.obj] == 0
 	if touch {
 		e.touched = now
 	}
 	x.mu.Unlock()
 
-	err := c.readBlock(bid, dst, offset)
+	var err error
+	if e.pack != nil {
+		err = c.packs.read(e.pack, length, dst, offset)
+	} else {
+		err = c.readBlock(bid, dst, offset)
+	}
 	x.mu.Lock()
 	// Evicted while being read: the bytes may have come from the hole
 	// the eviction punched. Treat it as a miss.
@@ -624,9 +653,9 @@ func (c *Cache) readCached(bid blockID, length int64, dst []byte, offset int64) 
 	x.mu.Unlock()
 	if drop {
 		if !errors.Is(err, fs.ErrNotExist) {
-			c.log.Warn("dropping unreadable cached block", "path", c.objectPath(bid.obj), "block", bid.idx, "err", err)
+			c.log.Warn("dropping unreadable cached block", "block", blockName(bid), "err", err)
 		}
-		c.freeBlock(bid, e.size)
+		c.freeEntry(e)
 	}
 	if err != nil || !current {
 		return false

@@ -91,6 +91,9 @@ func (c *Cache) storeBlock(bid blockID, data []byte) error {
 	if c.beforeStore != nil {
 		c.beforeStore()
 	}
+	if c.packable(bid, len(data)) {
+		return c.storePacked(bid, data)
+	}
 	lock := c.fileLock(bid.obj)
 	lock.Lock()
 	err := c.writeBlock(bid, data)
@@ -100,13 +103,38 @@ func (c *Cache) storeBlock(bid blockID, data []byte) error {
 	c.index.mu.Lock()
 	c.index.endWriteLocked(bid)
 	var victims []*entry
+	var replaced *entry
 	if err == nil {
-		c.index.insertLocked(bid, length, time.Now())
+		replaced = c.index.insertLocked(bid, length, time.Now())
 		victims = c.index.evictLocked()
 	}
 	c.index.mu.Unlock()
 	if err != nil {
 		c.freeBlock(bid, length)
+	}
+	if replaced != nil {
+		c.freeEntry(replaced)
+	}
+	c.evict(victims)
+	return err
+}
+
+// storePacked is storeBlock for a small object: one record appended to a
+// pack (pack.go), no file of its own.
+func (c *Cache) storePacked(bid blockID, data []byte) error {
+	now := time.Now()
+	loc, err := c.packs.append(bid.obj, data, now)
+	c.index.mu.Lock()
+	c.index.endWriteLocked(bid)
+	var victims []*entry
+	var replaced *entry
+	if err == nil {
+		replaced = c.index.insertEntryLocked(&entry{id: bid, size: int64(len(data)), touched: now, pack: loc})
+		victims = c.index.evictLocked()
+	}
+	c.index.mu.Unlock()
+	if replaced != nil {
+		c.freeEntry(replaced)
 	}
 	c.evict(victims)
 	return err

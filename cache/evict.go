@@ -12,6 +12,7 @@ type entry struct {
 	size    int64
 	touched time.Time     // diskIndex.mu; the mtime last written to the block's file
 	elem    *list.Element // diskIndex.mu
+	pack    *packLoc      // set once: the record of a small object (pack.go); nil for a block in its object's file
 }
 
 // diskIndex is the disk tier's bookkeeping: which blocks are on disk, least
@@ -56,26 +57,45 @@ func (x *diskIndex) has(bid blockID) bool {
 	return x.blocks[bid] != nil
 }
 
-// insertLocked records a block on disk as most recently used.
-func (x *diskIndex) insertLocked(bid blockID, size int64, touched time.Time) {
-	if x.bad[bid.obj] {
-		return
+// insertLocked records a block in its object's file as most recently
+// used; see insertEntryLocked.
+func (x *diskIndex) insertLocked(bid blockID, size int64, touched time.Time) (replaced *entry) {
+	return x.insertEntryLocked(&entry{id: bid, size: size, touched: touched})
+}
+
+// insertEntryLocked records e as most recently used. A block in its
+// object's file that is in the index already takes e's size and time
+// instead. A packed block is a record of its own: the entry it replaces
+// is returned, for Cache.freeEntry once the lock is let go. A block of a
+// discarded object (Backing.Discard) is not entered: a packed one is
+// returned to be freed. A pinned object's new block stays out of the LRU
+// until the object is unpinned.
+func (x *diskIndex) insertEntryLocked(e *entry) (replaced *entry) {
+	if x.bad[e.id.obj] {
+		if e.pack != nil {
+			return e
+		}
+		return nil
 	}
-	if e := x.blocks[bid]; e != nil {
-		x.bytes += size - e.size
-		e.size, e.touched = size, touched
-		x.lru.MoveToFront(e.elem)
-		return
+	if old := x.blocks[e.id]; old != nil {
+		if old.pack == nil && e.pack == nil {
+			x.bytes += e.size - old.size
+			old.size, old.touched = e.size, e.touched
+			x.lru.MoveToFront(old.elem) // no-op while pinned: not in lru
+			return nil
+		}
+		x.removeLocked(old)
+		replaced = old
 	}
-	e := &entry{id: bid, size: size, touched: touched}
-	if x.pins[bid.obj] == 0 {
+	if x.pins[e.id.obj] == 0 {
 		e.elem = x.lru.PushFront(e)
 	} else {
 		e.elem = &list.Element{Value: e} // out of lru until unpinned
 	}
-	x.blocks[bid] = e
-	x.perObject[bid.obj]++
-	x.bytes += size
+	x.blocks[e.id] = e
+	x.perObject[e.id.obj]++
+	x.bytes += e.size
+	return replaced
 }
 
 // removeLocked forgets a block. Its bytes stay on disk until the caller,
@@ -126,15 +146,30 @@ func (x *diskIndex) endWriteLocked(bid blockID) {
 // evict frees the bytes of blocks evictLocked forgot, and counts them.
 func (c *Cache) evict(victims []*entry) {
 	for _, e := range victims {
-		c.freeBlock(e.id, e.size)
+		c.freeEntry(e)
 	}
 	c.evictions.Add(int64(len(victims)))
+}
+
+// freeEntry frees the bytes of a block the index has forgotten. A packed
+// record is its own and nobody else's, so it goes at once.
+func (c *Cache) freeEntry(e *entry) {
+	if e.pack == nil {
+		c.freeBlock(e.id, e.size)
+		return
+	}
+	if c.beforeFree != nil {
+		c.beforeFree()
+	}
+	if err := c.packs.free(e.pack); err != nil {
+		c.log.Warn("cannot free an evicted small object", "path", e.pack.seg.path, "offset", e.pack.off, "err", err)
+	}
 }
 
 // freeBlock frees the bytes of a block that the index has forgotten: the
 // whole file goes once nothing else of the object is cached or being
 // written, otherwise the block's range becomes a hole. The range stays when
-// the same block is in the index again or being written again (a fetch
+// the same block is in the file again or being written again (a fetch
 // cancelled as it finished can race the one that replaced it): its bytes
 // are that copy's.
 //
@@ -149,8 +184,10 @@ func (c *Cache) freeBlock(bid blockID, size int64) {
 	x.mu.Lock()
 	// A pinned object's file is being read by the kernel itself
 	// (passthrough): its bytes stay until the last Backing closes, even
-	// when the index lets go of a block (found unreadable, say).
-	keep := x.blocks[bid] != nil || x.writing[bid] > 0 || x.pins[bid.obj] > 0
+	// when the index lets go of a block (found unreadable, say). A packed
+	// copy of the block does not keep its range in the file.
+	cur := x.blocks[bid]
+	keep := cur != nil && cur.pack == nil || x.writing[bid] > 0 || x.pins[bid.obj] > 0
 	wholeFile := x.perObject[bid.obj] == 0 && x.writes[bid.obj] == 0
 	x.mu.Unlock()
 	if c.beforeFree != nil && !keep {

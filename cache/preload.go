@@ -44,3 +44,23 @@ func (r *Reader) dropPreload() {
 		r.c.leave(f)
 	}
 }
+
+// Prefetch starts fetching a small object (one block at most) in the
+// background, unless it is in memory, on disk or on its way, and returns
+// at once. A caller that expects the object to be read soon (the next
+// files of a directory being read in order) calls it; the fetch holds a
+// readahead slot, so it waits behind MaxPrefetch others, and its block
+// goes to the memory tier and the disk like any other. It reports whether
+// the object is small enough.
+func (c *Cache) Prefetch(obj Object) bool {
+	if obj.Size <= 0 || obj.Size > c.blockSize || obj.validate() != nil {
+		return false
+	}
+	bid := blockID{obj: objectID(obj.Key), idx: 0}
+	if b := c.mem.get(bid, obj.Size); b != nil {
+		c.bufs.release(b)
+		return true
+	}
+	c.startPrefetch(c.ctx, nil, obj, 0)
+	return true
+}

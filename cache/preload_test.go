@@ -79,3 +79,32 @@ func TestPreloadClosedUnread(t *testing.T) {
 		t.Fatalf("stats %+v after an unread preload was closed", st)
 	}
 }
+
+// TestPrefetchSmallObject: Prefetch fetches a small object once, in the
+// background, into memory and onto disk; an object cached already, or of
+// more than one block, is not fetched.
+func TestPrefetchSmallObject(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{})
+	f := newFakeFetcher(t, 3000)
+	if !c.Prefetch(f.object("small")) {
+		t.Fatal("Prefetch refused a small object")
+	}
+	c.Prefetch(f.object("small")) // on its way or in memory: nothing more
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Stats().Blocks != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the prefetched object never reached the disk")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.Prefetch(f.object("small"))
+	mustRead(t, c, f.object("small"), 0, 3000)
+	big := newFakeFetcher(t, testBlock+1)
+	if c.Prefetch(big.object("big")) {
+		t.Fatal("Prefetch took an object of two blocks")
+	}
+	settle(t, c)
+	if f.Count() != 1 || big.Count() != 0 {
+		t.Fatalf("fetches of the small object %d, of the large one %d; want 1 and 0", f.Count(), big.Count())
+	}
+}

@@ -280,7 +280,7 @@ func (r *Reader) Close() error {
 }
 
 // startPrefetch runs a readahead of block idx in the background, tracked by
-// wg. It returns false once the Cache is closed.
+// wg (if not nil). It returns false once the Cache is closed.
 func (c *Cache) startPrefetch(ctx context.Context, wg *sync.WaitGroup, obj Object, idx int64) bool {
 	c.flights.mu.Lock()
 	if c.closed.Load() {
@@ -289,10 +289,14 @@ func (c *Cache) startPrefetch(ctx context.Context, wg *sync.WaitGroup, obj Objec
 	}
 	c.wg.Add(1)
 	c.flights.mu.Unlock()
-	wg.Add(1)
+	if wg != nil {
+		wg.Add(1)
+	}
 	go func() {
 		defer c.wg.Done()
-		defer wg.Done()
+		if wg != nil {
+			defer wg.Done()
+		}
 		c.prefetch(ctx, obj, idx)
 	}()
 	return true

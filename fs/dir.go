@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +21,10 @@ type dirNode struct {
 	group         string
 	// top is true for the group directory, where by-ID paths start.
 	top bool
+	// listing is the small files of the last complete listing, kept to
+	// fetch them ahead of a reader going through them in order
+	// (prefetch.go); nil when none is kept.
+	listing atomic.Pointer[dirListing]
 }
 
 // newChild builds (or finds) the node for an index inode and fills out.
@@ -154,8 +159,12 @@ func (h *dirHandle) scan(ctx context.Context) {
 	})
 	h.mu.Lock()
 	h.done, h.err = true, err
+	ents := h.ents
 	h.mu.Unlock()
 	h.more.Broadcast()
+	if err == nil {
+		h.dir.fs.keepListing(h.dir, ents)
+	}
 }
 
 // waitLocked waits until entry i is scanned or the scan has ended, and
@@ -241,6 +250,7 @@ func (d *dirNode) create(ctx context.Context, name string, a index.Attr) (index.
 	now := time.Now()
 	a.Uid, a.Gid = caller(ctx)
 	a.Atime, a.Mtime, a.Ctime = now, now, now
+	d.dropListing()
 	a, err := d.fs.idx.Create(ctx, d.ino, name, a)
 	if err != nil {
 		return a, d.fs.toErrno("create "+name, err)
@@ -330,6 +340,7 @@ func (d *dirNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name st
 	default:
 		return nil, syscall.EPERM
 	}
+	d.dropListing()
 	a, err := d.fs.idx.Link(ctx, ino, d.ino, name)
 	if err != nil {
 		return nil, d.fs.toErrno("link "+name, err)
@@ -347,6 +358,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := d.fs.holdIfOpen(ctx, d.GetChild(name)); err != nil {
 		return d.fs.toErrno("unlink "+name, err)
 	}
+	d.dropListing()
 	a, err := d.fs.idx.Unlink(ctx, d.ino, name)
 	if err != nil {
 		return d.fs.toErrno("unlink "+name, err)
@@ -394,6 +406,8 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fusefs.Inod
 			return d.fs.toErrno("rename "+name, err)
 		}
 	}
+	d.dropListing()
+	np.dropListing()
 	replaced, err := d.fs.idx.Rename(ctx, d.ino, name, np.ino, newName, iflags)
 	if err != nil {
 		return d.fs.toErrno("rename "+name, err)

@@ -248,8 +248,8 @@ func (n *fileNode) open(ctx context.Context, flags uint32, a index.Attr) (fusefs
 	n.keepGen, n.keepValid = a.Gen, !dirty
 	n.mu.Unlock()
 	h := &fileHandle{n: n}
-	if !dirty && fuseFlags&fuse.FOPEN_KEEP_CACHE == 0 && readOnly {
-		h.preload(a)
+	if !dirty && fuseFlags&fuse.FOPEN_KEEP_CACHE == 0 && readOnly && h.preload(a) {
+		n.fs.prefetchOpened(n)
 	}
 	return h, fuseFlags, 0
 }
@@ -258,9 +258,10 @@ func (n *fileNode) open(ctx context.Context, flags uint32, a index.Attr) (fusefs
 // for reading (see cache.Reader.Preload), so that the first read finds it
 // in memory or on its way. A file the kernel still has pages of
 // (FOPEN_KEEP_CACHE) may never be read through the mount, and is left.
-func (h *fileHandle) preload(a index.Attr) {
+// It reports whether the file is small enough.
+func (h *fileHandle) preload(a index.Attr) bool {
 	if a.FileID == "" || a.Size <= 0 || a.Size > int64(h.n.fs.cache.BlockSize()) {
-		return
+		return false
 	}
 	obj := h.n.fs.object(a)
 	rd := h.n.fs.cache.NewReader(obj)
@@ -268,6 +269,7 @@ func (h *fileHandle) preload(a index.Attr) {
 	h.mu.Lock()
 	h.rd, h.rdKey = rd, obj.Key
 	h.mu.Unlock()
+	return true
 }
 
 // fileHandle is one open file description.

@@ -12,10 +12,11 @@
 //
 // Lock order, where more than one is taken: PassthroughGuard's lock of an
 // inode (around a whole open or release), then fileNode.wmu, then
-// fileNode.mu, then FS.mu; pipeline.mu and uploads.mu are leaves. go-fuse
-// asks a passthrough handle for its backing file with its own lock held,
-// and that takes fileNode.mu. No lock but wmu is
-// ever held across network I/O; wmu only orders one file's own uploads.
+// fileNode.mu, then FS.mu; pipeline.mu, uploads.mu, listings.mu and
+// dirListing.mu are leaves. go-fuse asks a passthrough handle for its
+// backing file with its own lock held, and that takes fileNode.mu. No lock
+// but wmu is ever held across network I/O; wmu only orders one file's own
+// uploads.
 package fs
 
 import (
@@ -158,6 +159,9 @@ type FS struct {
 	uploads *uploads
 	// chunks are WriteChunk-sized buffers for streamed writes.
 	chunks sync.Pool
+	// listings are the directories whose listing is kept for reading
+	// their small files ahead (prefetch.go).
+	listings listings
 	// budget bounds the chunks handed out (Options.WriteBudget).
 	budget *writeBudget
 	// passthrough is FUSE passthrough's state (passthrough.go).
