@@ -323,6 +323,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 	raw = fs.IgnoreInterrupts(raw)
 	raw = fs.KillPrivileges(raw)
 	mo.ExtraCapabilities |= fs.KillPrivilegesCapability
+	raw = fs.EnableACLs(raw, &mo)
 	if mf.directIO {
 		// Shared maps of files opened with FOPEN_DIRECT_IO (otherwise
 		// ENODEV); the kernel then keeps them coherent itself.

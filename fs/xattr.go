@@ -30,10 +30,14 @@ import (
 //   - user.fdfs.url: where nginx with the FastDFS module serves it, when
 //     --http-base names the group.
 //
-// security.* and system.* (SELinux labels, capabilities, ACLs) are not
-// kept: every call on them is ENOTSUP at once, which ls -l remembers for
-// the file system instead of asking twice per entry, and which tells the
-// kernel's write path there is no security.capability to clear.
+// POSIX ACLs (system.posix_acl_access and system.posix_acl_default) are
+// kept in the index beside them, checked on the way in and kept in step
+// with the mode (acl.go, setACL); the kernel enforces them.
+//
+// Other security.* and system.* names (SELinux labels, capabilities) are
+// not kept: every call on them is ENOTSUP at once, which ls -l remembers
+// for the file system instead of asking twice per entry, and which tells
+// the kernel's write path there is no security.capability to clear.
 const (
 	xattrFileID = "user.fdfs.file_id"
 	xattrURL    = "user.fdfs.url"
@@ -43,8 +47,10 @@ const (
 
 // xattrKept reports whether name lives in a namespace the index keeps.
 func xattrKept(name string) bool {
-	return strings.HasPrefix(name, xattrUser) || strings.HasPrefix(name, xattrTrust)
+	return strings.HasPrefix(name, xattrUser) || strings.HasPrefix(name, xattrTrust) || isACLXattr(name)
 }
+
+func isACLXattr(name string) bool { return name == xattrACLAccess || name == xattrACLDefault }
 
 func isVirtualXattr(name string) bool { return name == xattrFileID || name == xattrURL }
 
@@ -117,6 +123,8 @@ func (f *FS) setxattr(ctx context.Context, ino index.Ino, name string, value []b
 		return syscall.EPERM
 	case !xattrKept(name):
 		return syscall.ENOTSUP
+	case isACLXattr(name):
+		return f.setACL(ctx, ino, name, value, flags)
 	}
 	if err := f.idx.SetXattr(ctx, ino, name, value, flags); err != nil {
 		return f.xattrErrno("setxattr", err)
@@ -137,7 +145,13 @@ func (f *FS) removexattr(ctx context.Context, ino index.Ino, name string, mirror
 	case !xattrKept(name):
 		return syscall.ENOTSUP
 	}
-	if err := f.idx.RemoveXattr(ctx, ino, name); err != nil {
+	err := f.idx.RemoveXattr(ctx, ino, name)
+	if errors.Is(err, index.ErrNoXattr) && isACLXattr(name) {
+		// Removing an ACL that is not there succeeds, as on ext4: tar
+		// --acls removes a directory's default ACL that way.
+		err = nil
+	}
+	if err != nil {
 		return f.xattrErrno("removexattr", err)
 	}
 	if mirror != nil && strings.HasPrefix(name, xattrUser) {
@@ -158,6 +172,10 @@ func (f *FS) xattrErrno(op string, err error) syscall.Errno {
 		return syscall.ENOSPC
 	case errors.Is(err, index.ErrNameLen):
 		return syscall.ERANGE
+	case errors.Is(err, errBadACL):
+		return syscall.EINVAL
+	case errors.Is(err, errDefaultACLNotDir):
+		return syscall.EACCES
 	}
 	return f.toErrno(op, err)
 }
@@ -314,6 +332,11 @@ func (x *indexedXattrs) Removexattr(ctx context.Context, attr string) syscall.Er
 // the virtual ones and its FastDFS metadata, as user.* names.
 
 func (f *FS) metadataXattr(ctx context.Context, fileID, name string, dest []byte) (uint32, syscall.Errno) {
+	if isACLXattr(name) {
+		// The kernel asks before it checks a permission; ENOTSUP would
+		// fail the check.
+		return 0, syscall.ENODATA
+	}
 	if !strings.HasPrefix(name, xattrUser) {
 		return 0, syscall.ENOTSUP
 	}
