@@ -219,3 +219,27 @@ func TestUmaskCarried(t *testing.T) {
 		t.Errorf("a mode without a umask comes out as %#o, %#o", m, um)
 	}
 }
+
+func TestNoACL(t *testing.T) {
+	ctx := context.Background()
+	tf := newTestFS(t, func(o *Options) { o.NoACL = true })
+	f := tf.create(t, "f")
+	for _, name := range []string{xattrACLAccess, xattrACLDefault} {
+		if errno := tf.setxattr(ctx, f.ino, name, namedACL, 0, nil); errno != syscall.ENOTSUP {
+			t.Errorf("setxattr %s: %v, want ENOTSUP", name, errno)
+		}
+		if _, errno := tf.xattr(t, f.ino, name); errno != syscall.ENOTSUP {
+			t.Errorf("getxattr %s: %v, want ENOTSUP", name, errno)
+		}
+	}
+	// An ACL an earlier mount kept is not listed.
+	if err := tf.idx.SetXattr(ctx, f.ino, xattrACLAccess, namedACL, 0); err != nil {
+		t.Fatal(err)
+	}
+	tf.idx.SetXattr(ctx, f.ino, "user.kept", []byte("1"), 0)
+	buf := make([]byte, 1024)
+	n, errno := tf.listxattr(ctx, f.ino, buf)
+	if errno != 0 || string(buf[:n]) != "user.kept\x00" {
+		t.Errorf("listxattr = %q, %v; want user.kept alone", buf[:n], errno)
+	}
+}

@@ -79,6 +79,11 @@ type Options struct {
 	// The mount should then offer fuse.CAP_DIRECT_IO_ALLOW_MMAP, so that
 	// such files can still be mapped shared.
 	DirectIO bool
+	// NoACL leaves POSIX ACLs out: system.posix_acl_* answer ENOTSUP, as
+	// other system.* names do, and the mount must not be given
+	// EnableACLs. Without it the mount must be (the kernel then enforces
+	// the ACLs the index keeps).
+	NoACL bool
 	// GroupRefresh is how often the root re-reads the tracker's group list.
 	GroupRefresh time.Duration
 	// HTTPBase maps a group to the nginx base URL serving it, for the

@@ -46,8 +46,11 @@ const (
 )
 
 // xattrKept reports whether name lives in a namespace the index keeps.
-func xattrKept(name string) bool {
-	return strings.HasPrefix(name, xattrUser) || strings.HasPrefix(name, xattrTrust) || isACLXattr(name)
+func (f *FS) xattrKept(name string) bool {
+	if isACLXattr(name) {
+		return !f.opts.NoACL
+	}
+	return strings.HasPrefix(name, xattrUser) || strings.HasPrefix(name, xattrTrust)
 }
 
 func isACLXattr(name string) bool { return name == xattrACLAccess || name == xattrACLDefault }
@@ -76,7 +79,7 @@ func (f *FS) virtualXattr(fileID, name string) ([]byte, bool) {
 // getxattr answers getxattr for inode ino; fileID, called only for a
 // virtual attribute, gives the content's file ID ("" for none).
 func (f *FS) getxattr(ctx context.Context, ino index.Ino, name string, dest []byte, fileID func() (string, syscall.Errno)) (uint32, syscall.Errno) {
-	if !xattrKept(name) {
+	if !f.xattrKept(name) {
 		return 0, syscall.ENOTSUP
 	}
 	if isVirtualXattr(name) {
@@ -107,7 +110,9 @@ func (f *FS) listxattr(ctx context.Context, ino index.Ino, dest []byte) (uint32,
 	}
 	var buf []byte
 	for _, n := range names {
-		buf = append(append(buf, n...), 0)
+		if f.xattrKept(n) { // ACLs an earlier mount kept, under NoACL
+			buf = append(append(buf, n...), 0)
+		}
 	}
 	return copyOut(dest, buf)
 }
@@ -121,7 +126,7 @@ func (f *FS) setxattr(ctx context.Context, ino index.Ino, name string, value []b
 		return syscall.EROFS
 	case isVirtualXattr(name):
 		return syscall.EPERM
-	case !xattrKept(name):
+	case !f.xattrKept(name):
 		return syscall.ENOTSUP
 	case isACLXattr(name):
 		return f.setACL(ctx, ino, name, value, flags)
@@ -142,7 +147,7 @@ func (f *FS) removexattr(ctx context.Context, ino index.Ino, name string, mirror
 		return syscall.EROFS
 	case isVirtualXattr(name):
 		return syscall.EPERM
-	case !xattrKept(name):
+	case !f.xattrKept(name):
 		return syscall.ENOTSUP
 	}
 	err := f.idx.RemoveXattr(ctx, ino, name)
