@@ -47,7 +47,7 @@ type mountFlags struct {
 	storeReuse   time.Duration
 	storageList  time.Duration
 	directIO     bool
-	noACL        bool
+	acl          bool
 	background   bool
 	// adoptInterval re-adopts every group's files this often (0: never).
 	adoptInterval time.Duration
@@ -76,7 +76,7 @@ func (mf *mountFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&mf.storeReuse, "store-reuse", time.Second, "how long the tracker's choice of storage for new files of a group serves further uploads (0: ask for every file, as the C client does)")
 	fl.DurationVar(&mf.storageList, "storage-list-ttl", 10*time.Second, "how long a group's storage list from the tracker lets reads and changes go straight to the storage a file ID names (0: ask the tracker for every file, as the C client does)")
 	fl.BoolVar(&mf.directIO, "direct-io", false, "read files without the kernel page cache: faster for large files read once in large blocks, much slower for small reads, and no second read from memory")
-	fl.BoolVar(&mf.noACL, "no-acl", false, "no POSIX ACLs (setfacl fails with ENOTSUP): ls -l then asks the mount nothing per file, where it otherwise asks for each file's ACL")
+	fl.BoolVar(&mf.acl, "acl", false, "POSIX ACLs, kept in the index and enforced by the kernel (setfacl, getfacl, cp -a and rsync -aA keep them); ls -l then asks the mount for every file's ACL, which makes it several times slower")
 	fl.DurationVar(&mf.adoptInterval, "adopt-interval", 0, "re-adopt every group's files into the by-ID tree this often, as index adopt does (0: off)")
 	fl.BoolVar(&mf.background, "background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
 }
@@ -299,7 +299,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 		WriteBudget:   mf.bufferSize,
 		ReadOnly:      readOnly,
 		DirectIO:      mf.directIO,
-		NoACL:         mf.noACL,
+		ACLs:          mf.acl,
 		Shared:        index.Shared(metaURL),
 		Session:       session,
 		SessionTTL:    mf.sessionTTL,
@@ -326,7 +326,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 	raw = fs.IgnoreInterrupts(raw)
 	raw = fs.KillPrivileges(raw)
 	mo.ExtraCapabilities |= fs.KillPrivilegesCapability
-	if !mf.noACL {
+	if mf.acl {
 		raw = fs.EnableACLs(raw, &mo)
 	}
 	if mf.directIO {

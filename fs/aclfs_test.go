@@ -36,7 +36,7 @@ func (tf *testFS) mode(t *testing.T, ino index.Ino) uint32 {
 
 func TestSetACLKeepsModeInStep(t *testing.T) {
 	ctx := context.Background()
-	tf := newTestFS(t)
+	tf := newTestFS(t, withACLs)
 	f := tf.create(t, "f") // 0644
 
 	if errno := tf.setxattr(ctx, f.ino, xattrACLAccess, namedACL, 0, nil); errno != 0 {
@@ -85,7 +85,7 @@ func TestSetACLKeepsModeInStep(t *testing.T) {
 
 func TestSetACLKillsSGID(t *testing.T) {
 	ctx := context.Background()
-	tf := newTestFS(t)
+	tf := newTestFS(t, withACLs)
 	for _, tt := range []struct {
 		flags uint32
 		want  uint32
@@ -106,7 +106,7 @@ func TestSetACLKillsSGID(t *testing.T) {
 
 func TestDefaultACLOnlyOnDirectories(t *testing.T) {
 	ctx := context.Background()
-	tf := newTestFS(t)
+	tf := newTestFS(t, withACLs)
 	f := tf.create(t, "f")
 	if errno := tf.setxattr(ctx, f.ino, xattrACLDefault, namedACL, 0, nil); errno != syscall.EACCES {
 		t.Errorf("default ACL on a file: %v, want EACCES", errno)
@@ -124,7 +124,7 @@ func TestDefaultACLOnlyOnDirectories(t *testing.T) {
 
 func TestChmodRewritesACL(t *testing.T) {
 	ctx := context.Background()
-	tf := newTestFS(t)
+	tf := newTestFS(t, withACLs)
 	f := tf.create(t, "f")
 	tf.setxattr(ctx, f.ino, xattrACLAccess, namedACL, 0, nil)
 	mode := uint32(0o640)
@@ -150,7 +150,7 @@ func TestChmodRewritesACL(t *testing.T) {
 
 func TestCreateInheritsDefaultACL(t *testing.T) {
 	ctx := context.Background()
-	tf := newTestFS(t)
+	tf := newTestFS(t, withACLs)
 	dir := &dirNode{indexedXattrs: indexedXattrs{tf.FS, tf.group}, group: "group1"}
 	create := func(name string, kind index.Kind, mode uint32) index.Attr {
 		t.Helper()
@@ -220,9 +220,12 @@ func TestUmaskCarried(t *testing.T) {
 	}
 }
 
-func TestNoACL(t *testing.T) {
+// withACLs is the FS option of a mount with -o acl.
+func withACLs(o *Options) { o.ACLs = true }
+
+func TestWithoutACLs(t *testing.T) {
 	ctx := context.Background()
-	tf := newTestFS(t, func(o *Options) { o.NoACL = true })
+	tf := newTestFS(t)
 	f := tf.create(t, "f")
 	for _, name := range []string{xattrACLAccess, xattrACLDefault} {
 		if errno := tf.setxattr(ctx, f.ino, name, namedACL, 0, nil); errno != syscall.ENOTSUP {

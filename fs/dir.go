@@ -245,7 +245,7 @@ func (d *dirNode) create(ctx context.Context, name string, a index.Attr, umask u
 	a.Uid, a.Gid = caller(ctx)
 	a.Atime, a.Mtime, a.Ctime = now, now, now
 	var err error
-	if a.Kind == index.KindSymlink || d.fs.opts.NoACL {
+	if a.Kind == index.KindSymlink || !d.fs.opts.ACLs {
 		// posix_acl_create gives a symlink no ACL.
 		a, err = d.fs.idx.Create(ctx, d.ino, name, a)
 	} else {

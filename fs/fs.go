@@ -79,11 +79,11 @@ type Options struct {
 	// The mount should then offer fuse.CAP_DIRECT_IO_ALLOW_MMAP, so that
 	// such files can still be mapped shared.
 	DirectIO bool
-	// NoACL leaves POSIX ACLs out: system.posix_acl_* answer ENOTSUP, as
-	// other system.* names do, and the mount must not be given
-	// EnableACLs. Without it the mount must be (the kernel then enforces
-	// the ACLs the index keeps).
-	NoACL bool
+	// ACLs keeps POSIX ACLs (system.posix_acl_*) and keeps the mode in
+	// step with them; the mount must then be given EnableACLs, so that the
+	// kernel enforces them. Without it they answer ENOTSUP, as other
+	// system.* names do, and the mount must not be given EnableACLs.
+	ACLs bool
 	// GroupRefresh is how often the root re-reads the tracker's group list.
 	GroupRefresh time.Duration
 	// HTTPBase maps a group to the nginx base URL serving it, for the

@@ -48,7 +48,7 @@ const (
 // xattrKept reports whether name lives in a namespace the index keeps.
 func (f *FS) xattrKept(name string) bool {
 	if isACLXattr(name) {
-		return !f.opts.NoACL
+		return f.opts.ACLs
 	}
 	return strings.HasPrefix(name, xattrUser) || strings.HasPrefix(name, xattrTrust)
 }
@@ -110,7 +110,7 @@ func (f *FS) listxattr(ctx context.Context, ino index.Ino, dest []byte) (uint32,
 	}
 	var buf []byte
 	for _, n := range names {
-		if f.xattrKept(n) { // ACLs an earlier mount kept, under NoACL
+		if f.xattrKept(n) { // not ACLs an earlier mount kept, without ACLs
 			buf = append(append(buf, n...), 0)
 		}
 	}

@@ -30,7 +30,7 @@ func TestACLs(t *testing.T) {
 	exec.Command("setfacl", "-b", local).Run()
 
 	c := cluster(t, localcluster.Options{})
-	m := startMount(t, c, "-o", "allow_other")
+	m := startMount(t, c, "-o", "allow_other,acl")
 	g := m.path("group1")
 	// Another user must reach the mount: t.TempDir() is 0700.
 	if err := os.Chmod(filepath.Dir(m.dir), 0o755); err != nil {
@@ -163,24 +163,23 @@ func acls(t *testing.T, dir string) []string {
 	return recs
 }
 
-// TestNoACL: with --no-acl the mount keeps no ACLs (setfacl is refused
-// with ENOTSUP, as before ACLs were kept) and the kernel applies the
-// umask itself.
-func TestNoACL(t *testing.T) {
+// TestWithoutACLs: without -o acl the mount keeps no ACLs (setfacl is
+// refused with ENOTSUP) and the kernel applies the umask itself.
+func TestWithoutACLs(t *testing.T) {
 	if _, err := exec.LookPath("setfacl"); err != nil {
 		t.Skip("no setfacl (package acl; .ci/run installs it)")
 	}
 	c := cluster(t, localcluster.Options{})
-	m := startMount(t, c, "-o", "no_acl")
+	m := startMount(t, c)
 	f := m.path("group1", "f")
 	sh(t, "umask 027 && touch "+f)
 	if got := strings.TrimSpace(sh(t, "stat -c %a "+f)); got != "640" {
 		t.Errorf("touch under umask 027 made mode %s, want 640", got)
 	}
 	if out := shErr(t, "setfacl -m u:65534:r "+f); !strings.Contains(out, "Operation not supported") {
-		t.Errorf("setfacl with --no-acl: %s", out)
+		t.Errorf("setfacl without -o acl: %s", out)
 	}
 	if out := shErr(t, "getfattr -n system.posix_acl_access "+f); !strings.Contains(out, "Operation not supported") {
-		t.Errorf("getfattr of an ACL with --no-acl: %s", out)
+		t.Errorf("getfattr of an ACL without -o acl: %s", out)
 	}
 }
