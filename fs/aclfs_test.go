@@ -245,4 +245,12 @@ func TestWithoutACLs(t *testing.T) {
 	if errno != 0 || string(buf[:n]) != "user.kept\x00" {
 		t.Errorf("listxattr = %q, %v; want user.kept alone", buf[:n], errno)
 	}
+	// A chmod leaves it alone, as ext4 mounted noacl does.
+	in := &fuse.SetAttrIn{SetAttrInCommon: fuse.SetAttrInCommon{Valid: fuse.FATTR_MODE, Mode: 0o600}}
+	if errno := tf.setattr(ctx, f.ino, in, new(fuse.AttrOut)); errno != 0 || tf.mode(t, f.ino) != 0o600 {
+		t.Fatalf("chmod: %v, mode %#o", errno, tf.mode(t, f.ino))
+	}
+	if v, err := tf.idx.GetXattr(ctx, f.ino, xattrACLAccess); err != nil || !bytes.Equal(v, namedACL) {
+		t.Errorf("a chmod without ACLs changed the stored ACL to %x, %v", v, err)
+	}
 }

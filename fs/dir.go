@@ -446,6 +446,11 @@ func (f *FS) setattr(ctx context.Context, ino index.Ino, in *fuse.SetAttrIn, out
 	if (chmod || changed) && f.opts.ReadOnly {
 		return syscall.EROFS
 	}
+	if chmod && !f.opts.ACLs {
+		// Without ACLs a chmod leaves them alone, as ext4's noacl does.
+		m := mode & 0o7777
+		sa.Mode, chmod, changed = &m, false, true
+	}
 	var a index.Attr
 	var err error
 	if chmod {
