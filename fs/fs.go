@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -134,6 +135,13 @@ type FS struct {
 	recheck map[index.Ino]bool
 	// sessions is true once the session is registered (shared, writable).
 	sessions bool
+	// steadySince is when this mount's heartbeats last began to succeed
+	// without a failure since (Unix nanoseconds; 0 while they fail). See
+	// judgesOthers.
+	steadySince atomic.Int64
+	// judging is what the last sweep found judgesOthers to say, for its
+	// log line on a change; only the sweeping goroutine uses it.
+	judging bool
 	// nodes finds the kernel's inodes for change notices (notify.go).
 	nodes nodeTable
 	// uploads owns this mount's new FastDFS files until a name claims
@@ -195,6 +203,7 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 			return nil, fmt.Errorf("registering the mount session: %w", err)
 		}
 		f.sessions = true
+		f.steadySince.Store(time.Now().UnixNano())
 		f.wg.Add(1)
 		go f.heartbeat()
 	}
@@ -249,14 +258,39 @@ func (f *FS) heartbeat() {
 		ctx, cancel := context.WithTimeout(context.Background(), every)
 		was, err := f.idx.RegisterSession(ctx, f.opts.Session, f.opts.SessionTTL)
 		cancel()
-		switch {
-		case err != nil:
-			f.log.Warn("session heartbeat failed", "session", f.opts.Session, "err", err)
-		case !was:
-			f.log.Error("the mount session had expired before its heartbeat: other hosts may have deleted this mount's uploads in progress and purged files it holds open",
-				"session", f.opts.Session, "ttl", f.opts.SessionTTL)
-		}
+		f.beaten(was, err, time.Now())
 	}
+}
+
+// beaten records a heartbeat's outcome. A failed beat, or one that finds
+// this mount's own session expired, means the index was out of reach (a
+// Redis failover with Sentinel's default down-after of 30 s outlasts the
+// default TTL), and then every other host's beats failed too: their
+// sessions are not to be judged dead until they have had a TTL to beat
+// again (judgesOthers).
+func (f *FS) beaten(was bool, err error, now time.Time) {
+	switch {
+	case err != nil:
+		f.steadySince.Store(0)
+		f.log.Warn("session heartbeat failed", "session", f.opts.Session, "err", err)
+	case !was:
+		f.steadySince.Store(now.UnixNano())
+		f.log.Error("the mount session had expired before its heartbeat: other hosts may have deleted this mount's uploads in progress and purged files it holds open",
+			"session", f.opts.Session, "ttl", f.opts.SessionTTL)
+	case f.steadySince.Load() == 0:
+		f.steadySince.Store(now.UnixNano())
+	}
+}
+
+// judgesOthers reports whether this mount may take another host's
+// expired session for a dead host: only once its own heartbeats have
+// succeeded for a whole TTL without a failure, so that after an outage of
+// the index (which expired every session alike) the live hosts have had
+// their turn to beat again. Until then the sweep leaves other sessions'
+// uploads and held files alone.
+func (f *FS) judgesOthers() bool {
+	since := f.steadySince.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) >= f.opts.SessionTTL
 }
 
 func (f *FS) refreshLoop() {
@@ -345,8 +379,13 @@ func (f *FS) groupInfo(name string) (GroupInfo, bool) {
 // FastDFS files in the journal (uploads never claimed, deletes never done)
 // are deleted. With a shared index, what a live session holds or is still
 // uploading stays.
+//
+// On a shared index a mount just started does not yet judge other hosts'
+// sessions (judgesOthers): their orphans wait for a later sweep.
 func (f *FS) recover(ctx context.Context) {
-	f.purgeOrphans(ctx)
+	if !f.opts.Shared || f.judgesOthers() {
+		f.purgeOrphans(ctx)
+	}
 	f.sweepPending(ctx)
 }
 
@@ -359,7 +398,18 @@ func (f *FS) sweep(ctx context.Context) {
 		return
 	}
 	if f.opts.Shared {
-		f.purgeOrphans(ctx)
+		judging := f.judgesOthers()
+		if judging != f.judging {
+			f.judging = judging
+			if judging {
+				f.log.Info("heartbeats steady for a session TTL: sweeps now take other hosts' expired sessions for dead", "ttl", f.opts.SessionTTL)
+			} else {
+				f.log.Warn("heartbeats failed: sweeps leave other hosts' sessions alone until this mount's own have been steady for a session TTL", "ttl", f.opts.SessionTTL)
+			}
+		}
+		if judging {
+			f.purgeOrphans(ctx)
+		}
 	}
 	f.sweepPending(ctx)
 	f.uploads.retry(ctx)
@@ -424,6 +474,10 @@ func (f *FS) sweepPending(ctx context.Context) {
 		if p.Reason == index.PendingUpload && f.opts.Shared && p.Session != f.opts.Session {
 			// Another host's upload: perhaps still running, unless
 			// that host's session has expired.
+			if !f.judgesOthers() {
+				f.log.Debug("sweep: another session's upload left alone until this mount's heartbeats are steady", "file_id", p.FileID, "session", p.Session)
+				continue
+			}
 			live, seen := alive[p.Session]
 			if !seen {
 				var err error

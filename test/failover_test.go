@@ -23,9 +23,9 @@ import (
 // after the failover every file whose copy reported success reads back
 // right on both hosts, that no system call on either mount took longer
 // than the network timeout, and that `index check` finds the tree sound.
-// Then it fails over again (SENTINEL FAILOVER) while host B is frozen, so
-// that B misses a change notice, and checks that B drops its caches once
-// it is back. The passwords (one for Redis, another for Sentinel) come
+// Then it fails over again (it kills the new master too) while host B is
+// frozen, so that B misses a change notice, and checks that B drops its
+// caches once it is back. The passwords (one for Redis, another for Sentinel) come
 // from the URL, a file and the environment, and never show in the logs or
 // /proc/mounts.
 func TestSharedFailover(t *testing.T) {

@@ -24,6 +24,18 @@ func redisServer(t *testing.T) string {
 	return redisserver.New(t).URL
 }
 
+// waitJudging waits until m's sweeps judge other hosts' sessions: a mount
+// does once its own heartbeats have been steady for a session TTL.
+func waitJudging(t *testing.T, m *mount) {
+	t.Helper()
+	eventually(t, "the mount's sweeps judge other sessions", func() error {
+		if !strings.Contains(m.log.String(), "sweeps now take other hosts' expired sessions for dead") {
+			return errors.New("its log does not say so yet")
+		}
+		return nil
+	})
+}
+
 // sweptAlone counts the times m's sweeps found an upload of the session
 // whose name contains session and left it alone (its debug log says so).
 func sweptAlone(m *mount, session string) int {
@@ -261,7 +273,8 @@ func TestSharedUploadSurvivesOtherSweeps(t *testing.T) {
 	url := redisServer(t)
 	c := cluster(t, localcluster.Options{})
 	a := startSharedMount(t, c, url, "--write-buffer", "4194304") // 1 MiB chunks
-	b := startSharedMount(t, c, url, "--group-refresh", "50ms")
+	b := startSharedMount(t, c, url, "--group-refresh", "50ms", "--session-ttl", "1s")
+	waitJudging(t, b)
 
 	data := pattern(5<<20+77, 9)
 	f, err := os.Create(a.path("group1", "slow.bin"))
@@ -304,6 +317,7 @@ func TestSharedSessionExpiry(t *testing.T) {
 	c := cluster(t, localcluster.Options{})
 	a := startSharedMount(t, c, url, "--session-ttl", "2s", "--write-buffer", "4194304") // 1 MiB chunks
 	b := startSharedMount(t, c, url, "--session-ttl", "2s", "--group-refresh", "100ms")
+	waitJudging(t, b)
 	ctx := t.Context()
 	idx, err := index.OpenRedis(ctx, url, index.RedisOptions{ReadOnly: true})
 	if err != nil {
@@ -431,6 +445,7 @@ func TestSharedSessionLostWhileStopped(t *testing.T) {
 	c := cluster(t, localcluster.Options{})
 	a := startSharedMount(t, c, url, "--session-ttl", "2s", "--write-buffer", "4194304") // 1 MiB chunks
 	b := startSharedMount(t, c, url, "--session-ttl", "2s", "--group-refresh", "100ms")
+	waitJudging(t, b)
 	ctx := t.Context()
 	idx, err := index.OpenRedis(ctx, url, index.RedisOptions{ReadOnly: true})
 	if err != nil {
