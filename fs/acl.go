@@ -18,7 +18,7 @@ import (
 // local file system does around them (fs/posix_acl.c): keep the mode's
 // permission bits in step with the access ACL, both ways, and give a new
 // inode the ACLs of its directory's default ACL. These functions are that
-// logic, on values alone; xattr.go applies them.
+// logic, on values alone; aclfs.go applies them.
 const (
 	xattrACLAccess  = "system.posix_acl_access"
 	xattrACLDefault = "system.posix_acl_default"

@@ -32,7 +32,7 @@ import (
 //
 // POSIX ACLs (system.posix_acl_access and system.posix_acl_default) are
 // kept in the index beside them, checked on the way in and kept in step
-// with the mode (acl.go, setACL); the kernel enforces them.
+// with the mode (acl.go, aclfs.go); the kernel enforces them with --acl.
 //
 // Other security.* and system.* names (SELinux labels, capabilities) are
 // not kept: every call on them is ENOTSUP at once, which ls -l remembers
