@@ -30,11 +30,13 @@ import (
 //   - user.fdfs.url: where nginx with the FastDFS module serves it, when
 //     --http-base names the group.
 //
-// POSIX ACLs (system.posix_acl_access and system.posix_acl_default) are
-// kept in the index beside them, checked on the way in and kept in step
-// with the mode (acl.go, aclfs.go); the kernel enforces them with --acl.
+// With Options.ACLs (--acl), POSIX ACLs (system.posix_acl_access and
+// system.posix_acl_default) are kept in the index beside them, checked on
+// the way in and kept in step with the mode (acl.go, aclfs.go), and the
+// kernel enforces them.
 //
-// Other security.* and system.* names (SELinux labels, capabilities) are
+// Other security.* and system.* names (SELinux labels, capabilities, ACLs
+// without Options.ACLs) are
 // not kept: every call on them is ENOTSUP at once, which ls -l remembers
 // for the file system instead of asking twice per entry, and which tells
 // the kernel's write path there is no security.capability to clear.
