@@ -49,6 +49,7 @@ type mountFlags struct {
 	directIO     bool
 	directIOSize int64
 	noPassthru   bool
+	acl          bool
 	background   bool
 	// adoptInterval re-adopts every group's files this often (0: never).
 	adoptInterval time.Duration
@@ -79,6 +80,7 @@ func (mf *mountFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&mf.directIO, "direct-io", false, "read files without the kernel page cache: faster for large files read once in large blocks, much slower for small reads, and no second read from memory")
 	fl.Var(sizeFlag(&mf.directIOSize, 64<<20), "direct-io-size", "files at least this large opened read-only are read without the kernel page cache (unless it holds their pages, or passthrough serves them): faster for one large sequential read, a round trip per small read (0: never)")
 	fl.BoolVar(&mf.noPassthru, "no-passthrough", false, "read every file through the mount, never with FUSE passthrough from the block cache (passthrough needs root and Linux 6.9 or later, and is otherwise off by itself)")
+	fl.BoolVar(&mf.acl, "acl", false, "POSIX ACLs, kept in the index and enforced by the kernel (setfacl, getfacl, cp -a and rsync -aA keep them); ls -l then asks the mount for every file's ACL, which makes it several times slower")
 	fl.DurationVar(&mf.adoptInterval, "adopt-interval", 0, "re-adopt every group's files into the by-ID tree this often, as index adopt does (0: off)")
 	fl.BoolVar(&mf.background, "background", false, "go to the background once the mount is ready (mount(8) helper mode does this)")
 }
@@ -303,6 +305,7 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 		DirectIO:      mf.directIO,
 		DirectIOSize:  mf.directIOSize,
 		Passthrough:   !mf.noPassthru,
+		ACLs:          mf.acl,
 		Shared:        index.Shared(metaURL),
 		Session:       session,
 		SessionTTL:    mf.sessionTTL,
@@ -329,6 +332,9 @@ func mountAndServe(ctx context.Context, mf *mountFlags, mo fuse.MountOptions, mo
 	raw = fs.IgnoreInterrupts(raw)
 	raw = fs.KillPrivileges(raw)
 	mo.ExtraCapabilities |= fs.KillPrivilegesCapability
+	if mf.acl {
+		raw = fs.EnableACLs(raw, &mo)
+	}
 	if mf.directIO || mf.directIOSize > 0 {
 		// Shared maps of files opened with FOPEN_DIRECT_IO (otherwise
 		// ENODEV); the kernel then keeps them coherent itself.

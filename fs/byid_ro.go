@@ -109,7 +109,7 @@ func (d *dirNode) linkByID(ctx context.Context, t *byIDFile, name string, out *f
 		appender = id.Appender
 	}
 	desc := t.current()
-	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindFile, Mode: 0o644, FileID: t.fileID, Appender: appender, Size: desc.size, Mtime: desc.mtime})
+	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindFile, Mode: 0o644, FileID: t.fileID, Appender: appender, Size: desc.size, Mtime: desc.mtime}, 0)
 	if errno != 0 {
 		return nil, errno
 	}

@@ -243,7 +243,10 @@ var _ = (fusefs.FileReleasedirer)((*dirHandle)(nil))
 // Releasedir stops a scan still running: nobody reads the rest.
 func (h *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) { h.cancel() }
 
-func (d *dirNode) create(ctx context.Context, name string, a index.Attr) (index.Attr, syscall.Errno) {
+// create makes an inode named name. Unless it is a symlink, it takes its
+// ACLs from the directory's default ACL in the same transaction, or else
+// loses the bits of umask (inheritACLs).
+func (d *dirNode) create(ctx context.Context, name string, a index.Attr, umask uint32) (index.Attr, syscall.Errno) {
 	if d.fs.opts.ReadOnly {
 		return a, syscall.EROFS
 	}
@@ -251,7 +254,13 @@ func (d *dirNode) create(ctx context.Context, name string, a index.Attr) (index.
 	a.Uid, a.Gid = caller(ctx)
 	a.Atime, a.Mtime, a.Ctime = now, now, now
 	d.dropListing()
-	a, err := d.fs.idx.Create(ctx, d.ino, name, a)
+	var err error
+	if a.Kind == index.KindSymlink || !d.fs.opts.ACLs {
+		// posix_acl_create gives a symlink no ACL.
+		a, err = d.fs.idx.Create(ctx, d.ino, name, a)
+	} else {
+		a, err = d.fs.idx.CreateInheriting(ctx, d.ino, name, a, inheritACLs(umask))
+	}
 	if err != nil {
 		return a, d.fs.toErrno("create "+name, err)
 	}
@@ -262,7 +271,8 @@ var _ = (fusefs.NodeMkdirer)((*dirNode)(nil))
 
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	ctx = uninterrupted(ctx)
-	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindDir, Mode: mode & 0o7777})
+	mode, umask := splitUmask(mode)
+	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindDir, Mode: mode & 0o7777}, umask)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -273,7 +283,8 @@ var _ = (fusefs.NodeCreater)((*dirNode)(nil))
 
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
 	ctx = uninterrupted(ctx)
-	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindFile, Mode: mode & 0o7777})
+	mode, umask := splitUmask(mode)
+	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindFile, Mode: mode & 0o7777}, umask)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
@@ -290,6 +301,7 @@ var _ = (fusefs.NodeMknoder)((*dirNode)(nil))
 // kernel checks CAP_MKNOD for a device before it asks.
 func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	ctx = uninterrupted(ctx)
+	mode, umask := splitUmask(mode)
 	attr := index.Attr{Kind: index.KindFile, Mode: mode & 0o7777}
 	if kind, ok := specialKind(mode); ok {
 		attr.Kind = kind
@@ -299,7 +311,7 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint3
 	} else if mode&syscall.S_IFMT != syscall.S_IFREG && mode&syscall.S_IFMT != 0 {
 		return nil, syscall.EINVAL
 	}
-	a, errno := d.create(ctx, name, attr)
+	a, errno := d.create(ctx, name, attr, umask)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -310,7 +322,7 @@ var _ = (fusefs.NodeSymlinker)((*dirNode)(nil))
 
 func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	ctx = uninterrupted(ctx)
-	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindSymlink, Mode: 0o777, Target: target, Size: int64(len(target))})
+	a, errno := d.create(ctx, name, index.Attr{Kind: index.KindSymlink, Mode: 0o777, Target: target, Size: int64(len(target))}, 0)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -432,10 +444,7 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 func (f *FS) setattr(ctx context.Context, ino index.Ino, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	var sa index.SetAttrIn
 	changed := false
-	if m, ok := in.GetMode(); ok {
-		m &= 0o7777
-		sa.Mode, changed = &m, true
-	}
+	mode, chmod := in.GetMode()
 	if u, ok := in.GetUID(); ok {
 		sa.Uid, changed = &u, true
 	}
@@ -448,16 +457,26 @@ func (f *FS) setattr(ctx context.Context, ino index.Ino, in *fuse.SetAttrIn, out
 	if t, ok := in.GetMTime(); ok {
 		sa.Mtime, changed = &t, true
 	}
+	if (chmod || changed) && f.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	if chmod && !f.opts.ACLs {
+		// Without ACLs a chmod leaves them alone, as ext4's noacl does.
+		m := mode & 0o7777
+		sa.Mode, chmod, changed = &m, false, true
+	}
 	var a index.Attr
 	var err error
-	if changed {
-		if f.opts.ReadOnly {
-			return syscall.EROFS
-		}
+	if chmod {
+		// With the access ACL, in step (chmod); the rest, rarely with
+		// it (a chown that clears set-ID bits), after.
+		a, err = f.chmod(ctx, ino, mode&0o7777)
+	}
+	if err == nil && changed {
 		now := time.Now()
 		sa.Ctime = &now
 		a, err = f.idx.SetAttr(ctx, ino, sa)
-	} else {
+	} else if err == nil && !chmod {
 		a, err = f.idx.GetAttr(ctx, ino)
 	}
 	if err != nil {

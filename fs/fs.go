@@ -95,6 +95,11 @@ type Options struct {
 	// passthrough.go), once EnablePassthrough found the kernel willing.
 	// The mount wraps its file system in PassthroughGuard.
 	Passthrough bool
+	// ACLs keeps POSIX ACLs (system.posix_acl_*) and keeps the mode in
+	// step with them; the mount must then be given EnableACLs, so that the
+	// kernel enforces them. Without it they answer ENOTSUP, as other
+	// system.* names do, and the mount must not be given EnableACLs.
+	ACLs bool
 	// GroupRefresh is how often the root re-reads the tracker's group list.
 	GroupRefresh time.Duration
 	// HTTPBase maps a group to the nginx base URL serving it, for the

@@ -61,7 +61,7 @@ func TestPrefetchFollowsListing(t *testing.T) {
 	}
 
 	// A new name in the directory drops its listing.
-	if _, errno := d.create(context.Background(), "new", index.Attr{Kind: index.KindFile, Mode: 0o644}); errno != 0 {
+	if _, errno := d.create(context.Background(), "new", index.Attr{Kind: index.KindFile, Mode: 0o644}, 0o022); errno != 0 {
 		t.Fatal(errno)
 	}
 	if d.listing.Load() != nil {

@@ -30,10 +30,16 @@ import (
 //   - user.fdfs.url: where nginx with the FastDFS module serves it, when
 //     --http-base names the group.
 //
-// security.* and system.* (SELinux labels, capabilities, ACLs) are not
-// kept: every call on them is ENOTSUP at once, which ls -l remembers for
-// the file system instead of asking twice per entry, and which tells the
-// kernel's write path there is no security.capability to clear.
+// With Options.ACLs (--acl), POSIX ACLs (system.posix_acl_access and
+// system.posix_acl_default) are kept in the index beside them, checked on
+// the way in and kept in step with the mode (acl.go, aclfs.go), and the
+// kernel enforces them.
+//
+// Other security.* and system.* names (SELinux labels, capabilities, ACLs
+// without Options.ACLs) are
+// not kept: every call on them is ENOTSUP at once, which ls -l remembers
+// for the file system instead of asking twice per entry, and which tells
+// the kernel's write path there is no security.capability to clear.
 const (
 	xattrFileID = "user.fdfs.file_id"
 	xattrURL    = "user.fdfs.url"
@@ -42,9 +48,14 @@ const (
 )
 
 // xattrKept reports whether name lives in a namespace the index keeps.
-func xattrKept(name string) bool {
+func (f *FS) xattrKept(name string) bool {
+	if isACLXattr(name) {
+		return f.opts.ACLs
+	}
 	return strings.HasPrefix(name, xattrUser) || strings.HasPrefix(name, xattrTrust)
 }
+
+func isACLXattr(name string) bool { return name == xattrACLAccess || name == xattrACLDefault }
 
 func isVirtualXattr(name string) bool { return name == xattrFileID || name == xattrURL }
 
@@ -70,7 +81,7 @@ func (f *FS) virtualXattr(fileID, name string) ([]byte, bool) {
 // getxattr answers getxattr for inode ino; fileID, called only for a
 // virtual attribute, gives the content's file ID ("" for none).
 func (f *FS) getxattr(ctx context.Context, ino index.Ino, name string, dest []byte, fileID func() (string, syscall.Errno)) (uint32, syscall.Errno) {
-	if !xattrKept(name) {
+	if !f.xattrKept(name) {
 		return 0, syscall.ENOTSUP
 	}
 	if isVirtualXattr(name) {
@@ -101,7 +112,9 @@ func (f *FS) listxattr(ctx context.Context, ino index.Ino, dest []byte) (uint32,
 	}
 	var buf []byte
 	for _, n := range names {
-		buf = append(append(buf, n...), 0)
+		if f.xattrKept(n) { // not ACLs an earlier mount kept, without ACLs
+			buf = append(append(buf, n...), 0)
+		}
 	}
 	return copyOut(dest, buf)
 }
@@ -115,8 +128,10 @@ func (f *FS) setxattr(ctx context.Context, ino index.Ino, name string, value []b
 		return syscall.EROFS
 	case isVirtualXattr(name):
 		return syscall.EPERM
-	case !xattrKept(name):
+	case !f.xattrKept(name):
 		return syscall.ENOTSUP
+	case isACLXattr(name):
+		return f.setACL(ctx, ino, name, value, flags)
 	}
 	if err := f.idx.SetXattr(ctx, ino, name, value, flags); err != nil {
 		return f.xattrErrno("setxattr", err)
@@ -134,10 +149,16 @@ func (f *FS) removexattr(ctx context.Context, ino index.Ino, name string, mirror
 		return syscall.EROFS
 	case isVirtualXattr(name):
 		return syscall.EPERM
-	case !xattrKept(name):
+	case !f.xattrKept(name):
 		return syscall.ENOTSUP
 	}
-	if err := f.idx.RemoveXattr(ctx, ino, name); err != nil {
+	err := f.idx.RemoveXattr(ctx, ino, name)
+	if errors.Is(err, index.ErrNoXattr) && isACLXattr(name) {
+		// Removing an ACL that is not there succeeds, as on ext4: tar
+		// --acls removes a directory's default ACL that way.
+		err = nil
+	}
+	if err != nil {
 		return f.xattrErrno("removexattr", err)
 	}
 	if mirror != nil && strings.HasPrefix(name, xattrUser) {
@@ -158,6 +179,10 @@ func (f *FS) xattrErrno(op string, err error) syscall.Errno {
 		return syscall.ENOSPC
 	case errors.Is(err, index.ErrNameLen):
 		return syscall.ERANGE
+	case errors.Is(err, errBadACL):
+		return syscall.EINVAL
+	case errors.Is(err, errDefaultACLNotDir):
+		return syscall.EACCES
 	}
 	return f.toErrno(op, err)
 }
@@ -314,6 +339,11 @@ func (x *indexedXattrs) Removexattr(ctx context.Context, attr string) syscall.Er
 // the virtual ones and its FastDFS metadata, as user.* names.
 
 func (f *FS) metadataXattr(ctx context.Context, fileID, name string, dest []byte) (uint32, syscall.Errno) {
+	if isACLXattr(name) {
+		// The kernel asks before it checks a permission; ENOTSUP would
+		// fail the check.
+		return 0, syscall.ENODATA
+	}
 	if !strings.HasPrefix(name, xattrUser) {
 		return 0, syscall.ENOTSUP
 	}

@@ -185,6 +185,12 @@ type Index interface {
 	// and Nlink are assigned by the index; Nlink is 1, or 2 for a directory).
 	// It returns ErrExists if the name is taken.
 	Create(ctx context.Context, parent Ino, name string, attr Attr) (Attr, error)
+	// CreateInheriting is Create that, in the same transaction, runs
+	// inherit on the parent's extended attributes: it may change the new
+	// inode's attr (its Mode, say) and returns the extended attributes
+	// the inode is created with (nil for none; limits as SetXattr's). An
+	// error from inherit is returned and nothing is created.
+	CreateInheriting(ctx context.Context, parent Ino, name string, attr Attr, inherit Inherit) (Attr, error)
 	// Link adds another name for a file or symlink (not a directory).
 	Link(ctx context.Context, ino Ino, newParent Ino, newName string) (Attr, error)
 	// Unlink removes a non-directory name and returns the inode as it is
@@ -283,6 +289,11 @@ type Index interface {
 	ListXattr(ctx context.Context, ino Ino) ([]string, error)
 	SetXattr(ctx context.Context, ino Ino, name string, value []byte, flags uint32) error
 	RemoveXattr(ctx context.Context, ino Ino, name string) error
+	// ChangeModeXattrs replaces ino's permission bits and extended
+	// attributes with what change makes of them, and changes Ctime, in one
+	// transaction: for attributes that must stay in step with the mode
+	// (POSIX ACLs). An error from change is returned and nothing changes.
+	ChangeModeXattrs(ctx context.Context, ino Ino, change ModeXattrsChange) (Attr, error)
 
 	// Sync makes every change committed so far as durable as the engine
 	// can: Badger writes its log to the disk (fsync), Redis answers at

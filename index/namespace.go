@@ -159,6 +159,10 @@ func (e *engine) listDir(ctx context.Context, tx *txn, parent Ino, batch int, af
 }
 
 func (e *engine) Create(ctx context.Context, parent Ino, name string, attr Attr) (Attr, error) {
+	return e.CreateInheriting(ctx, parent, name, attr, nil)
+}
+
+func (e *engine) CreateInheriting(ctx context.Context, parent Ino, name string, attr Attr, inherit Inherit) (Attr, error) {
 	if err := CheckName(name); err != nil {
 		return Attr{}, err
 	}
@@ -169,7 +173,7 @@ func (e *engine) Create(ctx context.Context, parent Ino, name string, attr Attr)
 		return Attr{}, fmt.Errorf("%w: symlink without a target", ErrInvalid)
 	}
 	for {
-		created, err := e.create(ctx, parent, name, attr)
+		created, err := e.create(ctx, parent, name, attr, inherit)
 		if !errors.Is(err, errInoTaken) {
 			return created, err
 		}
@@ -182,7 +186,7 @@ func (e *engine) Create(ctx context.Context, parent Ino, name string, attr Attr)
 // a create sent before the failover may have committed one of them.
 var errInoTaken = errors.New("index: inode number in use")
 
-func (e *engine) create(ctx context.Context, parent Ino, name string, attr Attr) (Attr, error) {
+func (e *engine) create(ctx context.Context, parent Ino, name string, attr Attr, inherit Inherit) (Attr, error) {
 	ino, err := e.be.allocIno(ctx)
 	if err != nil {
 		return Attr{}, err
@@ -204,6 +208,19 @@ func (e *engine) create(ctx context.Context, parent Ino, name string, attr Attr)
 			return errInoTaken
 		}
 		a := attr
+		var xs []Xattr
+		if inherit != nil {
+			pxs, err := tx.xattrs(parent)
+			if err != nil {
+				return err
+			}
+			if xs, err = inherit(pxs, &a); err != nil {
+				return err
+			}
+			if xs, err = checkedXattrs(ino, xs); err != nil {
+				return err
+			}
+		}
 		a.Ino = ino
 		a.Mode &= 0o7777
 		a.Nlink = 1
@@ -243,6 +260,11 @@ func (e *engine) create(ctx context.Context, parent Ino, name string, attr Attr)
 		}
 		if err := tx.setDentry(parent, name, ino, a.Kind); err != nil {
 			return err
+		}
+		if xs != nil {
+			if err := tx.kv.setXattrs(ino, encodeXattrs(xs)); err != nil {
+				return err
+			}
 		}
 		p.Mtime, p.Ctime = tx.now, tx.now
 		tx.touch(p)

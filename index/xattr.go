@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -183,4 +184,80 @@ func xattrListSize(xs []Xattr) int {
 		n += len(x.Name) + 1
 	}
 	return n
+}
+
+// Inherit computes, inside the transaction that creates an inode
+// (CreateInheriting), what the inode takes from its parent directory: given
+// the parent's extended attributes, it may change a (the attributes asked
+// for) and returns the new inode's extended attributes. A shared engine
+// runs a transaction again when another host changed what it read, so
+// Inherit may run more than once and must have no other effect.
+type Inherit func(parent []Xattr, a *Attr) ([]Xattr, error)
+
+// ModeXattrsChange computes, inside ChangeModeXattrs's transaction, an
+// inode's new permission bits and extended attributes from its current
+// attributes and extended attributes. It may run more than once, as
+// Inherit may, and must not change xs in place.
+type ModeXattrsChange func(a Attr, xs []Xattr) (mode uint32, _ []Xattr, _ error)
+
+func (e *engine) ChangeModeXattrs(ctx context.Context, ino Ino, change ModeXattrsChange) (Attr, error) {
+	var a Attr
+	err := e.be.update(ctx, func(tx *txn) error {
+		n, err := tx.node(ino)
+		if err != nil {
+			return err
+		}
+		old, err := tx.kv.xattrs(ino)
+		if err != nil {
+			return err
+		}
+		xs, err := decodeXattrs(ino, old)
+		if err != nil {
+			return err
+		}
+		mode, xs, err := change(n.Attr, xs)
+		if err != nil {
+			return err
+		}
+		if xs, err = checkedXattrs(ino, xs); err != nil {
+			return err
+		}
+		// A chmod of a file without ACLs writes no attributes.
+		if v := encodeXattrs(xs); !bytes.Equal(v, old) {
+			if err := tx.kv.setXattrs(ino, v); err != nil {
+				return err
+			}
+		}
+		n.Mode = mode & 0o7777
+		n.Ctime = tx.now
+		tx.touch(n)
+		a = n.Attr
+		return nil
+	})
+	return a, err
+}
+
+// checkedXattrs sorts a whole set of attributes that a caller computed
+// (Inherit, ModeXattrsChange) and holds it to SetXattr's limits.
+func checkedXattrs(ino Ino, xs []Xattr) ([]Xattr, error) {
+	xs = slices.Clone(xs)
+	slices.SortFunc(xs, func(a, b Xattr) int { return strings.Compare(a.Name, b.Name) })
+	for i, x := range xs {
+		if err := checkXattrName(x.Name); err != nil {
+			return nil, err
+		}
+		if i > 0 && xs[i-1].Name == x.Name {
+			return nil, fmt.Errorf("%w: xattr %q twice", ErrInvalid, x.Name)
+		}
+		if len(x.Value) > MaxXattrValueLen {
+			return nil, fmt.Errorf("%w: xattr value of %d bytes", ErrTooBig, len(x.Value))
+		}
+	}
+	if total := xattrsSize(xs); total > MaxXattrTotal {
+		return nil, fmt.Errorf("%w: %d bytes of xattrs on inode %d", ErrNoSpace, total, ino)
+	}
+	if list := xattrListSize(xs); list > MaxXattrList {
+		return nil, fmt.Errorf("%w: %d bytes of xattr names on inode %d", ErrNoSpace, list, ino)
+	}
+	return xs, nil
 }

@@ -50,6 +50,7 @@ func RunContract(t *testing.T, open func(t *testing.T) index.Index) {
 		{"SetContent", testSetContent},
 		{"Special", testSpecial},
 		{"Xattr", testXattr},
+		{"XattrTransactions", testXattrTransactions},
 		{"Purge", testPurge},
 		{"Pending", testPending},
 		{"Sessions", testSessions},
