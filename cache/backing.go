@@ -165,7 +165,8 @@ const completeWorkers = 4
 // Blocks being fetched are taken from their fetch; the rest are fetched.
 // Complete writes them itself rather than through the store queue, which
 // skips blocks when it is full, and returns once every block is on disk
-// (or at the first error); Close stops it.
+// (or at the first error); Close stops it. A discarded object
+// (Backing.Discard) is left as it is.
 func (c *Cache) Complete(ctx context.Context, obj Object) error {
 	if err := obj.validate(); err != nil {
 		return err
@@ -183,6 +184,12 @@ func (c *Cache) Complete(ctx context.Context, obj Object) error {
 	defer context.AfterFunc(c.ctx, cancel)()
 
 	id := objectID(obj.Key)
+	c.index.mu.Lock()
+	discarded := c.index.bad[id]
+	c.index.mu.Unlock()
+	if discarded {
+		return nil // Backing.Discard: nothing of it is cached again
+	}
 	blocks := (obj.Size + c.blockSize - 1) / c.blockSize
 	next := make(chan int64)
 	errs := make(chan error, completeWorkers)

@@ -263,3 +263,82 @@ func TestOpenBackingRefusesPackedObject(t *testing.T) {
 		t.Fatalf("fetched %d times, want the pack's copy read", f.Count())
 	}
 }
+
+// After Discard, reads of the same object are served but not stored: its
+// file, once unlinked, must not come back outside the cache's accounting.
+func TestDiscardedObjectFileNotRecreated(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
+	f := newFakeFetcher(t, 3*testBlock)
+	obj := f.object("changed")
+	mustRead(t, c, obj, 0, obj.Size)
+	settle(t, c)
+	b, ok, _ := c.OpenBacking(obj)
+	if !ok {
+		t.Fatal("not complete")
+	}
+	b.Discard()
+	b.Close()
+	path := c.objectPath(objectID(obj.Key))
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("Discard left the file: %v", err)
+	}
+	mustRead(t, c, obj, 0, obj.Size)
+	settle(t, c)
+	n, err := dataBytes(path)
+	if err == nil && n > 0 {
+		t.Fatalf("a discarded object's file was written again: %d bytes on disk, %d counted by the cache", n, c.Stats().Bytes)
+	}
+}
+
+// Complete of a discarded object fetches nothing: the fs calls it after
+// every read of most of a large file, and the index would take none of
+// the blocks, so each such read would download the content twice.
+func TestCompleteOfDiscardedObjectFetchesNothing(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
+	f := newFakeFetcher(t, 3*testBlock)
+	obj := f.object("changed")
+	mustRead(t, c, obj, 0, obj.Size)
+	settle(t, c)
+	b, ok, _ := c.OpenBacking(obj)
+	if !ok {
+		t.Fatal("not complete")
+	}
+	b.Discard()
+	b.Close()
+	for i := range 2 {
+		before := f.Count()
+		if err := c.Complete(context.Background(), obj); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Count() - before; got != 0 {
+			t.Fatalf("Complete #%d of a discarded object fetched %d blocks for nothing", i+1, got)
+		}
+	}
+}
+
+// A block whose store was queued before Discard and written after it is
+// not entered, and its file goes again: nothing of a discarded object
+// stays on disk outside the cache's accounting.
+func TestStoreFinishingAfterDiscardFreesFile(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
+	f := newFakeFetcher(t, 3*testBlock)
+	obj := f.object("changed")
+	mustRead(t, c, obj, 0, obj.Size)
+	settle(t, c)
+	b, ok, _ := c.OpenBacking(obj)
+	if !ok {
+		t.Fatal("not complete")
+	}
+	bid := blockID{obj: objectID(obj.Key), idx: 1}
+	c.index.mu.Lock()
+	c.index.startWriteLocked(bid) // queued before the discard
+	c.index.mu.Unlock()
+	b.Discard()
+	b.Close()
+	if err := c.storeBlock(bid, content(testBlock, testBlock)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(c.objectPath(bid.obj)); !os.IsNotExist(err) {
+		t.Fatalf("the discarded object's file is back after a late store (stat: %v); the cache counts %d bytes", err, c.Stats().Bytes)
+	}
+}

@@ -53,17 +53,23 @@ func (c *Cache) fileLock(obj string) *sync.Mutex {
 }
 
 // queueStore hands a fetched block to the store workers, or reports that
-// their queue is full. The write counts as under way from here on. The
+// their queue is full (queued false) or that the object was discarded
+// (Backing.Discard), which nothing stores again. The write counts as under
+// way from here on. The
 // fetch calls it with flightGroup.mu held; the send never blocks.
-func (c *Cache) queueStore(job storeJob) bool {
+func (c *Cache) queueStore(job storeJob) (queued, discarded bool) {
 	c.index.mu.Lock()
 	defer c.index.mu.Unlock()
+	if c.index.bad[job.bid.obj] {
+		// Backing.Discard: the object is never cached again.
+		return false, true
+	}
 	select {
 	case c.stores <- job:
 		c.index.startWriteLocked(job.bid)
-		return true
+		return true, false
 	default:
-		return false
+		return false, false
 	}
 }
 

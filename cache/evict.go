@@ -67,15 +67,12 @@ func (x *diskIndex) insertLocked(bid blockID, size int64, touched time.Time) (re
 // object's file that is in the index already takes e's size and time
 // instead. A packed block is a record of its own: the entry it replaces
 // is returned, for Cache.freeEntry once the lock is let go. A block of a
-// discarded object (Backing.Discard) is not entered: a packed one is
-// returned to be freed. A pinned object's new block stays out of the LRU
-// until the object is unpinned.
+// discarded object (Backing.Discard), stored while it was discarded, is
+// not entered but returned, to be freed the same way. A pinned object's
+// new block stays out of the LRU until the object is unpinned.
 func (x *diskIndex) insertEntryLocked(e *entry) (replaced *entry) {
 	if x.bad[e.id.obj] {
-		if e.pack != nil {
-			return e
-		}
-		return nil
+		return e
 	}
 	if old := x.blocks[e.id]; old != nil {
 		if old.pack == nil && e.pack == nil {

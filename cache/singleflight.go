@@ -158,9 +158,11 @@ func (c *Cache) fetch(ctx context.Context, obj Object, bid blockID, length int64
 	// so a read that returns has its block's fate decided.
 	c.flights.mu.Lock()
 	close(f.done)
-	queued := c.queueStore(storeJob{f: f, obj: obj, bid: bid, buf: buf})
+	queued, discarded := c.queueStore(storeJob{f: f, obj: obj, bid: bid, buf: buf})
 	if !queued {
-		c.storeSkips.Add(1)
+		if !discarded {
+			c.storeSkips.Add(1)
+		}
 		c.unhookLocked(f)
 	}
 	c.flights.mu.Unlock()
