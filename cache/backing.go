@@ -42,16 +42,22 @@ func (c *Cache) OpenBacking(obj Object) (b *Backing, ok bool, err error) {
 	}
 	id := objectID(obj.Key)
 	blocks := (obj.Size + c.blockSize - 1) / c.blockSize
+	// The file lock, from the pin to the stat, keeps readCached from
+	// touching the file's times in between (see Changed).
+	lock := c.fileLock(id)
+	lock.Lock()
 	x := &c.index
 	x.mu.Lock()
 	if x.bad[id] {
 		x.mu.Unlock()
+		lock.Unlock()
 		return nil, false, nil
 	}
 	for idx := range blocks {
 		bid := blockID{obj: id, idx: idx}
 		if e := x.blocks[bid]; e == nil || e.pack != nil || e.size != c.blockLen(obj.Size, idx) || x.writing[bid] > 0 {
 			x.mu.Unlock()
+			lock.Unlock()
 			return nil, false, nil
 		}
 	}
@@ -67,6 +73,7 @@ func (c *Cache) OpenBacking(obj Object) (b *Backing, ok bool, err error) {
 		}
 		b.size, b.mtime, b.ctime = st.Size, st.Mtim, st.Ctim
 	}
+	lock.Unlock() // before Close, whose evictions take file locks
 	if err != nil {
 		b.Close()
 		return nil, false, err

@@ -661,7 +661,18 @@ func (c *Cache) readCached(bid blockID, length int64, dst []byte, offset int64) 
 		return false
 	}
 	if touch {
-		os.Chtimes(c.objectPath(bid.obj), now, now)
+		// Under the file lock, which OpenBacking holds from its pin to its
+		// stat: a file pinned meanwhile keeps the times Backing.Changed
+		// compares against.
+		lock := c.fileLock(bid.obj)
+		lock.Lock()
+		x.mu.Lock()
+		pinned := x.pins[bid.obj] > 0
+		x.mu.Unlock()
+		if !pinned {
+			os.Chtimes(c.objectPath(bid.obj), now, now)
+		}
+		lock.Unlock()
 	}
 	return true
 }
