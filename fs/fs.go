@@ -11,7 +11,8 @@
 // lays out keys (that is index/).
 //
 // Lock order, where more than one is taken: PassthroughGuard's lock of an
-// inode (around a whole open or release), then fileNode.wmu, then
+// inode (around a whole open or release, so across a release's commit as
+// wmu is; only opens of that inode wait for it), then fileNode.wmu, then
 // fileNode.mu, then FS.mu; pipeline.mu, uploads.mu, listings.mu and
 // dirListing.mu are leaves. go-fuse asks a passthrough handle for its
 // backing file with its own lock held, and that takes fileNode.mu. No lock

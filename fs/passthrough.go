@@ -296,29 +296,52 @@ func (f *FS) completeLater(obj cache.Object) {
 // Release after the file system's; between the two, a concurrent open
 // could be handed a registration that the file system has already let go
 // of (the previous content's file), or go-fuse could count a plain handle
-// against a passthrough one. Inodes share 256 locks by node ID.
+// against a passthrough one. Each inode has a lock of its own while an
+// open or release of it runs: a release may commit (an upload) or purge
+// an unlinked file, and only that inode's opens wait for it.
 func PassthroughGuard(raw fuse.RawFileSystem) fuse.RawFileSystem {
-	return &passthroughGuard{RawFileSystem: raw}
+	return &passthroughGuard{RawFileSystem: raw, locks: make(map[uint64]*guardLock)}
 }
 
 type passthroughGuard struct {
 	fuse.RawFileSystem
-	locks [256]sync.Mutex
+	mu    sync.Mutex
+	locks map[uint64]*guardLock // mu; by node ID, while in use
 }
 
-func (g *passthroughGuard) lock(node uint64) *sync.Mutex { return &g.locks[node%uint64(len(g.locks))] }
+type guardLock struct {
+	sync.Mutex
+	users int // passthroughGuard.mu
+}
+
+// lock takes node's lock; the returned func lets it go.
+func (g *passthroughGuard) lock(node uint64) (unlock func()) {
+	g.mu.Lock()
+	l := g.locks[node]
+	if l == nil {
+		l = &guardLock{}
+		g.locks[node] = l
+	}
+	l.users++
+	g.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		g.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(g.locks, node)
+		}
+		g.mu.Unlock()
+	}
+}
 
 func (g *passthroughGuard) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
-	l := g.lock(in.NodeId)
-	l.Lock()
-	defer l.Unlock()
+	defer g.lock(in.NodeId)()
 	return g.RawFileSystem.Open(cancel, in, out)
 }
 
 func (g *passthroughGuard) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
-	l := g.lock(in.NodeId)
-	l.Lock()
-	defer l.Unlock()
+	defer g.lock(in.NodeId)()
 	g.RawFileSystem.Release(cancel, in)
 }
 

@@ -324,16 +324,26 @@ func (b *blockingRaw) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.Op
 
 // PassthroughGuard holds an open of an inode while a release of it runs
 // (go-fuse unregisters the backing file at the end of a release), and
-// lets opens of other inodes through.
+// lets opens of other inodes through, whatever their numbers: a release
+// may upload, and no other inode waits for it.
 func TestPassthroughGuardOrdersOpenAndRelease(t *testing.T) {
-	raw := &blockingRaw{RawFileSystem: fuse.NewDefaultRawFileSystem(), inRelease: make(chan struct{}), finish: make(chan struct{}), opened: make(chan uint64, 2)}
+	raw := &blockingRaw{RawFileSystem: fuse.NewDefaultRawFileSystem(), inRelease: make(chan struct{}), finish: make(chan struct{}), opened: make(chan uint64, 3)}
 	g := PassthroughGuard(raw)
 	go g.Release(nil, &fuse.ReleaseIn{InHeader: fuse.InHeader{NodeId: 7}})
 	<-raw.inRelease
 	go g.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: 7}}, &fuse.OpenOut{})
 	go g.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: 8}}, &fuse.OpenOut{})
-	if got := <-raw.opened; got != 8 {
-		t.Fatalf("node %d opened while its release ran", got)
+	go g.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: 7 + 256}}, &fuse.OpenOut{})
+	others := map[uint64]bool{}
+	for range 2 {
+		got := <-raw.opened
+		if got == 7 {
+			t.Fatal("node 7 opened while its release ran")
+		}
+		others[got] = true
+	}
+	if !others[8] || !others[7+256] {
+		t.Fatalf("opened %v while node 7's release ran, want 8 and 263", others)
 	}
 	select {
 	case got := <-raw.opened:
@@ -343,5 +353,18 @@ func TestPassthroughGuardOrdersOpenAndRelease(t *testing.T) {
 	close(raw.finish)
 	if got := <-raw.opened; got != 7 {
 		t.Fatalf("opened node %d, want 7 after its release", got)
+	}
+	pg := g.(*passthroughGuard)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		pg.mu.Lock()
+		left := len(pg.locks)
+		pg.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d inode locks kept after every open and release ended", left)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
