@@ -16,8 +16,8 @@
 // fileNode.mu, then FS.mu; pipeline.mu, uploads.mu, listings.mu and
 // dirListing.mu are leaves. go-fuse asks a passthrough handle for its
 // backing file with its own lock held, and that takes fileNode.mu. No lock
-// but wmu is ever held across network I/O; wmu only orders one file's own
-// uploads.
+// but wmu and the guard's is ever held across network I/O; both only order
+// one file's own work.
 package fs
 
 import (
