@@ -2,8 +2,11 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -61,11 +64,16 @@ func (c *Cache) OpenBacking(obj Object) (b *Backing, ok bool, err error) {
 			return nil, false, nil
 		}
 	}
-	x.pinLocked(id, blocks)
+	first := x.pinLocked(id, blocks)
 	x.mu.Unlock()
 
 	b = &Backing{c: c, obj: id, blocks: blocks}
-	b.file, err = os.Open(c.objectPath(id))
+	if first {
+		err = os.WriteFile(c.pinMarker(id), nil, 0o600)
+	}
+	if err == nil {
+		b.file, err = os.Open(c.objectPath(id))
+	}
 	if err == nil {
 		var st unix.Stat_t
 		if err = unix.Fstat(int(b.file.Fd()), &st); err == nil && st.Size != obj.Size {
@@ -125,35 +133,44 @@ func (b *Backing) Close() error {
 		if b.file != nil {
 			err = b.file.Close()
 		}
+		lock := b.c.fileLock(b.obj)
+		lock.Lock()
 		x := &b.c.index
 		x.mu.Lock()
-		x.unpinLocked(b.obj, b.blocks)
+		last := x.unpinLocked(b.obj, b.blocks)
 		victims := x.evictLocked()
 		x.mu.Unlock()
+		if last {
+			if rerr := os.Remove(b.c.pinMarker(b.obj)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				b.c.log.Warn("cannot remove a passthrough pin marker; the object will be fetched again after a restart", "err", rerr)
+			}
+		}
+		lock.Unlock()
 		b.c.evict(victims)
 	})
 	return err
 }
 
 // pinLocked takes a pin on obj (blocks long); the first takes its blocks out
-// of the LRU.
-func (x *diskIndex) pinLocked(obj string, blocks int64) {
+// of the LRU and reports first.
+func (x *diskIndex) pinLocked(obj string, blocks int64) (first bool) {
 	x.pins[obj]++
 	if x.pins[obj] > 1 {
-		return
+		return false
 	}
 	for idx := range blocks {
 		if e := x.blocks[blockID{obj: obj, idx: idx}]; e != nil {
 			x.lru.Remove(e.elem)
 		}
 	}
+	return true
 }
 
 // unpinLocked drops a pin; the last puts the object's blocks back at the
-// LRU's front.
-func (x *diskIndex) unpinLocked(obj string, blocks int64) {
+// LRU's front and reports last.
+func (x *diskIndex) unpinLocked(obj string, blocks int64) (last bool) {
 	if x.pins[obj]--; x.pins[obj] > 0 {
-		return
+		return false
 	}
 	delete(x.pins, obj)
 	for idx := blocks - 1; idx >= 0; idx-- {
@@ -162,6 +179,39 @@ func (x *diskIndex) unpinLocked(obj string, blocks int64) {
 			e.elem = x.lru.PushFront(e)
 		}
 	}
+	return true
+}
+
+// pinMarker is the file that marks obj as pinned (Cache.pinDir). It is
+// made before the kernel is handed the object's file and removed after
+// the last Backing of it is closed, both under the object's file lock.
+func (c *Cache) pinMarker(obj string) string {
+	return filepath.Join(c.pinDir, obj)
+}
+
+// dropPinned removes the objects whose pin marker a previous run left (it
+// stopped while the kernel had their files open through passthrough, and
+// a shared writable map may have written them), and the markers.
+func (c *Cache) dropPinned() error {
+	if err := os.MkdirAll(c.pinDir, 0o700); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	names, err := os.ReadDir(c.pinDir)
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	for _, d := range names {
+		if obj, ok := parseObjectName(d.Name()); ok {
+			c.log.Info("dropping a cached file that was open through passthrough when the cache was last closed", "object", obj)
+			if err := os.Remove(c.objectPath(obj)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("cache: %w", err)
+			}
+		}
+		if err := os.RemoveAll(filepath.Join(c.pinDir, d.Name())); err != nil {
+			return fmt.Errorf("cache: %w", err)
+		}
+	}
+	return nil
 }
 
 // completeWorkers is how many blocks Complete fetches at once.

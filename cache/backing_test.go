@@ -342,3 +342,44 @@ func TestStoreFinishingAfterDiscardFreesFile(t *testing.T) {
 		t.Fatalf("the discarded object's file is back after a late store (stat: %v); the cache counts %d bytes", err, c.Stats().Bytes)
 	}
 }
+
+// An object whose file was open through passthrough when the cache last
+// stopped (a crash: its Backing never closed) may hold bytes written
+// through a shared map, so the next Open drops it; one whose Backings all
+// closed is kept.
+func TestObjectPinnedAtStopIsDropped(t *testing.T) {
+	dir := t.TempDir()
+	c := openTest(t, dir, Options{MemBytes: -1, ReadaheadBlocks: -1})
+	const size = 3 * testBlock
+	f := newFakeFetcher(t, size)
+	kept, held := f.object("kept"), f.object("held")
+	for _, obj := range []Object{kept, held} {
+		mustRead(t, c, obj, 0, size)
+	}
+	settle(t, c)
+	b1, ok1, _ := c.OpenBacking(kept)
+	b2, ok2, _ := c.OpenBacking(held)
+	if !ok1 || !ok2 {
+		t.Fatal("not complete")
+	}
+	b1.Close()
+	c.Close() // b2 never closed: the process died with it open
+	b2.file.Close()
+
+	c2 := openTest(t, dir, Options{MemBytes: -1, ReadaheadBlocks: -1})
+	if _, err := os.Stat(c2.objectPath(objectID(held.Key))); !os.IsNotExist(err) {
+		t.Fatalf("the file pinned at the stop is still there (stat: %v)", err)
+	}
+	before := f.Count()
+	mustRead(t, c2, kept, 0, size)
+	if f.Count() != before {
+		t.Fatal("the object whose Backing closed was fetched again")
+	}
+	mustRead(t, c2, held, 0, size)
+	if f.Count() != before+3 {
+		t.Fatalf("the object pinned at the stop: %d fetches, want its 3 blocks fetched again", f.Count()-before)
+	}
+	if names, _ := os.ReadDir(c2.pinDir); len(names) != 0 {
+		t.Fatalf("%d pin markers left after the reopen", len(names))
+	}
+}

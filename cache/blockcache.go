@@ -165,9 +165,13 @@ type blockID struct {
 // lock: they check afterwards that the block was not evicted meanwhile.
 // Buffer references are atomic and need no lock.
 type Cache struct {
-	dir             string
-	objDir          string
-	stageDir        string
+	dir      string
+	objDir   string
+	stageDir string
+	// pinDir holds a marker per object pinned by a Backing (backing.go):
+	// the kernel may write such a file through a map, and one still
+	// marked when the cache opens is not trusted.
+	pinDir          string
 	blockSize       int64
 	readaheadBlocks int
 	prefetchSlots   chan struct{} // a semaphore bounding readahead fetches
@@ -243,6 +247,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 	c.objDir = filepath.Join(dir, "objects-"+strconv.FormatInt(c.blockSize, 10))
 	c.packs.init(filepath.Join(dir, "packs-"+strconv.FormatInt(c.blockSize, 10)))
 	c.stageDir = filepath.Join(dir, "staging")
+	c.pinDir = filepath.Join(dir, "pinned")
 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
@@ -329,7 +334,7 @@ func (c *Cache) prepareDirs() error {
 	if err := os.MkdirAll(c.packs.dir, 0o700); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
-	return nil
+	return c.dropPinned()
 }
 
 // checkBlockSize refuses a block size that is not a whole number of the file
