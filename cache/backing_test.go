@@ -199,19 +199,27 @@ func TestCompleteErrors(t *testing.T) {
 	}
 }
 
-// A Backing whose file was written behind the cache's back says so, and
-// Discard drops the object for good: no block of it is served from disk or
-// entered again, while reads still return the object's bytes.
-func TestDiscardDropsAChangedObject(t *testing.T) {
+// completeBacking caches an object of three blocks whole and opens it as
+// a Backing.
+func completeBacking(t *testing.T) (*Cache, *fakeFetcher, Object, *Backing) {
+	t.Helper()
 	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
 	f := newFakeFetcher(t, 3*testBlock)
 	obj := f.object("changed")
 	mustRead(t, c, obj, 0, obj.Size)
 	settle(t, c)
-	b, ok, _ := c.OpenBacking(obj)
-	if !ok {
-		t.Fatal("not complete")
+	b, ok, err := c.OpenBacking(obj)
+	if err != nil || !ok {
+		t.Fatalf("the complete object backs no open: %v", err)
 	}
+	return c, f, obj, b
+}
+
+// A Backing whose file was written behind the cache's back says so, and
+// Discard drops the object for good: no block of it is served from disk or
+// entered again, while reads still return the object's bytes.
+func TestDiscardDropsAChangedObject(t *testing.T) {
+	c, f, obj, b := completeBacking(t)
 	defer b.Close()
 	if b.Changed() {
 		t.Fatal("Changed before any write")
@@ -267,15 +275,7 @@ func TestOpenBackingRefusesPackedObject(t *testing.T) {
 // After Discard, reads of the same object are served but not stored: its
 // file, once unlinked, must not come back outside the cache's accounting.
 func TestDiscardedObjectFileNotRecreated(t *testing.T) {
-	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
-	f := newFakeFetcher(t, 3*testBlock)
-	obj := f.object("changed")
-	mustRead(t, c, obj, 0, obj.Size)
-	settle(t, c)
-	b, ok, _ := c.OpenBacking(obj)
-	if !ok {
-		t.Fatal("not complete")
-	}
+	c, _, obj, b := completeBacking(t)
 	b.Discard()
 	b.Close()
 	path := c.objectPath(objectID(obj.Key))
@@ -294,15 +294,7 @@ func TestDiscardedObjectFileNotRecreated(t *testing.T) {
 // every read of most of a large file, and the index would take none of
 // the blocks, so each such read would download the content twice.
 func TestCompleteOfDiscardedObjectFetchesNothing(t *testing.T) {
-	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
-	f := newFakeFetcher(t, 3*testBlock)
-	obj := f.object("changed")
-	mustRead(t, c, obj, 0, obj.Size)
-	settle(t, c)
-	b, ok, _ := c.OpenBacking(obj)
-	if !ok {
-		t.Fatal("not complete")
-	}
+	c, f, obj, b := completeBacking(t)
 	b.Discard()
 	b.Close()
 	for i := range 2 {
@@ -320,15 +312,7 @@ func TestCompleteOfDiscardedObjectFetchesNothing(t *testing.T) {
 // not entered, and its file goes again: nothing of a discarded object
 // stays on disk outside the cache's accounting.
 func TestStoreFinishingAfterDiscardFreesFile(t *testing.T) {
-	c := openTest(t, t.TempDir(), Options{MemBytes: -1, ReadaheadBlocks: -1})
-	f := newFakeFetcher(t, 3*testBlock)
-	obj := f.object("changed")
-	mustRead(t, c, obj, 0, obj.Size)
-	settle(t, c)
-	b, ok, _ := c.OpenBacking(obj)
-	if !ok {
-		t.Fatal("not complete")
-	}
+	c, _, obj, b := completeBacking(t)
 	bid := blockID{obj: objectID(obj.Key), idx: 1}
 	c.index.mu.Lock()
 	c.index.startWriteLocked(bid) // queued before the discard
