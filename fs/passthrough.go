@@ -105,7 +105,36 @@ type ptHandle struct {
 	// the backing file, which it opens for writing for it: a shared
 	// writable map of it writes the block cache's file, not the file.
 	writable bool
-	reported bool // guarded by fileHandle.mu; mapWritten said so once
+	// kernelReads is set for an open without FOPEN_DIRECT_IO, whose
+	// reads the kernel serves from the backing file.
+	kernelReads bool
+	reported    bool // guarded by fileHandle.mu; mapWritten said so once
+}
+
+var _ = (fusefs.FileReader)((*ptHandle)(nil))
+
+// Read serves a read sent to the mount. The kernel sends none for an open
+// whose reads it serves itself, so a read of one means that go-fuse
+// registered no backing file for it: go-fuse stops registering any for the
+// rest of the mount once the kernel refuses one, and then answers opens as
+// plain page-cache ones. Passthrough is then turned off here too, so that
+// no later open pins its cached blocks for nothing.
+func (h *ptHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if h.kernelReads {
+		h.n.fs.passthroughLost()
+	}
+	return h.fileHandle.Read(ctx, dest, off)
+}
+
+// passthroughLost turns passthrough opens off, and says so once.
+func (f *FS) passthroughLost() {
+	f.passthrough.mu.Lock()
+	was := f.passthrough.enabled
+	f.passthrough.enabled = false
+	f.passthrough.mu.Unlock()
+	if was {
+		f.log.Warn("FUSE passthrough is off: the kernel refused a cached file as a backing file after the mount started; files are read through the mount")
+	}
 }
 
 var _ = (fusefs.FilePassthroughFder)((*ptHandle)(nil))
@@ -218,7 +247,7 @@ func (n *fileNode) openPassthrough(flags uint32, a index.Attr) (h *ptHandle, fus
 	}
 	n.pt, n.ptKey, n.ptOpens = b, key, 1
 	n.mu.Unlock()
-	return &ptHandle{fileHandle: fileHandle{n: n}}, 0, true
+	return &ptHandle{fileHandle: fileHandle{n: n}, kernelReads: true}, 0, true
 }
 
 // joinPassthrough opens n in passthrough mode if it has a backing file:
@@ -234,6 +263,7 @@ func (n *fileNode) joinPassthrough(readOnly, writable bool, key string) (*ptHand
 	n.ptOpens++
 	h := &ptHandle{fileHandle: fileHandle{n: n}, writable: writable}
 	if readOnly && key == n.ptKey && !n.ptBad && !n.dirtyLocked() {
+		h.kernelReads = true
 		return h, 0, true
 	}
 	return h, fuse.FOPEN_DIRECT_IO, true

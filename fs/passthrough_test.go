@@ -368,3 +368,49 @@ func TestPassthroughGuardOrdersOpenAndRelease(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A read reaching the mount through an open the kernel was to read itself
+// means that go-fuse registered no backing file (it gives up for the whole
+// mount after the kernel refuses one): the read is served, and passthrough
+// is turned off, so later opens pin nothing. A read of a passthrough open
+// with direct I/O is normal and changes nothing.
+func TestReadOfPassthroughOpenTurnsItOff(t *testing.T) {
+	tf := newTestFS(t, func(o *Options) { o.Passthrough = true })
+	data := pattern(5*ptTestBlock+7, 4)
+	n := tf.committed(t, "f", data)
+	tf.completeInCache(t, n)
+	enablePassthrough(tf.FS)
+	fh, _ := openAny(t, n, syscall.O_RDONLY)
+	pt, ok := fh.(*ptHandle)
+	if !ok {
+		t.Fatalf("open of complete content: %T, want a passthrough handle", fh)
+	}
+	w, flags := openAny(t, n, syscall.O_WRONLY) // joins with direct I/O
+	if _, ok := w.(*ptHandle); !ok || flags&fuse.FOPEN_DIRECT_IO == 0 {
+		t.Fatalf("writer during passthrough: %T, flags %#x", w, flags)
+	}
+	buf := make([]byte, 100)
+	if _, errno := w.(fusefs.FileReader).Read(context.Background(), buf, 0); errno != 0 {
+		t.Fatal(errno)
+	}
+	if !tf.passthrough.on() {
+		t.Fatal("a read of a direct I/O passthrough open turned passthrough off")
+	}
+	release(w)
+	res, errno := pt.Read(context.Background(), buf, 10)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	if got, _ := res.Bytes(buf); !bytes.Equal(got, data[10:110]) {
+		t.Fatal("the read reaching the mount returned the wrong bytes")
+	}
+	if tf.passthrough.on() {
+		t.Fatal("passthrough still on after the kernel sent a read of an open it was to serve")
+	}
+	release(fh)
+	fh, _ = openAny(t, fresh(n), syscall.O_RDONLY)
+	if _, ok := fh.(*ptHandle); ok {
+		t.Fatal("a passthrough open after passthrough was found off")
+	}
+	release(fh)
+}
