@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"fdfsfs/fdfs/localcluster"
 )
 
@@ -211,5 +213,55 @@ func TestSharedMapWriteDuringPassthrough(t *testing.T) {
 	}
 	if !strings.Contains(m.log.String(), "those writes are lost") {
 		t.Fatalf("the mount did not log the lost writes:\n%s", m.log)
+	}
+}
+
+// TestPassthroughCopyOfKilledMountDropped: a mount killed while a file is
+// open through passthrough, and written through a shared map of an open
+// for writing (which writes the cache's copy, never the file), leaves that
+// copy behind; the next mount drops it instead of serving the mapped bytes
+// as the file.
+func TestPassthroughCopyOfKilledMountDropped(t *testing.T) {
+	c := cluster(t, localcluster.Options{})
+	addr := freePort(t)
+	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M")
+	passthroughOn(t, m)
+	path := m.path("group1", "killed.bin")
+	want := pattern(6<<20+99, 5)
+	if err := writeFile(path, want); err != nil {
+		t.Fatal(err)
+	}
+	waitPassthrough(t, addr, path, want)
+	held, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := syscall.Mmap(int(w.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b, "MAPPED")
+	if err := unix.Msync(b, unix.MS_SYNC); err != nil {
+		t.Fatal(err)
+	}
+	m.kill()
+	syscall.Munmap(b)
+	w.Close()
+	held.Close()
+
+	m.start()
+	if !strings.Contains(m.log.String(), "dropping a cached file that was open through passthrough") {
+		t.Fatalf("the restarted mount did not drop the copy it had open through passthrough:\n%s", m.log)
+	}
+	got, reads := readOps(t, addr, path)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("after the restart the file reads %q..., not what was written", got[:6])
+	}
+	if reads == 0 {
+		t.Fatal("after the restart the first read was passed through: the dropped copy was served")
 	}
 }
