@@ -69,17 +69,28 @@ func (c *Cache) OpenBacking(obj Object) (b *Backing, ok bool, err error) {
 
 	b = &Backing{c: c, obj: id, blocks: blocks}
 	if first {
-		err = os.WriteFile(c.pinMarker(id), nil, 0o600)
+		if err = os.WriteFile(c.pinMarker(id), nil, 0o600); err != nil {
+			// Unpinned under the file lock, so that no other
+			// OpenBacking pins it meanwhile as not the first, unmarked.
+			x.mu.Lock()
+			x.unpinLocked(id, blocks)
+			x.mu.Unlock()
+			lock.Unlock()
+			return nil, false, fmt.Errorf("cache: marking %s pinned: %w", id, err)
+		}
 	}
-	if err == nil {
-		b.file, err = os.Open(c.objectPath(id))
-	}
+	b.file, err = os.Open(c.objectPath(id))
 	if err == nil {
 		var st unix.Stat_t
 		if err = unix.Fstat(int(b.file.Fd()), &st); err == nil && st.Size != obj.Size {
 			err = fmt.Errorf("cache: %s holds %d bytes, want %d", c.objectPath(id), st.Size, obj.Size)
 		}
 		b.size, b.mtime, b.ctime = st.Size, st.Mtim, st.Ctim
+	}
+	if err == nil {
+		x.mu.Lock()
+		x.handed[id] = blocks
+		x.mu.Unlock()
 	}
 	lock.Unlock() // before Close, whose evictions take file locks
 	if err != nil {
@@ -116,6 +127,7 @@ func (b *Backing) Discard() {
 	x := &c.index
 	x.mu.Lock()
 	x.bad[b.obj] = true
+	delete(x.handed, b.obj)
 	for idx := range b.blocks {
 		if e := x.blocks[blockID{obj: b.obj, idx: idx}]; e != nil {
 			x.removeLocked(e)

@@ -367,3 +367,62 @@ func TestObjectPinnedAtStopIsDropped(t *testing.T) {
 		t.Fatalf("%d pin markers left after the reopen", len(names))
 	}
 }
+
+// A store queued before Discard that finishes while the discarded Backing
+// is still open (the fs discards at a writer's flush and closes at the
+// last passthrough release) leaves no file behind: the file at the path
+// is a new one, which no Backing holds.
+func TestStoreAfterDiscardWhilePinnedFreesFile(t *testing.T) {
+	c, _, obj, b := completeBacking(t)
+	bid := blockID{obj: objectID(obj.Key), idx: 1}
+	c.index.mu.Lock()
+	c.index.startWriteLocked(bid) // queued before the discard
+	c.index.mu.Unlock()
+	b.Discard()
+	if err := c.storeBlock(bid, content(testBlock, testBlock)); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if _, err := os.Stat(c.objectPath(bid.obj)); !os.IsNotExist(err) {
+		t.Fatalf("the discarded object's file is back after a late store (stat: %v); the cache counts %d bytes", err, c.Stats().Bytes)
+	}
+}
+
+// A file once handed to the kernel may still be mapped after its last
+// Backing closed (a map outlives close(2)): evicting one of its blocks
+// unlinks it and forgets the whole object, never punches a hole that the
+// map would read as zeros.
+func TestEvictingHandedObjectUnlinksIt(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{MaxBytes: 4 * testBlock, MemBytes: -1, ReadaheadBlocks: -1})
+	const size = 3 * testBlock
+	f := newFakeFetcher(t, size)
+	obj := f.object("mapped")
+	mustRead(t, c, obj, 0, size)
+	settle(t, c)
+	b, ok, err := c.OpenBacking(obj)
+	if !ok || err != nil {
+		t.Fatalf("OpenBacking: %v, %v", ok, err)
+	}
+	mapped, err := os.Open(c.objectPath(objectID(obj.Key))) // the kernel's map
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mapped.Close()
+	b.Close()
+	// Enough other blocks to evict some of the object's, not all.
+	other := newFakeFetcher(t, 2*testBlock)
+	mustRead(t, c, other.object("other"), 0, 2*testBlock)
+	settle(t, c)
+	got := make([]byte, size)
+	if _, err := mapped.ReadAt(got, 0); err != nil || !bytes.Equal(got, content(0, size)) {
+		t.Fatalf("the mapped file changed when the cache evicted part of it (%v)", err)
+	}
+	if _, err := os.Stat(c.objectPath(objectID(obj.Key))); !os.IsNotExist(err) {
+		t.Fatalf("the object's file is still at its path after an eviction (stat: %v)", err)
+	}
+	before := f.Count()
+	mustRead(t, c, obj, 0, size)
+	if f.Count() != before+3 {
+		t.Fatalf("%d fetches after the eviction, want all 3 blocks fetched again (none left half cached)", f.Count()-before)
+	}
+}

@@ -38,6 +38,13 @@ type diskIndex struct {
 	// bad are objects whose file was written behind the cache's back
 	// (Backing.Discard): their blocks are never entered again.
 	bad map[string]bool // mu; by objectID
+	// handed are the objects whose file a Backing has handed to the
+	// kernel, with their block counts. A map of a passthrough open reads
+	// that file for as long as it lasts, close(2) and the last Backing's
+	// Close notwithstanding, so no block of it is punched again: freeing
+	// one unlinks the file and forgets the object's other blocks with it,
+	// and a map keeps reading the unlinked file whole.
+	handed map[string]int64 // mu; by objectID
 }
 
 func (x *diskIndex) init(maxBytes int64) {
@@ -48,6 +55,7 @@ func (x *diskIndex) init(maxBytes int64) {
 	x.writing = make(map[blockID]int)
 	x.pins = make(map[string]int)
 	x.bad = make(map[string]bool)
+	x.handed = make(map[string]int64)
 }
 
 // has reports whether bid is on disk.
@@ -183,9 +191,21 @@ func (c *Cache) freeBlock(bid blockID, size int64) {
 	// (passthrough): its bytes stay until the last Backing closes, even
 	// when the index lets go of a block (found unreadable, say). A packed
 	// copy of the block does not keep its range in the file.
+	// A discarded object's file at the path is a new one (stored after
+	// the discard), which no Backing holds.
 	cur := x.blocks[bid]
-	keep := cur != nil && cur.pack == nil || x.writing[bid] > 0 || x.pins[bid.obj] > 0
+	pinned := x.pins[bid.obj] > 0 && !x.bad[bid.obj]
+	keep := cur != nil && cur.pack == nil || x.writing[bid] > 0 || pinned
 	wholeFile := x.perObject[bid.obj] == 0 && x.writes[bid.obj] == 0
+	if blocks := x.handed[bid.obj]; !keep && blocks > 0 {
+		delete(x.handed, bid.obj)
+		for idx := range blocks {
+			if e := x.blocks[blockID{obj: bid.obj, idx: idx}]; e != nil && e.pack == nil {
+				x.removeLocked(e)
+			}
+		}
+		wholeFile = true
+	}
 	x.mu.Unlock()
 	if c.beforeFree != nil && !keep {
 		c.beforeFree()
