@@ -28,7 +28,9 @@ type Backing struct {
 	blocks int64
 	file   *os.File
 	once   sync.Once
-	// stat is the file's as opened, for Changed.
+	// statMu guards the file's stat as opened, for Changed; Discard
+	// takes in the ctime its own unlink gives the file.
+	statMu       sync.Mutex
 	size         int64
 	mtime, ctime unix.Timespec
 }
@@ -112,6 +114,8 @@ func (b *Backing) Changed() bool {
 	if err := unix.Fstat(b.Fd(), &st); err != nil {
 		return true
 	}
+	b.statMu.Lock()
+	defer b.statMu.Unlock()
 	return st.Size != b.size || st.Mtim != b.mtime || st.Ctim != b.ctime
 }
 
@@ -134,7 +138,19 @@ func (b *Backing) Discard() {
 		}
 	}
 	x.mu.Unlock()
+	var before, after unix.Stat_t
+	if unix.Fstat(b.Fd(), &before) != nil {
+		c.removeObjectFile(b.obj)
+		return
+	}
 	c.removeObjectFile(b.obj)
+	// The unlink changes the file's ctime, which is not a write: taken
+	// in, unless something else changed it too.
+	b.statMu.Lock()
+	if unix.Fstat(b.Fd(), &after) == nil && before.Ctim == b.ctime {
+		b.ctime = after.Ctim
+	}
+	b.statMu.Unlock()
 }
 
 // Close closes the file and lets the object's blocks be evicted again, as

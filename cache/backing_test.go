@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -424,5 +425,27 @@ func TestEvictingHandedObjectUnlinksIt(t *testing.T) {
 	mustRead(t, c, obj, 0, size)
 	if f.Count() != before+3 {
 		t.Fatalf("%d fetches after the eviction, want all 3 blocks fetched again (none left half cached)", f.Count()-before)
+	}
+}
+
+// Discard's own unlink changes the file's ctime, which is no write: a
+// Backing discarded before anything wrote it (as an open for writing
+// joins a passthrough one) is not Changed, and a write after the discard
+// still shows.
+func TestDiscardIsNoChange(t *testing.T) {
+	_, _, _, b := completeBacking(t)
+	defer b.Close()
+	b.Discard()
+	if b.Changed() {
+		t.Fatal("Changed after Discard alone")
+	}
+	w, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", b.Fd()), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteAt([]byte("written"), 0)
+	w.Close()
+	if !b.Changed() {
+		t.Fatal("Changed missed a write after Discard")
 	}
 }

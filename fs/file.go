@@ -46,8 +46,9 @@ type fileNode struct {
 	// key, ptOpens the handles opened while it is set (every one of them
 	// a passthrough open, as the kernel wants); plainOpens counts the other
 	// handles, whose page-cache or direct I/O mode forbids a passthrough
-	// open while any is open. ptBad is set once pt was found written
-	// through a map (passthrough.go): later opens no longer read it.
+	// open while any is open. ptBad is set once pt may be written through
+	// a map (an open for writing joined it; passthrough.go): pt has left
+	// the block cache, and later opens no longer read it.
 	pt         *cache.Backing
 	ptKey      string
 	ptBad      bool

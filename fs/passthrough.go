@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -105,25 +106,13 @@ type ptHandle struct {
 	// the backing file, which it opens for writing for it: a shared
 	// writable map of it writes the block cache's file, not the file.
 	writable bool
-	// kernelReads is set for an open without FOPEN_DIRECT_IO, whose
-	// reads the kernel serves from the backing file.
-	kernelReads bool
-	reported    bool // guarded by fileHandle.mu; mapWritten said so once
-}
-
-var _ = (fusefs.FileReader)((*ptHandle)(nil))
-
-// Read serves a read sent to the mount. The kernel sends none for an open
-// whose reads it serves itself, so a read of one means that go-fuse
-// registered no backing file for it: go-fuse stops registering any for the
-// rest of the mount once the kernel refuses one, and then answers opens as
-// plain page-cache ones. Passthrough is then turned off here too, so that
-// no later open pins its cached blocks for nothing.
-func (h *ptHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if h.kernelReads {
-		h.n.fs.passthroughLost()
-	}
-	return h.fileHandle.Read(ctx, dest, off)
+	// first is set for the open that made the inode's backing file:
+	// go-fuse asks it for the descriptor (PassthroughFd, which sets
+	// fdAsked) unless it has stopped registering backing files for the
+	// rest of the mount, which it does once the kernel refuses one.
+	first    bool
+	fdAsked  atomic.Bool
+	reported bool // guarded by fileHandle.mu; mapWritten said so once
 }
 
 // passthroughLost turns passthrough opens off, and says so once.
@@ -133,7 +122,7 @@ func (f *FS) passthroughLost() {
 	f.passthrough.enabled = false
 	f.passthrough.mu.Unlock()
 	if was {
-		f.log.Warn("FUSE passthrough is off: the kernel refused a cached file as a backing file after the mount started; files are read through the mount")
+		f.log.Warn("FUSE passthrough is off: go-fuse stopped registering backing files (the kernel refused one after the mount started); files are read through the mount")
 	}
 }
 
@@ -142,6 +131,7 @@ var _ = (fusefs.FilePassthroughFder)((*ptHandle)(nil))
 // PassthroughFd gives go-fuse the inode's backing file, which it registers
 // with the kernel for this and the following passthrough opens.
 func (h *ptHandle) PassthroughFd() (int, bool) {
+	h.fdAsked.Store(true)
 	n := h.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -154,6 +144,11 @@ func (h *ptHandle) PassthroughFd() (int, bool) {
 var _ = (fusefs.FileReleaser)((*ptHandle)(nil))
 
 func (h *ptHandle) Release(ctx context.Context) syscall.Errno {
+	if h.first && !h.fdAsked.Load() {
+		// The kernel read this open through the mount, as a page-cache
+		// one: go-fuse registers no backing files any more.
+		h.n.fs.passthroughLost()
+	}
 	if h.mapWritten() {
 		h.n.fs.log.Error("a shared writable map of a file open for writing while it was also open through passthrough wrote the local cached copy, not the file: those writes are lost", "ino", h.n.ino)
 	}
@@ -247,7 +242,7 @@ func (n *fileNode) openPassthrough(flags uint32, a index.Attr) (h *ptHandle, fus
 	}
 	n.pt, n.ptKey, n.ptOpens = b, key, 1
 	n.mu.Unlock()
-	return &ptHandle{fileHandle: fileHandle{n: n}, kernelReads: true}, 0, true
+	return &ptHandle{fileHandle: fileHandle{n: n}, first: true}, 0, true
 }
 
 // joinPassthrough opens n in passthrough mode if it has a backing file:
@@ -256,15 +251,29 @@ func (n *fileNode) openPassthrough(flags uint32, a index.Attr) (h *ptHandle, fus
 // writes. ok is false when n has no backing file.
 func (n *fileNode) joinPassthrough(readOnly, writable bool, key string) (*ptHandle, uint32, bool) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.pt == nil {
+		n.mu.Unlock()
 		return nil, 0, false
 	}
 	n.ptOpens++
 	h := &ptHandle{fileHandle: fileHandle{n: n}, writable: writable}
 	if readOnly && key == n.ptKey && !n.ptBad && !n.dirtyLocked() {
-		h.kernelReads = true
+		n.mu.Unlock()
 		return h, 0, true
+	}
+	var drop *cache.Backing
+	if writable && !n.ptBad {
+		// The kernel opens the backing file for writing for this open,
+		// and a shared map of it writes there, even after close(2),
+		// where no flush can see it. The copy leaves the block cache
+		// now, so that nothing written through such a map is ever read
+		// from the cache as the file; the opens reading it keep it, as
+		// a local file's readers see a map's writes.
+		n.ptBad, drop = true, n.pt
+	}
+	n.mu.Unlock()
+	if drop != nil {
+		drop.Discard()
 	}
 	return h, fuse.FOPEN_DIRECT_IO, true
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -250,8 +249,9 @@ func TestReleaseCompletesAFileReadThrough(t *testing.T) {
 
 // A shared writable map of an open for writing made while the file is open
 // through passthrough writes the backing file (the kernel maps such opens
-// from it). The handle's flush finds the file changed and fails with EIO,
-// the copy leaves the cache, and later opens read the file from the mount.
+// from it). The copy leaves the cache as the writer opens, the handle's
+// flush finds the file changed and fails with EIO, and later opens read
+// the file from the mount.
 func TestWritesToTheBackingFileFailTheClose(t *testing.T) {
 	tf := newTestFS(t, func(o *Options) { o.Passthrough = true })
 	enablePassthrough(tf.FS)
@@ -264,13 +264,11 @@ func TestWritesToTheBackingFileFailTheClose(t *testing.T) {
 		t.Fatalf("open of complete content: %T", reader)
 	}
 	writer, _ := openAny(t, n, syscall.O_RDWR)
-	// What the kernel does for a write through the writer's shared map.
+	// What the kernel does for a write through the writer's shared map:
+	// it opens the backing file it was given (which the writer's open
+	// took out of the cache, so by its inode, not its name).
 	fd, _ := p.PassthroughFd()
-	path, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
-	if err != nil {
-		t.Fatal(err)
-	}
-	backing, err := syscall.Open(path, syscall.O_WRONLY, 0)
+	backing, err := syscall.Open(fmt.Sprintf("/proc/self/fd/%d", fd), syscall.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,46 +367,43 @@ func TestPassthroughGuardOrdersOpenAndRelease(t *testing.T) {
 	}
 }
 
-// A read reaching the mount through an open the kernel was to read itself
-// means that go-fuse registered no backing file (it gives up for the whole
-// mount after the kernel refuses one): the read is served, and passthrough
-// is turned off, so later opens pin nothing. A read of a passthrough open
-// with direct I/O is normal and changes nothing.
-func TestReadOfPassthroughOpenTurnsItOff(t *testing.T) {
+// go-fuse asks the open that makes an inode's backing file for its
+// descriptor, unless it has stopped registering any for the rest of the
+// mount (after the kernel refused one); such an open is then a page-cache
+// one. Its release finds it was never asked and turns passthrough off, so
+// later opens pin nothing; one that was asked changes nothing.
+func TestPassthroughLostWhenNeverAskedForFd(t *testing.T) {
 	tf := newTestFS(t, func(o *Options) { o.Passthrough = true })
 	data := pattern(5*ptTestBlock+7, 4)
 	n := tf.committed(t, "f", data)
 	tf.completeInCache(t, n)
 	enablePassthrough(tf.FS)
-	fh, _ := openAny(t, n, syscall.O_RDONLY)
-	pt, ok := fh.(*ptHandle)
-	if !ok {
-		t.Fatalf("open of complete content: %T, want a passthrough handle", fh)
+	open := func() *ptHandle {
+		t.Helper()
+		fh, _ := openAny(t, fresh(n), syscall.O_RDONLY)
+		pt, ok := fh.(*ptHandle)
+		if !ok {
+			t.Fatalf("open of complete content: %T, want a passthrough handle", fh)
+		}
+		return pt
 	}
-	w, flags := openAny(t, n, syscall.O_WRONLY) // joins with direct I/O
-	if _, ok := w.(*ptHandle); !ok || flags&fuse.FOPEN_DIRECT_IO == 0 {
-		t.Fatalf("writer during passthrough: %T, flags %#x", w, flags)
+	asked := open()
+	if _, ok := asked.PassthroughFd(); !ok {
+		t.Fatal("no descriptor for go-fuse")
 	}
-	buf := make([]byte, 100)
-	if _, errno := w.(fusefs.FileReader).Read(context.Background(), buf, 0); errno != 0 {
-		t.Fatal(errno)
-	}
+	release(asked)
 	if !tf.passthrough.on() {
-		t.Fatal("a read of a direct I/O passthrough open turned passthrough off")
+		t.Fatal("passthrough turned off although go-fuse took the descriptor")
 	}
-	release(w)
-	res, errno := pt.Read(context.Background(), buf, 10)
-	if errno != 0 {
-		t.Fatal(errno)
+	notAsked := open()
+	if got := read(t, &notAsked.fileHandle, len(data)+1, 0); !bytes.Equal(got, data) {
+		t.Fatal("a read reaching the mount returned the wrong bytes")
 	}
-	if got, _ := res.Bytes(buf); !bytes.Equal(got, data[10:110]) {
-		t.Fatal("the read reaching the mount returned the wrong bytes")
-	}
+	release(notAsked)
 	if tf.passthrough.on() {
-		t.Fatal("passthrough still on after the kernel sent a read of an open it was to serve")
+		t.Fatal("passthrough still on after go-fuse never asked for the backing file")
 	}
-	release(fh)
-	fh, _ = openAny(t, fresh(n), syscall.O_RDONLY)
+	fh, _ := openAny(t, fresh(n), syscall.O_RDONLY)
 	if _, ok := fh.(*ptHandle); ok {
 		t.Fatal("a passthrough open after passthrough was found off")
 	}

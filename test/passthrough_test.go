@@ -265,3 +265,118 @@ func TestPassthroughCopyOfKilledMountDropped(t *testing.T) {
 		t.Fatal("after the restart the first read was passed through: the dropped copy was served")
 	}
 }
+
+// A posix_fadvise(WILLNEED) (or readahead(2)) on a passthrough open makes
+// the kernel read the FUSE inode's page cache through FUSE_READ with that
+// open's handle; it must not turn passthrough off for the whole mount.
+func TestFadviseKeepsPassthrough(t *testing.T) {
+	c := cluster(t, localcluster.Options{})
+	addr := freePort(t)
+	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M")
+	passthroughOn(t, m)
+	path := m.path("group1", "adv.bin")
+	want := pattern(6<<20+99, 6)
+	if err := writeFile(path, want); err != nil {
+		t.Fatal(err)
+	}
+	waitPassthrough(t, addr, path, want)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := scrape(t, addr)[`fdfsfs_fuse_ops_total{op="read"}`]
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_WILLNEED); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	reads := scrape(t, addr)[`fdfsfs_fuse_ops_total{op="read"}`] - before
+	if strings.Contains(m.log.String(), "FUSE passthrough is off") {
+		t.Fatalf("fadvise(WILLNEED) on a passthrough open turned passthrough off for the mount (%v FUSE reads)", reads)
+	}
+}
+
+// A write through a shared map of an open for writing made during a
+// passthrough open, after close(2) of that open: no flush or release sees
+// it, and the map writes the backing file. That copy left the block cache
+// when the writer opened, so the file never reads the map's bytes.
+func TestSharedMapWriteAfterCloseNotCached(t *testing.T) {
+	c := cluster(t, localcluster.Options{})
+	addr := freePort(t)
+	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M")
+	passthroughOn(t, m)
+	path := m.path("group1", "mapped.bin")
+	want := pattern(6<<20+99, 7)
+	if err := writeFile(path, want); err != nil {
+		t.Fatal(err)
+	}
+	waitPassthrough(t, addr, path, want)
+	reader, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := syscall.Mmap(int(w.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("close before writing through the map: %v", err)
+	}
+	copy(b, "MAPPED")
+	unix.Msync(b, unix.MS_SYNC)
+	syscall.Munmap(b)
+	reader.Close()
+	got, _ := os.ReadFile(path)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("after a map write following close(2), the file reads %q...", got[:6])
+	}
+}
+
+// A read-only shared map of a passthrough open outlives close(2) (the
+// kernel maps the cache's file itself, as ld.so maps a library): the
+// release unpins the object, and eviction must not punch holes into the
+// file the map still reads.
+func TestMapOfClosedPassthroughOpenSurvivesEviction(t *testing.T) {
+	c := cluster(t, localcluster.Options{})
+	addr := freePort(t)
+	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M", "--cache-size", "40M")
+	passthroughOn(t, m)
+	path := m.path("group1", "mapped.bin")
+	want := pattern(9<<20+99, 8)
+	if err := writeFile(path, want); err != nil {
+		t.Fatal(err)
+	}
+	waitPassthrough(t, addr, path, want)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := syscall.Mmap(int(f.Fd()), 0, len(want), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(b)
+	f.Close()
+	if !bytes.Equal(b, want) {
+		t.Fatal("map differs before eviction")
+	}
+	for i := range 6 {
+		other := m.path("group1", "other"+string(rune('a'+i)))
+		data := pattern(12<<20, byte(20+i))
+		if err := writeFile(other, data); err != nil {
+			t.Fatal(err)
+		}
+		os.ReadFile(other)
+	}
+	unix.Madvise(b, unix.MADV_DONTNEED)
+	if !bytes.Equal(b, want) {
+		i := 0
+		for i < len(b) && b[i] == want[i] {
+			i++
+		}
+		t.Fatalf("after eviction, the map of a closed passthrough open differs from byte %d (got %#x)", i, b[i])
+	}
+}
