@@ -119,10 +119,12 @@ func (b *Backing) Changed() bool {
 	return st.Size != b.size || st.Mtim != b.mtime || st.Ctim != b.ctime
 }
 
-// Discard drops the object from the cache for good (until the process
-// ends): its blocks leave the index, its file is unlinked (open
-// descriptors keep reading it), and no block of it is entered again, so
-// nothing written into the file behind the cache's back is ever served.
+// Discard drops the object from the cache while a Backing of it is open:
+// its blocks leave the index, its file is unlinked (open descriptors and
+// maps keep reading it), and no block of it is entered again until the
+// last Backing of it is closed, so nothing written into the file behind
+// the cache's back is ever served. After that it may be cached afresh,
+// in a new file.
 func (b *Backing) Discard() {
 	c := b.c
 	lock := c.fileLock(b.obj)
@@ -166,6 +168,13 @@ func (b *Backing) Close() error {
 		x := &b.c.index
 		x.mu.Lock()
 		last := x.unpinLocked(b.obj, b.blocks)
+		if last {
+			// The discarded file is unlinked and, with no Backing
+			// left, no longer the kernel's backing file: what maps of
+			// it write can no more reach the path, so the object may
+			// be cached afresh, in a new file.
+			delete(x.bad, b.obj)
+		}
 		victims := x.evictLocked()
 		x.mu.Unlock()
 		if last {

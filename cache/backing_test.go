@@ -273,61 +273,6 @@ func TestOpenBackingRefusesPackedObject(t *testing.T) {
 	}
 }
 
-// After Discard, reads of the same object are served but not stored: its
-// file, once unlinked, must not come back outside the cache's accounting.
-func TestDiscardedObjectFileNotRecreated(t *testing.T) {
-	c, _, obj, b := completeBacking(t)
-	b.Discard()
-	b.Close()
-	path := c.objectPath(objectID(obj.Key))
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Fatalf("Discard left the file: %v", err)
-	}
-	mustRead(t, c, obj, 0, obj.Size)
-	settle(t, c)
-	n, err := dataBytes(path)
-	if err == nil && n > 0 {
-		t.Fatalf("a discarded object's file was written again: %d bytes on disk, %d counted by the cache", n, c.Stats().Bytes)
-	}
-}
-
-// Complete of a discarded object fetches nothing: the fs calls it after
-// every read of most of a large file, and the index would take none of
-// the blocks, so each such read would download the content twice.
-func TestCompleteOfDiscardedObjectFetchesNothing(t *testing.T) {
-	c, f, obj, b := completeBacking(t)
-	b.Discard()
-	b.Close()
-	for i := range 2 {
-		before := f.Count()
-		if err := c.Complete(context.Background(), obj); err != nil {
-			t.Fatal(err)
-		}
-		if got := f.Count() - before; got != 0 {
-			t.Fatalf("Complete #%d of a discarded object fetched %d blocks for nothing", i+1, got)
-		}
-	}
-}
-
-// A block whose store was queued before Discard and written after it is
-// not entered, and its file goes again: nothing of a discarded object
-// stays on disk outside the cache's accounting.
-func TestStoreFinishingAfterDiscardFreesFile(t *testing.T) {
-	c, _, obj, b := completeBacking(t)
-	bid := blockID{obj: objectID(obj.Key), idx: 1}
-	c.index.mu.Lock()
-	c.index.startWriteLocked(bid) // queued before the discard
-	c.index.mu.Unlock()
-	b.Discard()
-	b.Close()
-	if err := c.storeBlock(bid, content(testBlock, testBlock)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(c.objectPath(bid.obj)); !os.IsNotExist(err) {
-		t.Fatalf("the discarded object's file is back after a late store (stat: %v); the cache counts %d bytes", err, c.Stats().Bytes)
-	}
-}
-
 // An object whose file was open through passthrough when the cache last
 // stopped (a crash: its Backing never closed) may hold bytes written
 // through a shared map, so the next Open drops it; one whose Backings all
@@ -447,5 +392,69 @@ func TestDiscardIsNoChange(t *testing.T) {
 	w.Close()
 	if !b.Changed() {
 		t.Fatal("Changed missed a write after Discard")
+	}
+}
+
+// While a discarded object's Backing is open, reads of the object are
+// served and not stored, and Complete fetches nothing (the fs calls it
+// after every read of most of a large file; nothing it fetched would be
+// kept): its file, once unlinked, does not come back. After the last
+// Close the object is cached afresh, in a new file the cache counts.
+func TestDiscardedObjectCachedAgainOnlyAfterClose(t *testing.T) {
+	c, f, obj, b := completeBacking(t)
+	var old unix.Stat_t
+	if err := unix.Fstat(b.Fd(), &old); err != nil {
+		t.Fatal(err)
+	}
+	b.Discard()
+	path := c.objectPath(objectID(obj.Key))
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("Discard left the file: %v", err)
+	}
+	mustRead(t, c, obj, 0, obj.Size)
+	settle(t, c)
+	if n, err := dataBytes(path); err == nil && n > 0 {
+		t.Fatalf("a discarded object's file was written again while its Backing is open: %d bytes", n)
+	}
+	for i := range 2 {
+		before := f.Count()
+		if err := c.Complete(context.Background(), obj); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Count() - before; got != 0 {
+			t.Fatalf("Complete #%d of a discarded object fetched %d blocks for nothing", i+1, got)
+		}
+	}
+	// The kernel's map of the discarded file outlives the Backing.
+	mapped, err := os.Open(fmt.Sprintf("/proc/self/fd/%d", b.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mapped.Close()
+	b.Close()
+
+	before := f.Count()
+	if err := c.Complete(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Count() - before; got != 3 {
+		t.Fatalf("Complete after the last Close fetched %d blocks, want the 3", got)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil || st.Ino == old.Ino {
+		t.Fatalf("after the last Close the object is not in a new file (%v, inode %d, was %d)", err, st.Ino, old.Ino)
+	}
+	if n, _ := dataBytes(path); n != obj.Size || c.Stats().Bytes != obj.Size {
+		t.Fatalf("%d bytes on disk, %d counted, want %d both", n, c.Stats().Bytes, obj.Size)
+	}
+	b2, ok, err := c.OpenBacking(obj)
+	if err != nil || !ok {
+		t.Fatalf("the object cached afresh backs no open: %v", err)
+	}
+	b2.Close()
+	before = f.Count()
+	mustRead(t, c, obj, 0, obj.Size)
+	if f.Count() != before {
+		t.Fatal("the object cached afresh was fetched again")
 	}
 }
