@@ -168,6 +168,44 @@ func TestMmapLargeFile(t *testing.T) {
 	check("private, passthrough", syscall.MAP_PRIVATE)
 }
 
+// passthroughFile mounts the local cluster (extra: more mount flags),
+// writes a file of 6 MiB and some in group1 under name, and reads it until
+// it is served through passthrough. It skips where the kernel will not.
+func passthroughFile(t *testing.T, name string, seed byte, extra ...string) (m *mount, addr, path string, want []byte) {
+	t.Helper()
+	c := cluster(t, localcluster.Options{})
+	addr = freePort(t)
+	m = startMount(t, c, append([]string{"--metrics", addr, "--direct-io-size", "4M"}, extra...)...)
+	passthroughOn(t, m)
+	path = m.path("group1", name)
+	want = pattern(6<<20+99, seed)
+	if err := writeFile(path, want); err != nil {
+		t.Fatal(err)
+	}
+	waitPassthrough(t, addr, path, want)
+	return m, addr, path, want
+}
+
+// mapForWriting opens path for reading (a passthrough open), then for
+// writing, and maps the first page of the second shared and writable: a
+// map the kernel makes of the block cache's copy.
+func mapForWriting(t *testing.T, path string) (reader, w *os.File, b []byte) {
+	t.Helper()
+	reader, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err = os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("opening for writing a file open through passthrough: %v", err)
+	}
+	b, err = syscall.Mmap(int(w.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reader, w, b
+}
+
 // TestSharedMapWriteDuringPassthrough: the kernel maps an open for writing
 // made while the file is open through passthrough from the block cache's
 // copy, so a shared writable map of it writes that copy, not the file. The
@@ -175,30 +213,9 @@ func TestMmapLargeFile(t *testing.T) {
 // with EIO, and nobody reads the copy's changed bytes as the file
 // afterwards.
 func TestSharedMapWriteDuringPassthrough(t *testing.T) {
-	c := cluster(t, localcluster.Options{})
-	addr := freePort(t)
-	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M")
-	passthroughOn(t, m)
-	path := m.path("group1", "mapped.bin")
-	want := pattern(6<<20+99, 4)
-	if err := writeFile(path, want); err != nil {
-		t.Fatal(err)
-	}
-	os.ReadFile(path)
-	waitPassthrough(t, addr, path, want)
-	reader, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, _, path, want := passthroughFile(t, "mapped.bin", 4)
+	reader, w, b := mapForWriting(t, path)
 	defer reader.Close()
-	w, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatalf("opening for writing a file open through passthrough: %v", err)
-	}
-	b, err := syscall.Mmap(int(w.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
 	copy(b, "MAPPED")
 	syscall.Munmap(b)
 	if err := w.Close(); !errors.Is(err, syscall.EIO) {
@@ -222,28 +239,8 @@ func TestSharedMapWriteDuringPassthrough(t *testing.T) {
 // copy behind; the next mount drops it instead of serving the mapped bytes
 // as the file.
 func TestPassthroughCopyOfKilledMountDropped(t *testing.T) {
-	c := cluster(t, localcluster.Options{})
-	addr := freePort(t)
-	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M")
-	passthroughOn(t, m)
-	path := m.path("group1", "killed.bin")
-	want := pattern(6<<20+99, 5)
-	if err := writeFile(path, want); err != nil {
-		t.Fatal(err)
-	}
-	waitPassthrough(t, addr, path, want)
-	held, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := syscall.Mmap(int(w.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, addr, path, want := passthroughFile(t, "killed.bin", 5)
+	held, w, b := mapForWriting(t, path)
 	copy(b, "MAPPED")
 	if err := unix.Msync(b, unix.MS_SYNC); err != nil {
 		t.Fatal(err)
@@ -270,16 +267,7 @@ func TestPassthroughCopyOfKilledMountDropped(t *testing.T) {
 // the kernel read the FUSE inode's page cache through FUSE_READ with that
 // open's handle; it must not turn passthrough off for the whole mount.
 func TestFadviseKeepsPassthrough(t *testing.T) {
-	c := cluster(t, localcluster.Options{})
-	addr := freePort(t)
-	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M")
-	passthroughOn(t, m)
-	path := m.path("group1", "adv.bin")
-	want := pattern(6<<20+99, 6)
-	if err := writeFile(path, want); err != nil {
-		t.Fatal(err)
-	}
-	waitPassthrough(t, addr, path, want)
+	m, addr, path, _ := passthroughFile(t, "adv.bin", 6)
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -300,28 +288,8 @@ func TestFadviseKeepsPassthrough(t *testing.T) {
 // it, and the map writes the backing file. That copy left the block cache
 // when the writer opened, so the file never reads the map's bytes.
 func TestSharedMapWriteAfterCloseNotCached(t *testing.T) {
-	c := cluster(t, localcluster.Options{})
-	addr := freePort(t)
-	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M")
-	passthroughOn(t, m)
-	path := m.path("group1", "mapped.bin")
-	want := pattern(6<<20+99, 7)
-	if err := writeFile(path, want); err != nil {
-		t.Fatal(err)
-	}
-	waitPassthrough(t, addr, path, want)
-	reader, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := syscall.Mmap(int(w.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, path, want := passthroughFile(t, "mapped.bin", 7)
+	reader, w, b := mapForWriting(t, path)
 	if err := w.Close(); err != nil {
 		t.Fatalf("close before writing through the map: %v", err)
 	}
@@ -340,16 +308,7 @@ func TestSharedMapWriteAfterCloseNotCached(t *testing.T) {
 // release unpins the object, and eviction must not punch holes into the
 // file the map still reads.
 func TestMapOfClosedPassthroughOpenSurvivesEviction(t *testing.T) {
-	c := cluster(t, localcluster.Options{})
-	addr := freePort(t)
-	m := startMount(t, c, "--metrics", addr, "--direct-io-size", "4M", "--cache-size", "40M")
-	passthroughOn(t, m)
-	path := m.path("group1", "mapped.bin")
-	want := pattern(9<<20+99, 8)
-	if err := writeFile(path, want); err != nil {
-		t.Fatal(err)
-	}
-	waitPassthrough(t, addr, path, want)
+	m, _, path, want := passthroughFile(t, "mapped.bin", 8, "--cache-size", "40M")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
