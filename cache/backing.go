@@ -91,8 +91,12 @@ func (c *Cache) OpenBacking(obj Object) (b *Backing, ok bool, err error) {
 	}
 	if err == nil {
 		x.mu.Lock()
+		_, before := x.handed[id]
 		x.handed[id] = blocks
 		x.mu.Unlock()
+		if !before {
+			c.writeHandMarker(id)
+		}
 	}
 	lock.Unlock() // before Close, whose evictions take file locks
 	if err != nil {
@@ -140,6 +144,7 @@ func (b *Backing) Discard() {
 		}
 	}
 	x.mu.Unlock()
+	c.removeHandMarker(b.obj)
 	var before, after unix.Stat_t
 	if unix.Fstat(b.Fd(), &before) != nil {
 		c.removeObjectFile(b.obj)
@@ -168,11 +173,13 @@ func (b *Backing) Close() error {
 		x := &b.c.index
 		x.mu.Lock()
 		last := x.unpinLocked(b.obj, b.blocks)
-		if last {
+		if last && x.writes[b.obj] == 0 {
 			// The discarded file is unlinked and, with no Backing
 			// left, no longer the kernel's backing file: what maps of
 			// it write can no more reach the path, so the object may
-			// be cached afresh, in a new file.
+			// be cached afresh, in a new file. Not while a block write
+			// is under way: written into the unlinked file, it would
+			// be entered with nothing behind it.
 			delete(x.bad, b.obj)
 		}
 		victims := x.evictLocked()
@@ -226,12 +233,58 @@ func (c *Cache) pinMarker(obj string) string {
 	return filepath.Join(c.pinDir, obj)
 }
 
+// handMarker is the file that marks obj as handed to the kernel
+// (Cache.handDir): a map of it may outlive the process, so a later run
+// must not punch it either. It stays until the object's file is unlinked.
+func (c *Cache) handMarker(obj string) string {
+	return filepath.Join(c.handDir, obj)
+}
+
+// writeHandMarker marks obj as handed; the caller holds its file lock. A
+// marker that cannot be written costs only that protection after a
+// restart.
+func (c *Cache) writeHandMarker(obj string) {
+	if err := os.WriteFile(c.handMarker(obj), nil, 0o600); err != nil {
+		c.log.Warn("cannot mark a cached file as handed to the kernel; after a restart the cache may punch holes in it under a map", "object", obj, "err", err)
+	}
+}
+
+// removeHandMarker drops obj's hand marker as its file is unlinked; the
+// caller holds its file lock.
+func (c *Cache) removeHandMarker(obj string) {
+	if err := os.Remove(c.handMarker(obj)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.log.Warn("cannot remove a cached file's hand marker", "object", obj, "err", err)
+	}
+}
+
+// loadHanded reads the hand markers a previous run left into the index:
+// maps of those files may have outlived it. A marker whose file is gone
+// goes too. It runs after rebuild, before anything is evicted.
+func (c *Cache) loadHanded() error {
+	names, err := os.ReadDir(c.handDir)
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	for _, d := range names {
+		obj, ok := parseObjectName(d.Name())
+		var st unix.Stat_t
+		if !ok || unix.Stat(c.objectPath(obj), &st) != nil {
+			os.RemoveAll(filepath.Join(c.handDir, d.Name()))
+			continue
+		}
+		c.index.handed[obj] = max(1, (st.Size+c.blockSize-1)/c.blockSize)
+	}
+	return nil
+}
+
 // dropPinned removes the objects whose pin marker a previous run left (it
 // stopped while the kernel had their files open through passthrough, and
 // a shared writable map may have written them), and the markers.
 func (c *Cache) dropPinned() error {
-	if err := os.MkdirAll(c.pinDir, 0o700); err != nil {
-		return fmt.Errorf("cache: %w", err)
+	for _, dir := range []string{c.pinDir, c.handDir} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("cache: %w", err)
+		}
 	}
 	names, err := os.ReadDir(c.pinDir)
 	if err != nil {
@@ -243,6 +296,7 @@ func (c *Cache) dropPinned() error {
 			if err := os.Remove(c.objectPath(obj)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("cache: %w", err)
 			}
+			c.removeHandMarker(obj)
 		}
 		if err := os.RemoveAll(filepath.Join(c.pinDir, d.Name())); err != nil {
 			return fmt.Errorf("cache: %w", err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -456,5 +457,118 @@ func TestDiscardedObjectCachedAgainOnlyAfterClose(t *testing.T) {
 	mustRead(t, c, obj, 0, obj.Size)
 	if f.Count() != before {
 		t.Fatal("the object cached afresh was fetched again")
+	}
+}
+
+// A handed object whose block 1 is being stored (written into the file,
+// not yet entered) when the eviction of its block 0 would unlink the
+// whole file: the file stays, or block 1 would be entered over nothing
+// and, once a refetch of block 2 made a new file, read from its hole as
+// zeros.
+func TestHandedFileKeptWhileABlockIsStored(t *testing.T) {
+	c, _, obj, b := completeBacking(t)
+	b.Close() // handed stays: a map may outlive it
+	id := objectID(obj.Key)
+	x := &c.index
+	b0, b1 := blockID{obj: id, idx: 0}, blockID{obj: id, idx: 1}
+	// One eviction batch took blocks 0 and 1 (evictLocked); a reader
+	// missed block 1 and its fetch queued a store (queueStore).
+	x.mu.Lock()
+	e0, e1 := x.blocks[b0], x.blocks[b1]
+	x.removeLocked(e0)
+	x.removeLocked(e1)
+	x.startWriteLocked(b1)
+	x.mu.Unlock()
+	// storeBlock, first half: the write, under the file lock.
+	lock := c.fileLock(id)
+	lock.Lock()
+	if err := c.writeBlock(b1, content(testBlock, testBlock)); err != nil {
+		t.Fatal(err)
+	}
+	lock.Unlock()
+	// The batch frees block 0: handed, so the whole file goes.
+	c.freeBlock(b0, testBlock)
+	// storeBlock, second half: the entry.
+	x.mu.Lock()
+	x.endWriteLocked(b1)
+	x.insertLocked(b1, testBlock, time.Now())
+	x.mu.Unlock()
+	c.freeBlock(b1, testBlock)                  // the batch's second victim
+	mustRead(t, c, obj, 2*testBlock, testBlock) // a new file, block 2 only
+	settle(t, c)
+	got := make([]byte, testBlock)
+	if _, err := c.ReadAt(t.Context(), obj, got, testBlock); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, content(testBlock, testBlock)) {
+		t.Fatalf("block 1 read wrong bytes (zeros: %v)", bytes.Equal(got, make([]byte, testBlock)))
+	}
+}
+
+// A map of a handed file may outlive the process (the kernel maps the
+// cache's file itself): after a clean restart, the cache still never
+// punches that file.
+func TestHandedFileNotPunchedAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{MaxBytes: 4 * testBlock, MemBytes: -1, ReadaheadBlocks: -1}
+	c := openTest(t, dir, opts)
+	const size = 3 * testBlock
+	f := newFakeFetcher(t, size)
+	obj := f.object("mapped")
+	mustRead(t, c, obj, 0, size)
+	settle(t, c)
+	b, ok, err := c.OpenBacking(obj)
+	if !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	mapped, err := os.Open(c.objectPath(objectID(obj.Key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mapped.Close()
+	b.Close()
+	c.Close()
+	c2 := openTest(t, dir, opts)
+	other := newFakeFetcher(t, 2*testBlock)
+	mustRead(t, c2, other.object("other"), 0, 2*testBlock)
+	settle(t, c2)
+	got := make([]byte, size)
+	if _, err := mapped.ReadAt(got, 0); err != nil || !bytes.Equal(got, content(0, size)) {
+		t.Fatalf("the surviving map's file was punched after a reopen (%v)", err)
+	}
+}
+
+// A block written into a pinned file just before Discard unlinks it, and
+// entered after the last Close: the object stays out of the cache while
+// that write is under way, so the block is not entered over nothing.
+func TestDiscardedObjectStaysOutWhileABlockIsStored(t *testing.T) {
+	c, _, obj, b := completeBacking(t)
+	id := objectID(obj.Key)
+	x := &c.index
+	b1 := blockID{obj: id, idx: 1}
+	x.mu.Lock()
+	x.removeLocked(x.blocks[b1]) // dropped by readCached, say; pinned, so kept on disk
+	x.startWriteLocked(b1)
+	x.mu.Unlock()
+	lock := c.fileLock(id)
+	lock.Lock()
+	if err := c.writeBlock(b1, content(testBlock, testBlock)); err != nil {
+		t.Fatal(err)
+	}
+	lock.Unlock()
+	b.Discard()
+	b.Close()
+	x.mu.Lock()
+	x.endWriteLocked(b1)
+	x.insertLocked(b1, testBlock, time.Now())
+	x.mu.Unlock()
+	mustRead(t, c, obj, 2*testBlock, testBlock)
+	settle(t, c)
+	got := make([]byte, testBlock)
+	if _, err := c.ReadAt(t.Context(), obj, got, testBlock); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, content(testBlock, testBlock)) {
+		t.Fatalf("block 1 read wrong bytes (zeros: %v)", bytes.Equal(got, make([]byte, testBlock)))
 	}
 }

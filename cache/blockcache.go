@@ -171,7 +171,10 @@ type Cache struct {
 	// pinDir holds a marker per object pinned by a Backing (backing.go):
 	// the kernel may write such a file through a map, and one still
 	// marked when the cache opens is not trusted.
-	pinDir          string
+	pinDir string
+	// handDir holds a marker per object whose file was handed to the
+	// kernel (diskIndex.handed), for the next run.
+	handDir         string
 	blockSize       int64
 	readaheadBlocks int
 	prefetchSlots   chan struct{} // a semaphore bounding readahead fetches
@@ -248,6 +251,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 	c.packs.init(filepath.Join(dir, "packs-"+strconv.FormatInt(c.blockSize, 10)))
 	c.stageDir = filepath.Join(dir, "staging")
 	c.pinDir = filepath.Join(dir, "pinned")
+	c.handDir = filepath.Join(dir, "handed")
 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
@@ -266,6 +270,10 @@ func Open(dir string, opts Options) (*Cache, error) {
 		return nil, err
 	}
 	if err := c.rebuild(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if err := c.loadHanded(); err != nil {
 		lock.Close()
 		return nil, err
 	}

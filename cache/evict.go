@@ -197,16 +197,27 @@ func (c *Cache) freeBlock(bid blockID, size int64) {
 	pinned := x.pins[bid.obj] > 0 && !x.bad[bid.obj]
 	keep := cur != nil && cur.pack == nil || x.writing[bid] > 0 || pinned
 	wholeFile := x.perObject[bid.obj] == 0 && x.writes[bid.obj] == 0
+	unhand := false
 	if blocks := x.handed[bid.obj]; !keep && blocks > 0 {
-		delete(x.handed, bid.obj)
-		for idx := range blocks {
-			if e := x.blocks[blockID{obj: bid.obj, idx: idx}]; e != nil && e.pack == nil {
-				x.removeLocked(e)
+		if x.writes[bid.obj] > 0 {
+			// A block written into the file and not yet entered would
+			// be entered with nothing behind it: the file stays, and
+			// the next free of the object unlinks it.
+			keep = true
+		} else {
+			delete(x.handed, bid.obj)
+			for idx := range blocks {
+				if e := x.blocks[blockID{obj: bid.obj, idx: idx}]; e != nil && e.pack == nil {
+					x.removeLocked(e)
+				}
 			}
+			wholeFile, unhand = true, true
 		}
-		wholeFile = true
 	}
 	x.mu.Unlock()
+	if unhand {
+		c.removeHandMarker(bid.obj)
+	}
 	if c.beforeFree != nil && !keep {
 		c.beforeFree()
 	}
