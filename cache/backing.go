@@ -136,15 +136,16 @@ func (b *Backing) Discard() {
 	defer lock.Unlock()
 	x := &c.index
 	x.mu.Lock()
-	x.bad[b.obj] = true
+	x.bad[b.obj] = true // bad now keeps blocks out, as unhanding did
 	delete(x.handed, b.obj)
+	delete(x.unhanding, b.obj)
 	for idx := range b.blocks {
 		if e := x.blocks[blockID{obj: b.obj, idx: idx}]; e != nil {
 			x.removeLocked(e)
 		}
 	}
 	x.mu.Unlock()
-	c.removeHandMarker(b.obj)
+	defer c.removeHandMarker(b.obj) // after the unlink, as in freeBlock
 	var before, after unix.Stat_t
 	if unix.Fstat(b.Fd(), &before) != nil {
 		c.removeObjectFile(b.obj)
@@ -259,7 +260,7 @@ func (c *Cache) removeHandMarker(obj string) {
 
 // loadHanded reads the hand markers a previous run left into the index:
 // maps of those files may have outlived it. A marker whose file is gone
-// goes too. It runs after rebuild, before anything is evicted.
+// goes too. It runs before rebuild, which evicts what does not fit.
 func (c *Cache) loadHanded() error {
 	names, err := os.ReadDir(c.handDir)
 	if err != nil {

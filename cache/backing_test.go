@@ -572,3 +572,92 @@ func TestDiscardedObjectStaysOutWhileABlockIsStored(t *testing.T) {
 		t.Fatalf("block 1 read wrong bytes (zeros: %v)", bytes.Equal(got, make([]byte, testBlock)))
 	}
 }
+
+// Opening the cache evicts what no longer fits (a smaller --cache-size):
+// the objects handed to the kernel before a restart are known by then, so
+// their files are unlinked whole, never punched under a surviving map.
+func TestReopenWithSmallerCacheKeepsHandedFileWhole(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{MaxBytes: 4 * testBlock, MemBytes: -1, ReadaheadBlocks: -1}
+	c := openTest(t, dir, opts)
+	const size = 3 * testBlock
+	f := newFakeFetcher(t, size)
+	obj := f.object("mapped")
+	mustRead(t, c, obj, 0, size)
+	settle(t, c)
+	b, ok, err := c.OpenBacking(obj)
+	if !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	mapped, err := os.Open(c.objectPath(objectID(obj.Key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mapped.Close()
+	b.Close()
+	c.Close()
+	opts.MaxBytes = 2 * testBlock // smaller cache at restart
+	openTest(t, dir, opts)
+	got := make([]byte, size)
+	if _, err := mapped.ReadAt(got, 0); err != nil || !bytes.Equal(got, content(0, size)) {
+		t.Fatalf("rebuild punched a handed file under a surviving map (%v); zeros in block 2: %v", err,
+			bytes.Equal(got[2*testBlock:], make([]byte, testBlock)))
+	}
+}
+
+// A discarded object whose last Close came while a block write was under
+// way is let back into the cache when that write ends: otherwise it was
+// never cached on disk or opened for passthrough again in this process.
+func TestDiscardedObjectBackAfterItsLastWrite(t *testing.T) {
+	c, f, obj, b := completeBacking(t)
+	id := objectID(obj.Key)
+	x := &c.index
+	b1 := blockID{obj: id, idx: 1}
+	x.mu.Lock()
+	x.removeLocked(x.blocks[b1])
+	x.startWriteLocked(b1) // queueStore
+	x.mu.Unlock()
+	c.beforeStore = func() { b.Discard(); b.Close() }
+	c.storeBlock(b1, content(testBlock, testBlock))
+	c.beforeStore = nil
+	if err := c.Complete(t.Context(), obj); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, c)
+	if _, ok, _ := c.OpenBacking(obj); !ok {
+		x.mu.Lock()
+		bad := x.bad[id]
+		x.mu.Unlock()
+		t.Fatalf("no passthrough for the object ever again (bad=%v, fetches=%d)", bad, f.Count())
+	}
+}
+
+// A handed object's unlink deferred by a block write takes place when the
+// write ends (its block is not entered): the freed block's bytes must not
+// stay on disk uncounted.
+func TestDeferredHandedUnlinkFreesDisk(t *testing.T) {
+	c, _, obj, b := completeBacking(t)
+	b.Close()
+	id := objectID(obj.Key)
+	x := &c.index
+	b0, b1 := blockID{obj: id, idx: 0}, blockID{obj: id, idx: 1}
+	x.mu.Lock()
+	x.removeLocked(x.blocks[b0])
+	x.removeLocked(x.blocks[b1])
+	x.startWriteLocked(b1) // queueStore
+	x.mu.Unlock()
+	c.beforeStore = func() { c.freeBlock(b0, testBlock) }
+	c.storeBlock(b1, content(testBlock, testBlock))
+	c.beforeStore = nil
+	x.mu.Lock()
+	accounted := x.bytes
+	x.mu.Unlock()
+	onDisk := diskBlocks(t, c.dir)
+	var total int64
+	for _, n := range onDisk {
+		total += n
+	}
+	if total != accounted {
+		t.Fatalf("disk holds %d bytes of blocks, index accounts %d", total, accounted)
+	}
+}

@@ -269,11 +269,11 @@ func Open(dir string, opts Options) (*Cache, error) {
 		lock.Close()
 		return nil, err
 	}
-	if err := c.rebuild(); err != nil {
+	if err := c.loadHanded(); err != nil {
 		lock.Close()
 		return nil, err
 	}
-	if err := c.loadHanded(); err != nil {
+	if err := c.rebuild(); err != nil {
 		lock.Close()
 		return nil, err
 	}

@@ -114,6 +114,11 @@ func (c *Cache) storeBlock(bid blockID, data []byte) error {
 		replaced = c.index.insertLocked(bid, length, time.Now())
 		victims = c.index.evictLocked()
 	}
+	// The last write of a discarded object that outlived its last
+	// Backing: refused above, so the object may be cached afresh now.
+	if x := &c.index; x.bad[bid.obj] && x.pins[bid.obj] == 0 && x.writes[bid.obj] == 0 {
+		delete(x.bad, bid.obj)
+	}
 	c.index.mu.Unlock()
 	if err != nil {
 		c.freeBlock(bid, length)

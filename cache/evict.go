@@ -45,6 +45,10 @@ type diskIndex struct {
 	// one unlinks the file and forgets the object's other blocks with it,
 	// and a map keeps reading the unlinked file whole.
 	handed map[string]int64 // mu; by objectID
+	// unhanding are handed objects whose unlink waits for block writes
+	// under way: their blocks are not entered, and freeing the refused
+	// block unlinks the file once the last write is over.
+	unhanding map[string]bool // mu; by objectID
 }
 
 func (x *diskIndex) init(maxBytes int64) {
@@ -56,6 +60,7 @@ func (x *diskIndex) init(maxBytes int64) {
 	x.pins = make(map[string]int)
 	x.bad = make(map[string]bool)
 	x.handed = make(map[string]int64)
+	x.unhanding = make(map[string]bool)
 }
 
 // has reports whether bid is on disk.
@@ -79,7 +84,7 @@ func (x *diskIndex) insertLocked(bid blockID, size int64, touched time.Time) (re
 // not entered but returned, to be freed the same way. A pinned object's
 // new block stays out of the LRU until the object is unpinned.
 func (x *diskIndex) insertEntryLocked(e *entry) (replaced *entry) {
-	if x.bad[e.id.obj] {
+	if x.bad[e.id.obj] || x.unhanding[e.id.obj] && e.pack == nil {
 		return e
 	}
 	if old := x.blocks[e.id]; old != nil {
@@ -204,8 +209,10 @@ func (c *Cache) freeBlock(bid blockID, size int64) {
 			// be entered with nothing behind it: the file stays, and
 			// the next free of the object unlinks it.
 			keep = true
+			x.unhanding[bid.obj] = true
 		} else {
 			delete(x.handed, bid.obj)
+			delete(x.unhanding, bid.obj)
 			for idx := range blocks {
 				if e := x.blocks[blockID{obj: bid.obj, idx: idx}]; e != nil && e.pack == nil {
 					x.removeLocked(e)
@@ -215,9 +222,6 @@ func (c *Cache) freeBlock(bid blockID, size int64) {
 		}
 	}
 	x.mu.Unlock()
-	if unhand {
-		c.removeHandMarker(bid.obj)
-	}
 	if c.beforeFree != nil && !keep {
 		c.beforeFree()
 	}
@@ -227,5 +231,11 @@ func (c *Cache) freeBlock(bid blockID, size int64) {
 		c.removeObjectFile(bid.obj)
 	default:
 		c.punchBlock(bid, size)
+	}
+	if unhand {
+		// After the unlink: a crash between the two leaves a marker
+		// without a file, which the next Open drops, never a handed
+		// file without its marker.
+		c.removeHandMarker(bid.obj)
 	}
 }
