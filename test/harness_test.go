@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -335,4 +337,18 @@ func countFiles(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// noGC keeps the Go collector from stopping this process's world until
+// the test ends. A test that touches a map of a file on the mount faults
+// in the kernel until the mount answers, and the mount waits for a storage
+// of the local cluster, which runs in this process: a stop-the-world
+// waits for the faulting thread, which cannot stop in a fault, so nothing
+// answers (it hung TestMmapLargeFile once). The collection finished here
+// completes any cycle under way before the maps are touched.
+func noGC(t *testing.T) {
+	t.Helper()
+	old := debug.SetGCPercent(-1)
+	runtime.GC()
+	t.Cleanup(func() { debug.SetGCPercent(old) })
 }

@@ -142,6 +142,7 @@ func TestMmapLargeFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.remount() // cold: nothing cached, no pages in the kernel
+	noGC(t)
 	check := func(what string, flags int) {
 		t.Helper()
 		f, err := os.Open(path)

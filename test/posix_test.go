@@ -26,6 +26,7 @@ func TestPOSIX(t *testing.T) {
 	g := m.path("group1")
 
 	t.Run("shared writable mmap", func(t *testing.T) {
+		noGC(t)
 		p := filepath.Join(g, "mapped.bin")
 		data := pattern(3<<20, 11)
 		if err := os.WriteFile(p, data, 0o644); err != nil {
@@ -335,6 +336,7 @@ func TestDirectIO(t *testing.T) {
 			t.Fatalf("pread at %d differs", off)
 		}
 	}
+	noGC(t)
 	mem, err := syscall.Mmap(int(f.Fd()), 0, len(data), syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
 		t.Fatalf("shared read-only map: %v", err)
