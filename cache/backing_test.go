@@ -505,39 +505,6 @@ func TestHandedFileKeptWhileABlockIsStored(t *testing.T) {
 	}
 }
 
-// A map of a handed file may outlive the process (the kernel maps the
-// cache's file itself): after a clean restart, the cache still never
-// punches that file.
-func TestHandedFileNotPunchedAfterReopen(t *testing.T) {
-	dir := t.TempDir()
-	opts := Options{MaxBytes: 4 * testBlock, MemBytes: -1, ReadaheadBlocks: -1}
-	c := openTest(t, dir, opts)
-	const size = 3 * testBlock
-	f := newFakeFetcher(t, size)
-	obj := f.object("mapped")
-	mustRead(t, c, obj, 0, size)
-	settle(t, c)
-	b, ok, err := c.OpenBacking(obj)
-	if !ok || err != nil {
-		t.Fatal(ok, err)
-	}
-	mapped, err := os.Open(c.objectPath(objectID(obj.Key)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mapped.Close()
-	b.Close()
-	c.Close()
-	c2 := openTest(t, dir, opts)
-	other := newFakeFetcher(t, 2*testBlock)
-	mustRead(t, c2, other.object("other"), 0, 2*testBlock)
-	settle(t, c2)
-	got := make([]byte, size)
-	if _, err := mapped.ReadAt(got, 0); err != nil || !bytes.Equal(got, content(0, size)) {
-		t.Fatalf("the surviving map's file was punched after a reopen (%v)", err)
-	}
-}
-
 // A block written into a pinned file just before Discard unlinks it, and
 // entered after the last Close: the object stays out of the cache while
 // that write is under way, so the block is not entered over nothing.
@@ -570,38 +537,6 @@ func TestDiscardedObjectStaysOutWhileABlockIsStored(t *testing.T) {
 	}
 	if !bytes.Equal(got, content(testBlock, testBlock)) {
 		t.Fatalf("block 1 read wrong bytes (zeros: %v)", bytes.Equal(got, make([]byte, testBlock)))
-	}
-}
-
-// Opening the cache evicts what no longer fits (a smaller --cache-size):
-// the objects handed to the kernel before a restart are known by then, so
-// their files are unlinked whole, never punched under a surviving map.
-func TestReopenWithSmallerCacheKeepsHandedFileWhole(t *testing.T) {
-	dir := t.TempDir()
-	opts := Options{MaxBytes: 4 * testBlock, MemBytes: -1, ReadaheadBlocks: -1}
-	c := openTest(t, dir, opts)
-	const size = 3 * testBlock
-	f := newFakeFetcher(t, size)
-	obj := f.object("mapped")
-	mustRead(t, c, obj, 0, size)
-	settle(t, c)
-	b, ok, err := c.OpenBacking(obj)
-	if !ok || err != nil {
-		t.Fatal(ok, err)
-	}
-	mapped, err := os.Open(c.objectPath(objectID(obj.Key)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mapped.Close()
-	b.Close()
-	c.Close()
-	opts.MaxBytes = 2 * testBlock // smaller cache at restart
-	openTest(t, dir, opts)
-	got := make([]byte, size)
-	if _, err := mapped.ReadAt(got, 0); err != nil || !bytes.Equal(got, content(0, size)) {
-		t.Fatalf("rebuild punched a handed file under a surviving map (%v); zeros in block 2: %v", err,
-			bytes.Equal(got[2*testBlock:], make([]byte, testBlock)))
 	}
 }
 
@@ -659,5 +594,53 @@ func TestDeferredHandedUnlinkFreesDisk(t *testing.T) {
 	}
 	if total != accounted {
 		t.Fatalf("disk holds %d bytes of blocks, index accounts %d", total, accounted)
+	}
+}
+
+// A map of a handed file may outlive the process (the kernel maps the
+// cache's file itself): after a clean restart the cache still never
+// punches that file, neither when later reads evict it nor when opening
+// evicts what no longer fits a smaller size.
+func TestHandedFileWholeAfterReopen(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		maxAfter int64
+		reads    int64 // blocks of another object read after the reopen
+	}{
+		{"same size, then reads", 4 * testBlock, 2},
+		{"smaller size", 2 * testBlock, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			opts := Options{MaxBytes: 4 * testBlock, MemBytes: -1, ReadaheadBlocks: -1}
+			c := openTest(t, dir, opts)
+			const size = 3 * testBlock
+			f := newFakeFetcher(t, size)
+			obj := f.object("mapped")
+			mustRead(t, c, obj, 0, size)
+			settle(t, c)
+			b, ok, err := c.OpenBacking(obj)
+			if !ok || err != nil {
+				t.Fatalf("OpenBacking: %v, %v", ok, err)
+			}
+			mapped, err := os.Open(c.objectPath(objectID(obj.Key)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mapped.Close()
+			b.Close()
+			c.Close()
+			opts.MaxBytes = tc.maxAfter
+			c2 := openTest(t, dir, opts)
+			if tc.reads > 0 {
+				other := newFakeFetcher(t, tc.reads*testBlock)
+				mustRead(t, c2, other.object("other"), 0, tc.reads*testBlock)
+				settle(t, c2)
+			}
+			got := make([]byte, size)
+			if _, err := mapped.ReadAt(got, 0); err != nil || !bytes.Equal(got, content(0, size)) {
+				t.Fatalf("the surviving map's file was punched after a reopen (%v)", err)
+			}
+		})
 	}
 }
