@@ -460,6 +460,47 @@ func TestDiscardedObjectCachedAgainOnlyAfterClose(t *testing.T) {
 	}
 }
 
+// writeUnentered is storeBlock's first half for bid, whose write the
+// caller counted: the block written into its object's file, under the
+// file lock, not yet entered.
+func writeUnentered(t *testing.T, c *Cache, bid blockID) {
+	t.Helper()
+	lock := c.fileLock(bid.obj)
+	lock.Lock()
+	defer lock.Unlock()
+	if err := c.writeBlock(bid, content(bid.idx*testBlock, testBlock)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// enterWritten is storeBlock's second half: the write over, the block
+// entered, and a refused entry freed.
+func enterWritten(c *Cache, bid blockID) {
+	c.index.mu.Lock()
+	c.index.endWriteLocked(bid)
+	refused := c.index.insertLocked(bid, testBlock, time.Now())
+	c.index.mu.Unlock()
+	if refused != nil {
+		c.freeEntry(refused)
+	}
+}
+
+// checkAfterRefetch has block 2 of obj fetched again (into a new file,
+// where its old one was unlinked) and checks that block 1 reads right,
+// not as zeros from a hole.
+func checkAfterRefetch(t *testing.T, c *Cache, obj Object) {
+	t.Helper()
+	mustRead(t, c, obj, 2*testBlock, testBlock)
+	settle(t, c)
+	got := make([]byte, testBlock)
+	if _, err := c.ReadAt(t.Context(), obj, got, testBlock); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, content(testBlock, testBlock)) {
+		t.Fatalf("block 1 read wrong bytes (zeros: %v)", bytes.Equal(got, make([]byte, testBlock)))
+	}
+}
+
 // A handed object whose block 1 is being stored (written into the file,
 // not yet entered) when the eviction of its block 0 would unlink the
 // whole file: the file stays, or block 1 would be entered over nothing
@@ -479,30 +520,12 @@ func TestHandedFileKeptWhileABlockIsStored(t *testing.T) {
 	x.removeLocked(e1)
 	x.startWriteLocked(b1)
 	x.mu.Unlock()
-	// storeBlock, first half: the write, under the file lock.
-	lock := c.fileLock(id)
-	lock.Lock()
-	if err := c.writeBlock(b1, content(testBlock, testBlock)); err != nil {
-		t.Fatal(err)
-	}
-	lock.Unlock()
+	writeUnentered(t, c, b1)
 	// The batch frees block 0: handed, so the whole file goes.
 	c.freeBlock(b0, testBlock)
-	// storeBlock, second half: the entry.
-	x.mu.Lock()
-	x.endWriteLocked(b1)
-	x.insertLocked(b1, testBlock, time.Now())
-	x.mu.Unlock()
-	c.freeBlock(b1, testBlock)                  // the batch's second victim
-	mustRead(t, c, obj, 2*testBlock, testBlock) // a new file, block 2 only
-	settle(t, c)
-	got := make([]byte, testBlock)
-	if _, err := c.ReadAt(t.Context(), obj, got, testBlock); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, content(testBlock, testBlock)) {
-		t.Fatalf("block 1 read wrong bytes (zeros: %v)", bytes.Equal(got, make([]byte, testBlock)))
-	}
+	enterWritten(c, b1)
+	c.freeBlock(b1, testBlock) // the batch's second victim
+	checkAfterRefetch(t, c, obj)
 }
 
 // A block written into a pinned file just before Discard unlinks it, and
@@ -517,27 +540,11 @@ func TestDiscardedObjectStaysOutWhileABlockIsStored(t *testing.T) {
 	x.removeLocked(x.blocks[b1]) // dropped by readCached, say; pinned, so kept on disk
 	x.startWriteLocked(b1)
 	x.mu.Unlock()
-	lock := c.fileLock(id)
-	lock.Lock()
-	if err := c.writeBlock(b1, content(testBlock, testBlock)); err != nil {
-		t.Fatal(err)
-	}
-	lock.Unlock()
+	writeUnentered(t, c, b1)
 	b.Discard()
 	b.Close()
-	x.mu.Lock()
-	x.endWriteLocked(b1)
-	x.insertLocked(b1, testBlock, time.Now())
-	x.mu.Unlock()
-	mustRead(t, c, obj, 2*testBlock, testBlock)
-	settle(t, c)
-	got := make([]byte, testBlock)
-	if _, err := c.ReadAt(t.Context(), obj, got, testBlock); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, content(testBlock, testBlock)) {
-		t.Fatalf("block 1 read wrong bytes (zeros: %v)", bytes.Equal(got, make([]byte, testBlock)))
-	}
+	enterWritten(c, b1)
+	checkAfterRefetch(t, c, obj)
 }
 
 // A discarded object whose last Close came while a block write was under
