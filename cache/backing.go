@@ -320,13 +320,9 @@ func (c *Cache) Complete(ctx context.Context, obj Object) error {
 	if err := obj.validate(); err != nil {
 		return err
 	}
-	c.flights.mu.Lock()
-	if c.closed.Load() {
-		c.flights.mu.Unlock()
+	if !c.track() {
 		return ErrClosed
 	}
-	c.wg.Add(1)
-	c.flights.mu.Unlock()
 	defer c.wg.Done()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -279,16 +279,25 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// startPrefetch runs a readahead of block idx in the background, tracked by
-// wg (if not nil). It returns false once the Cache is closed.
-func (c *Cache) startPrefetch(ctx context.Context, wg *sync.WaitGroup, obj Object, idx int64) bool {
+// track counts a background job in c.wg, which Close waits for, unless
+// the Cache is closed (then it reports false). flightGroup.mu orders it
+// with Close's setting of closed.
+func (c *Cache) track() bool {
 	c.flights.mu.Lock()
+	defer c.flights.mu.Unlock()
 	if c.closed.Load() {
-		c.flights.mu.Unlock()
 		return false
 	}
 	c.wg.Add(1)
-	c.flights.mu.Unlock()
+	return true
+}
+
+// startPrefetch runs a readahead of block idx in the background, tracked by
+// wg (if not nil). It returns false once the Cache is closed.
+func (c *Cache) startPrefetch(ctx context.Context, wg *sync.WaitGroup, obj Object, idx int64) bool {
+	if !c.track() {
+		return false
+	}
 	if wg != nil {
 		wg.Add(1)
 	}
