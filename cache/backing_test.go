@@ -460,6 +460,18 @@ func TestDiscardedObjectCachedAgainOnlyAfterClose(t *testing.T) {
 	}
 }
 
+// dropAndQueue takes the drop blocks out of the index (evicted, or found
+// unreadable) and counts a block write of queued, as queueStore does.
+func dropAndQueue(c *Cache, queued blockID, drop ...blockID) {
+	x := &c.index
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, bid := range drop {
+		x.removeLocked(x.blocks[bid])
+	}
+	x.startWriteLocked(queued)
+}
+
 // writeUnentered is storeBlock's first half for bid, whose write the
 // caller counted: the block written into its object's file, under the
 // file lock, not yet entered.
@@ -510,16 +522,10 @@ func TestHandedFileKeptWhileABlockIsStored(t *testing.T) {
 	c, _, obj, b := completeBacking(t)
 	b.Close() // handed stays: a map may outlive it
 	id := objectID(obj.Key)
-	x := &c.index
 	b0, b1 := blockID{obj: id, idx: 0}, blockID{obj: id, idx: 1}
 	// One eviction batch took blocks 0 and 1 (evictLocked); a reader
 	// missed block 1 and its fetch queued a store (queueStore).
-	x.mu.Lock()
-	e0, e1 := x.blocks[b0], x.blocks[b1]
-	x.removeLocked(e0)
-	x.removeLocked(e1)
-	x.startWriteLocked(b1)
-	x.mu.Unlock()
+	dropAndQueue(c, b1, b0, b1)
 	writeUnentered(t, c, b1)
 	// The batch frees block 0: handed, so the whole file goes.
 	c.freeBlock(b0, testBlock)
@@ -534,12 +540,8 @@ func TestHandedFileKeptWhileABlockIsStored(t *testing.T) {
 func TestDiscardedObjectStaysOutWhileABlockIsStored(t *testing.T) {
 	c, _, obj, b := completeBacking(t)
 	id := objectID(obj.Key)
-	x := &c.index
 	b1 := blockID{obj: id, idx: 1}
-	x.mu.Lock()
-	x.removeLocked(x.blocks[b1]) // dropped by readCached, say; pinned, so kept on disk
-	x.startWriteLocked(b1)
-	x.mu.Unlock()
+	dropAndQueue(c, b1, b1) // dropped by readCached, say; pinned, so kept on disk
 	writeUnentered(t, c, b1)
 	b.Discard()
 	b.Close()
@@ -555,10 +557,7 @@ func TestDiscardedObjectBackAfterItsLastWrite(t *testing.T) {
 	id := objectID(obj.Key)
 	x := &c.index
 	b1 := blockID{obj: id, idx: 1}
-	x.mu.Lock()
-	x.removeLocked(x.blocks[b1])
-	x.startWriteLocked(b1) // queueStore
-	x.mu.Unlock()
+	dropAndQueue(c, b1, b1)
 	c.beforeStore = func() { b.Discard(); b.Close() }
 	c.storeBlock(b1, content(testBlock, testBlock))
 	c.beforeStore = nil
@@ -583,11 +582,7 @@ func TestDeferredHandedUnlinkFreesDisk(t *testing.T) {
 	id := objectID(obj.Key)
 	x := &c.index
 	b0, b1 := blockID{obj: id, idx: 0}, blockID{obj: id, idx: 1}
-	x.mu.Lock()
-	x.removeLocked(x.blocks[b0])
-	x.removeLocked(x.blocks[b1])
-	x.startWriteLocked(b1) // queueStore
-	x.mu.Unlock()
+	dropAndQueue(c, b1, b0, b1)
 	c.beforeStore = func() { c.freeBlock(b0, testBlock) }
 	c.storeBlock(b1, content(testBlock, testBlock))
 	c.beforeStore = nil
